@@ -1,0 +1,61 @@
+"""User-facing errors.
+
+Every problem names where it is (file, row, column), the value found, what was expected
+and how to fix it. Validation collects *all* problems before raising, so a user fixes a
+table in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class BrainAgeError(Exception):
+    """An error caused by the user's input or environment, shown without a traceback."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in user input.
+
+    Attributes:
+        where: File (or directory) the problem is in.
+        expected: What a valid value looks like.
+        fix: How to fix it.
+        value: The offending value, if there is one.
+        row: 1-based data row number in a table (header excluded), if any.
+        column: Column name in a table, if any.
+    """
+
+    where: str
+    expected: str
+    fix: str
+    value: object = None
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        loc = str(self.where)
+        if self.row is not None:
+            loc += f", row {self.row}"
+        if self.column is not None:
+            loc += f", column '{self.column}'"
+        got = "" if self.value is None else f"got {self.value!r}; "
+        return f"{loc}: {got}expected {self.expected}. Fix: {self.fix}"
+
+
+class ValidationError(BrainAgeError):
+    """Several problems found at once in user input."""
+
+    def __init__(self, problems: Iterable[Problem], what: str = "input") -> None:
+        self.problems = list(problems)
+        lines = [f"{len(self.problems)} problem(s) in {what}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def require(condition: bool, problem: Problem) -> None:
+    """Raise a one-problem ValidationError unless `condition` holds."""
+    if not condition:
+        raise ValidationError([problem])
