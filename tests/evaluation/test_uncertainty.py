@@ -1,0 +1,75 @@
+"""Split-conformal intervals: coverage guarantee, normalisation, contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from brainage.errors import BrainAgeError
+from brainage.evaluation.uncertainty import ConformalInterval, coverage
+
+
+def _data(n, rng, hetero=False):
+    age = rng.uniform(20, 80, n)
+    sd = rng.uniform(1, 8, n) if hetero else np.full(n, 4.0)
+    pred = age + rng.normal(0, sd)
+    return age, pred, sd
+
+
+def test_absolute_intervals_reach_nominal_coverage_on_new_subjects():
+    rng = np.random.default_rng(0)
+    cal = ConformalInterval(alpha=0.1).fit(*_data(2000, rng)[:2])
+    age, pred, _ = _data(4000, rng)
+    low, high = cal.predict_interval(pred)
+    cov = coverage(age, low, high)
+    assert 0.875 <= cov["coverage"] <= 0.925
+    # Gaussian errors with SD 4: the 90 % half-width is 1.645 * 4.
+    assert cov["mean_width"] == pytest.approx(2 * 1.645 * 4, rel=0.1)
+
+
+def test_normalized_intervals_adapt_to_spread_and_keep_coverage():
+    rng = np.random.default_rng(1)
+    age, pred, sd = _data(800, rng, hetero=True)
+    cal = ConformalInterval(alpha=0.1, method="normalized", eps=0.0).fit(age, pred, spread=sd)
+    age2, pred2, sd2 = _data(4000, rng, hetero=True)
+    low, high = cal.predict_interval(pred2, spread=sd2)
+    assert 0.87 <= coverage(age2, low, high)["coverage"] <= 0.93
+    width = high - low
+    assert width[sd2 > 6].mean() > 3 * width[sd2 < 2].mean()
+    # Per-stratum coverage is closer to nominal than with constant-width intervals.
+    lo_a, hi_a = ConformalInterval(alpha=0.1).fit(age, pred).predict_interval(pred2)
+    wide = sd2 > 6
+    assert coverage(age2[wide], low[wide], high[wide])["coverage"] > coverage(
+        age2[wide], lo_a[wide], hi_a[wide])["coverage"]
+
+
+def test_quantile_is_the_conformal_order_statistic():
+    age = np.zeros(19)
+    pred = np.arange(1, 20, dtype=float)  # scores 1..19
+    cal = ConformalInterval(alpha=0.1, min_subjects=5).fit(age, pred)
+    assert cal.quantile_ == 18.0  # ceil(20 * 0.9) = 18th smallest
+    assert np.isinf(ConformalInterval(alpha=0.01, min_subjects=5).fit(age, pred).quantile_)
+
+
+def test_missing_ages_are_ignored_and_round_trip():
+    rng = np.random.default_rng(2)
+    age, pred, _ = _data(60, rng)
+    age[:5] = np.nan
+    cal = ConformalInterval().fit(age, pred)
+    assert cal.n_calibration_ == 55
+    back = ConformalInterval.from_dict(cal.to_dict())
+    np.testing.assert_array_equal(back.predict_interval(pred)[0], cal.predict_interval(pred)[0])
+
+
+def test_contract_and_errors():
+    assert clone(ConformalInterval(alpha=0.2)).get_params()["alpha"] == 0.2
+    with pytest.raises(NotFittedError, match="not calibrated"):
+        ConformalInterval().predict_interval([1.0])
+    with pytest.raises(BrainAgeError, match="at least 20"):
+        ConformalInterval().fit(np.arange(5.0), np.arange(5.0))
+    with pytest.raises(BrainAgeError, match="spread"):
+        ConformalInterval(method="normalized").fit(np.arange(30.0), np.arange(30.0))
+    with pytest.raises(BrainAgeError, match="alpha"):
+        ConformalInterval(alpha=1.5).fit(np.arange(30.0), np.arange(30.0))
