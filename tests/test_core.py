@@ -117,3 +117,9 @@ def test_with_age_and_bids_label():
 def test_write_tsv_is_atomic(tmp_path):
     write_tsv(tmp_path / "x.tsv", pd.DataFrame({"a": [1, None]}))
     assert (tmp_path / "x.tsv").read_text().splitlines() == ["a", "1.0", "n/a"]
+
+
+def test_validation_error_caps_printed_problems_but_keeps_all():
+    err = ValidationError([Problem("f", "x", "y", row=i) for i in range(1, 201)])
+    assert len(err.problems) == 200
+    assert "... and 150 more" in str(err) and str(err).count("\n  - ") == 50

@@ -48,10 +48,15 @@ class Problem:
 class ValidationError(BrainAgeError):
     """Several problems found at once in user input."""
 
+    #: At most this many problems are printed; all are kept in ``problems``.
+    max_shown = 50
+
     def __init__(self, problems: Iterable[Problem], what: str = "input") -> None:
         self.problems = list(problems)
         lines = [f"{len(self.problems)} problem(s) in {what}:"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p}" for p in self.problems[: self.max_shown]]
+        if len(self.problems) > self.max_shown:
+            lines.append(f"  ... and {len(self.problems) - self.max_shown} more of the same kinds")
         super().__init__("\n".join(lines))
 
 

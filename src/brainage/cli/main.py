@@ -40,9 +40,9 @@ def main(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from brainage.cli import cohort, simulate
+    from brainage.cli import cohort, split
 
-    for module in (simulate, cohort):
+    for module in (cohort, split):
         module.register(app)
 
 

@@ -1,0 +1,157 @@
+"""The BIDS reader through load_cohort / read_cohort."""
+
+from __future__ import annotations
+
+import pytest
+
+from brainage.data.bids import parse_entities
+from brainage.data.sources import load_cohort, read_cohort
+from brainage.errors import ValidationError
+
+
+def _problems(source, **kwargs):
+    with pytest.raises(ValidationError) as info:
+        load_cohort(source, **kwargs)
+    return info.value.problems
+
+
+def test_reads_labels_and_keeps_extra_columns(bids_root):
+    cohort = load_cohort(bids_root)
+    t = cohort.table
+    assert list(t["participant_id"]) == ["sub-01", "sub-02", "sub-03"]
+    assert list(t["sex"].fillna("-")) == ["F", "M", "-"]
+    assert t["age"].iloc[0] == 30.5 and t["age"].iloc[1] == 42.0 and t["age"].isna().iloc[2]
+    assert list(t["site"]) == ["A", "B", "A"] and list(t["diagnosis"])[1] == "patient"
+    assert t["path"].iloc[1] == str(bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz")
+    s = cohort.summary()
+    assert (s["with_age"], s["missing_age"], s["per_site"]) == (2, 1, {"A": 2, "B": 1})
+
+
+def test_entities():
+    assert parse_entities("sub-01_ses-2_acq-mp2rage_run-3_T1w.nii.gz") == {
+        "sub": "01", "ses": "2", "acq": "mp2rage", "run": "3"}
+
+
+def test_subject_folder_missing_from_participants_is_listed(bids_root, nifti):
+    nifti(bids_root / "sub-04" / "anat" / "sub-04_T1w.nii")
+    t = load_cohort(bids_root).table
+    assert list(t["participant_id"]) == ["sub-01", "sub-02", "sub-03", "sub-04"]
+    assert t["age"].isna().iloc[3] and t["site"].isna().iloc[3]
+
+
+def test_participant_without_image_is_a_note_not_an_error(bids_root, tsv):
+    with (bids_root / "participants.tsv").open("a") as f:
+        f.write("sub-09\t50\tM\tB\tcontrol\n")
+    report = read_cohort(bids_root)
+    assert len(report.cohort) == 3
+    assert any("without a T1w image" in n and "sub-09" in n for n in report.notes)
+
+
+def test_runs_and_acq_make_distinct_rows(bids_root, nifti):
+    anat = bids_root / "sub-01" / "anat"
+    (anat / "sub-01_T1w.nii.gz").unlink()
+    for name in ("sub-01_run-1_T1w.nii.gz", "sub-01_run-2_T1w.nii.gz",
+                 "sub-01_acq-fast_run-1_T1w.nii.gz"):
+        nifti(anat / name)
+    t = load_cohort(bids_root).table
+    sub1 = t[t["participant_id"] == "sub-01"]
+    assert sorted(zip(sub1["run"], sub1["acq"].fillna("-"), strict=True)) == [
+        (1, "-"), (1, "fast"), (2, "-")]
+    assert (sub1["age"] == 30.5).all()
+
+
+def test_sessions_tsv_overrides_age_per_session(bids_root, nifti, tsv):
+    for ses in ("ses-1", "ses-2"):
+        nifti(bids_root / "sub-02" / ses / "anat" / f"sub-02_{ses}_T1w.nii.gz")
+    (bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz").unlink()
+    tsv(bids_root / "sub-02" / "sub-02_sessions.tsv",
+        [["session_id", "age", "scanner"], ["ses-1", "42", "X"], ["2", "44.5", "Y"]])
+    report = read_cohort(bids_root)
+    sub2 = report.cohort.table.query("participant_id == 'sub-02'")
+    assert list(sub2["session"]) == ["ses-1", "ses-2"]
+    assert list(sub2["age"]) == [42.0, 44.5] and list(sub2["scanner"]) == ["X", "Y"]
+    assert report.cohort.summary()["sessions"] == 4
+    assert not any("sessions.tsv" in n for n in report.notes)
+
+
+def test_longitudinal_without_sessions_tsv_is_noted(bids_root, nifti):
+    for ses in ("ses-1", "ses-2"):
+        nifti(bids_root / "sub-03" / ses / "anat" / f"sub-03_{ses}_T1w.nii.gz")
+    report = read_cohort(bids_root)
+    assert any("sub-03" in n and "sessions.tsv" in n for n in report.notes)
+
+
+def test_bad_session_age_names_the_sessions_file(bids_root, nifti, tsv):
+    nifti(bids_root / "sub-01" / "ses-a" / "anat" / "sub-01_ses-a_T1w.nii.gz")
+    sessions = tsv(bids_root / "sub-01" / "sub-01_sessions.tsv", [["session_id", "age"],
+                                                                  ["ses-a", "old"]])
+    (problem,) = _problems(bids_root)
+    assert (problem.where, problem.row, problem.value) == (str(sessions), 1, "old")
+
+
+@pytest.mark.parametrize("labels", [["01", "sub-03"], ["01,03"], ["sub-01 03"]])
+def test_participant_labels_with_or_without_prefix(bids_root, labels):
+    cohort = load_cohort(bids_root, participant_labels=labels)
+    assert list(cohort.table["participant_id"]) == ["sub-01", "sub-03"]
+
+
+def test_unknown_participant_label(bids_root):
+    (problem,) = _problems(bids_root, participant_labels=["07"])
+    assert problem.value == "07" and "01, 02, 03" in problem.expected
+
+
+def test_every_problem_is_reported_at_once(bids_root, nifti, tsv):
+    tsv(bids_root / "participants.tsv", [
+        ["participant_id", "age", "sex"],
+        ["sub-01", "abc", "F"], ["sub-02", "-3", "X"], ["sub-03", "150", "1"], ["sub-01", "9", "F"],
+    ])
+    nifti(bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", shape=(6, 7, 5, 2))
+    (bids_root / "sub-03" / "anat" / "sub-03_T1w.nii.gz").write_text("oops")
+    nifti(bids_root / "sub-01" / "anat" / "sub-01_T1w.nii")  # same entities as the .nii.gz
+    problems = _problems(bids_root)
+    where = str(bids_root / "participants.tsv")
+    table = {(p.row, p.column): p.value for p in problems if p.where == where}
+    assert table == {(1, "age"): "abc", (2, "age"): "-3", (3, "age"): "150",
+                     (2, "sex"): "X", (3, "sex"): "1", (4, "participant_id"): "sub-01"}
+    images = [p for p in problems if p.where != where]
+    assert any("single volume" in p.expected for p in images)
+    assert any("readable NIfTI" in p.expected for p in images)
+    assert any("listed once" in p.expected for p in images)
+    assert len(problems) == 9
+
+
+def test_numeric_sex_with_declared_convention(bids_root, tsv):
+    tsv(bids_root / "participants.tsv", [["participant_id", "age", "sex"],
+                                         ["sub-01", "30", "0"], ["sub-02", "40", "1"],
+                                         ["sub-03", "50", "1"]])
+    assert len(_problems(bids_root)) == 3
+    cohort = load_cohort(bids_root, sex_codes="0=female")
+    assert list(cohort.table["sex"]) == ["F", "M", "M"]
+
+
+def test_file_name_must_match_its_folder(bids_root, nifti):
+    nifti(bids_root / "sub-01" / "anat" / "sub-02_acq-x_T1w.nii.gz")
+    (problem,) = _problems(bids_root)
+    assert "sub-02_acq-x" in problem.where and "folder" in problem.expected
+
+
+def test_missing_site_when_asked_for(bids_root, tsv):
+    tsv(bids_root / "participants.tsv", [["participant_id", "age", "site"],
+                                         ["sub-01", "30", "A"], ["sub-02", "40", "n/a"]])
+    problems = _problems(bids_root, require_site=True)
+    assert {(p.row, p.value) for p in problems} == {(2, None), (None, "sub-03")}
+    assert all(p.column == "site" for p in problems)
+    assert len(load_cohort(bids_root)) == 3  # without the option these are fine
+
+
+def test_no_participants_tsv(bids_root):
+    (bids_root / "participants.tsv").unlink()
+    report = read_cohort(bids_root)
+    assert report.cohort.table["age"].isna().all()
+    assert any("no participants.tsv" in n for n in report.notes)
+
+
+def test_no_t1w_images_at_all(tmp_path):
+    (tmp_path / "sub-01" / "anat").mkdir(parents=True)
+    (problem,) = _problems(tmp_path)
+    assert "at least one scan" in problem.expected
