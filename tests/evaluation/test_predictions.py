@@ -1,0 +1,76 @@
+"""The predictions table reader: types, defaults, and every problem reported at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainage.errors import ValidationError
+from brainage.evaluation.predictions import read_predictions, write_predictions
+
+HEADER = "participant_id\tsession\tage\tpredicted_age\tgap\tsex\tsite\tgroup\tset\n"
+
+
+def _write(tmp_path, text: str, name: str = "predictions.tsv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_valid_table_is_typed(tmp_path):
+    p = _write(tmp_path, HEADER
+               + "sub-01\tn/a\t40\t42.5\t2.5\tfemale\tA\tcontrol\tinternal\n"
+               + "sub-02\tses-1\tn/a\t50\tn/a\tM\tn/a\tpatient\texternal\n")
+    df = read_predictions(p)
+    assert df["age"].dtype == float and df["predicted_age"].dtype == float
+    assert df["sex"].tolist() == ["F", "M"]
+    assert pd.isna(df.loc[0, "session"]) and df.loc[1, "session"] == "ses-1"
+    assert np.isnan(df.loc[1, "age"]) and np.isnan(df.loc[1, "gap"])
+    assert pd.isna(df.loc[1, "site"])
+
+
+def test_gap_and_session_added_when_absent(tmp_path):
+    p = _write(tmp_path, "participant_id,age,predicted_age\nsub-01,30,33.5\nsub-02,40,38\n",
+               "p.csv")
+    df = read_predictions(p)
+    assert df["gap"].tolist() == [3.5, -2.0]
+    assert "session" in df.columns and df["session"].isna().all()
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    p = _write(tmp_path, HEADER
+               + "sub-01\tn/a\t40\tforty\tn/a\tF\tA\tcontrol\tinternal\n"   # bad prediction
+               + "sub-02\tn/a\t30\t35\t1\tX\tA\tcontrol\tinternal\n"       # bad gap, bad sex
+               + "sub-02\tn/a\t31\t35\tn/a\tM\tA\tcontrol\tinternal\n"     # duplicate key
+               + "\tn/a\t31\tn/a\tn/a\tM\tA\tcontrol\tinternal\n")         # no id, no prediction
+    with pytest.raises(ValidationError) as info:
+        read_predictions(p)
+    found = {(q.row, q.column) for q in info.value.problems}
+    assert found == {(1, "predicted_age"), (2, "gap"), (2, "sex"), (3, "participant_id"),
+                     (4, "participant_id"), (4, "predicted_age")}
+    text = str(info.value)
+    assert str(p) in text and "'forty'" in text and "row 2" in text and "Fix:" in text
+
+
+def test_missing_required_column_names_it(tmp_path):
+    p = _write(tmp_path, "participant_id\tpredicted_age\nsub-01\t40\n")
+    with pytest.raises(ValidationError) as info:
+        read_predictions(p)
+    assert [q.column for q in info.value.problems] == ["age"]
+
+
+def test_sessions_make_rows_distinct(tmp_path):
+    p = _write(tmp_path, HEADER
+               + "sub-01\tses-1\t40\t42\tn/a\tF\tA\tcontrol\tinternal\n"
+               + "sub-01\tses-2\t42\t45\tn/a\tF\tA\tcontrol\tinternal\n")
+    assert len(read_predictions(p)) == 2
+
+
+def test_write_then_read_round_trip(tmp_path):
+    df = pd.DataFrame({"participant_id": ["sub-01", "sub-02"], "age": [30.0, np.nan],
+                       "predicted_age": [31.123456, 40.0], "extra": ["a", "b"]})
+    write_predictions(tmp_path / "out.tsv", df)
+    back = read_predictions(tmp_path / "out.tsv")
+    assert back["predicted_age"].tolist() == [31.1235, 40.0]
+    assert np.isnan(back.loc[1, "age"]) and back["extra"].tolist() == ["a", "b"]
