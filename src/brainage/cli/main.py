@@ -40,9 +40,9 @@ def main(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from brainage.cli import cohort, evaluate, split
+    from brainage.cli import cohort, evaluate, simulate, split
 
-    for module in (cohort, split, evaluate):
+    for module in (simulate, cohort, split, evaluate):
         module.register(app)
 
 
