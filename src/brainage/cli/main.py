@@ -40,9 +40,9 @@ def main(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from brainage.cli import cohort, evaluate, simulate, split
+    from brainage.cli import cohort, evaluate, report, simulate, split
 
-    for module in (simulate, cohort, split, evaluate):
+    for module in (simulate, cohort, split, evaluate, report):
         module.register(app)
 
 
