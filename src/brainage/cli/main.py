@@ -40,9 +40,9 @@ def main(
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
-    from brainage.cli import cohort, evaluate, report, simulate, split
+    from brainage.cli import cohort, evaluate, models, report, simulate, split
 
-    for module in (simulate, cohort, split, evaluate, report):
+    for module in (simulate, cohort, split, models, evaluate, report):
         module.register(app)
 
 

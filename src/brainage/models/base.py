@@ -1,0 +1,105 @@
+"""The interface every brainage network implements (timm style).
+
+``forward_features(x) -> (B, F)``, ``forward_head(features, **cov) -> (B,)``,
+``forward(x, sex=None) -> (B,)`` predicted age, ``reset_head(num_outputs)``, ``num_features``.
+Cascades, contrastive pretraining and linear probes rely only on this interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from brainage.errors import BrainAgeError
+
+
+class BrainAgeModel(nn.Module):
+    """Base class: a 3D encoder (``forward_features``) plus a small head (``forward_head``).
+
+    Subclasses set ``num_features``, ``num_outputs``, ``min_input_shape`` and, when they
+    take covariates, ``covariates`` (names the forward pass requires, e.g. ``("sex",)``).
+    ``config`` (name + resolved kwargs) is filled in by :func:`create_model`.
+
+    Attributes:
+        num_features: Width F of the feature vector from ``forward_features``.
+        num_outputs: Outputs per subject; 1 gives ``(B,)`` predictions, K > 1 gives ``(B, K)``.
+        in_channels: Image channels expected.
+        min_input_shape: Smallest spatial ``(D, H, W)`` the network accepts.
+        covariates: Keyword inputs the forward pass requires besides the image.
+        config: ``{"name": ..., "kwargs": {...}}`` to rebuild this model.
+    """
+
+    num_features: int
+    num_outputs: int = 1
+    in_channels: int = 1
+    min_input_shape: tuple[int, int, int] = (1, 1, 1)
+    covariates: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {}
+
+    def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
+        """Image ``(B, C, D, H, W)`` -> features ``(B, F)``."""
+        raise NotImplementedError
+
+    def forward_head(self, features: Tensor, **cov: Tensor) -> Tensor:
+        """Features ``(B, F)`` (+ covariates) -> prediction ``(B,)`` (or ``(B, K)``)."""
+        raise NotImplementedError
+
+    def reset_head(self, num_outputs: int = 1) -> None:
+        """Replace the head by a freshly initialised one with ``num_outputs`` outputs."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, sex: Tensor | None = None) -> Tensor:
+        """Image ``(B, C, D, H, W)`` (+ sex codes ``(B,)``) -> predicted age ``(B,)``."""
+        cov = self.collect_covariates(sex=sex)
+        return self.forward_head(self.forward_features(x), **cov)
+
+    def collect_covariates(self, **given: Tensor | None) -> dict[str, Tensor]:
+        """Check the covariates passed against ``self.covariates`` and return the given ones.
+
+        Raises:
+            BrainAgeError: a required covariate is missing, or one the model does not use
+                was passed (silently ignoring sex would hide a configuration mistake).
+        """
+        passed = {k: v for k, v in given.items() if v is not None}
+        missing = [k for k in self.covariates if k not in passed]
+        extra = [k for k in passed if k not in self.covariates]
+        name = self.config.get("name", type(self).__name__)
+        if missing:
+            raise BrainAgeError(
+                f"model {name!r} needs {', '.join(missing)}. Fix: pass it, or build the model "
+                "without it (e.g. use_sex=False)."
+            )
+        if extra:
+            raise BrainAgeError(
+                f"model {name!r} does not use {', '.join(extra)}. Fix: do not pass it, or build "
+                "a model that takes it (e.g. use_sex=True)."
+            )
+        return passed
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error unless ``x`` is ``(B, in_channels, D, H, W)`` and big enough."""
+        if x.ndim != 5 or x.shape[1] != self.in_channels:
+            raise BrainAgeError(
+                f"input must have shape (B, {self.in_channels}, D, H, W), got {tuple(x.shape)}."
+                " Fix: add the batch and channel axes (x[None, None])."
+            )
+        small = any(s < m for s, m in zip(x.shape[2:], self.min_input_shape, strict=True))
+        if small:
+            raise BrainAgeError(
+                f"input of spatial size {tuple(x.shape[2:])} is too small for this model; it "
+                f"needs at least {self.min_input_shape}. Fix: use larger volumes or fewer blocks."
+            )
+
+    def squeeze_output(self, out: Tensor) -> Tensor:
+        """``(B, 1) -> (B,)`` when there is a single output; ``(B, K)`` is kept."""
+        return out.squeeze(1) if self.num_outputs == 1 else out
+
+
+def check_num_outputs(num_outputs: int) -> None:
+    """Raise unless ``num_outputs`` is a positive integer."""
+    if int(num_outputs) != num_outputs or num_outputs < 1:
+        raise BrainAgeError(f"num_outputs must be a positive integer, got {num_outputs!r}.")

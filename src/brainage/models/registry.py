@@ -1,0 +1,160 @@
+"""Model registry (timm style): ``@register_model`` on small builder functions.
+
+A builder is a function returning a :class:`~brainage.models.base.BrainAgeModel`; its first
+docstring line is the one-line description shown by ``brainage models``. The registry knows
+the model class, so unknown keyword arguments are rejected before anything is built, and the
+fully resolved keyword arguments (class defaults + variant presets + caller overrides) are
+stored on the model as ``model.config`` so a run folder can rebuild it.
+
+Example:
+    >>> from brainage.models import create_model, list_models
+    >>> model = create_model("sfcn", channels=(4, 8, 8, 4))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from brainage.errors import BrainAgeError
+
+if TYPE_CHECKING:
+    from brainage.models.base import BrainAgeModel
+
+Builder = Callable[..., "BrainAgeModel"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one model name.
+
+    Attributes:
+        name: Registered name.
+        description: One line, from the builder's docstring.
+        model_cls: Class the builder returns; its ``__init__`` defines the allowed kwargs.
+        builder: The registered builder function.
+        presets: Keyword arguments the variant fixes by default (callers may override).
+        tiny: Keyword arguments for a small CPU variant (tests, smoke runs).
+        paper: Citation of the architecture's source.
+    """
+
+    name: str
+    description: str
+    model_cls: type
+    builder: Builder
+    presets: dict[str, Any] = field(default_factory=dict)
+    tiny: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+
+    @property
+    def default_kwargs(self) -> dict[str, Any]:
+        """Every constructor argument with its default for this variant (JSON-ready)."""
+        sig = inspect.signature(self.model_cls.__init__)
+        defaults = {
+            k: p.default for k, p in sig.parameters.items()
+            if k != "self" and p.default is not inspect.Parameter.empty
+        }
+        return _jsonable({**defaults, **self.presets})
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    model_cls: type,
+    *,
+    presets: dict[str, Any] | None = None,
+    tiny: dict[str, Any] | None = None,
+    paper: str = "",
+) -> Callable[[Builder], Builder]:
+    """Register a builder function under its own name.
+
+    Args:
+        model_cls: The class the builder returns (its signature validates kwargs).
+        presets: Default kwargs fixed by this variant (e.g. ResNet-18's layer counts).
+        tiny: Kwargs of a small variant for CPU tests.
+        paper: Citation shown in ``model_info``.
+
+    Returns:
+        A decorator that records the builder and returns it unchanged.
+    """
+
+    def decorator(fn: Builder) -> Builder:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = ModelInfo(
+            name=name, description=doc[0] if doc else "", model_cls=model_cls, builder=fn,
+            presets=dict(presets or {}), tiny=dict(tiny or {}), paper=paper,
+        )
+        return fn
+
+    return decorator
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, sorted; ``pattern`` is a shell wildcard such as ``"*3d"``."""
+    names = sorted(_REGISTRY)
+    return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``.
+
+    Raises:
+        BrainAgeError: unknown name; the message lists valid names and the closest one.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise BrainAgeError(
+        f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}. "
+        "Fix: use one of these names (`brainage models` lists them)."
+    )
+
+
+def create_model(name: str, **kwargs: Any) -> BrainAgeModel:
+    """Build a registered model; ``model.config`` records its name and resolved kwargs.
+
+    Args:
+        name: Registered name (see :func:`list_models`).
+        **kwargs: Constructor overrides, e.g. ``width=4``.
+
+    Raises:
+        BrainAgeError: unknown name or unknown keyword argument.
+    """
+    info = model_info(name)
+    allowed = info.default_kwargs
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        hints = [
+            f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+                k, list(allowed), n=1)) else "")
+            for k in unknown
+        ]
+        raise BrainAgeError(
+            f"model {name!r} got unknown argument(s) {', '.join(hints)}. "
+            f"Fix: use only {', '.join(sorted(allowed))}."
+        )
+    resolved = {**allowed, **_jsonable(kwargs)}
+    model = info.builder(**resolved)
+    model.config = {"name": name, "kwargs": resolved}
+    return model
+
+
+def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:
+    """Round-trip through JSON so tuples become lists, exactly as a saved config reads back."""
+    try:
+        return json.loads(json.dumps(obj))
+    except TypeError as exc:
+        raise BrainAgeError(
+            f"model arguments must be plain numbers, strings, booleans or lists ({exc}). "
+            "Fix: pass names such as norm='batch' instead of objects."
+        ) from exc

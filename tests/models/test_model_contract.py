@@ -1,0 +1,79 @@
+"""One contract over every registered model (DESIGN rule 8), on its tiny variant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_testing import example_covariates, input_shape
+
+from brainage.models import create_model, list_models, load_model, model_info, save_model
+
+BATCH = 3
+
+
+@pytest.fixture(params=list_models())
+def tiny(request: pytest.FixtureRequest) -> torch.nn.Module:
+    name = request.param
+    return create_model(name, **model_info(name).tiny)
+
+
+def _batch(model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    shape = input_shape(model)
+    assert len(set(shape)) == 3, "test volumes must have unequal axes"
+    return torch.randn(BATCH, 1, *shape), example_covariates(model, BATCH)
+
+
+def test_registry_has_the_supervised_models() -> None:
+    expected = {"scaledense", "tsan_stage2", "sfcn", "resnet18_3d", "densenet121_3d", "alexnet3d"}
+    assert expected <= set(list_models())
+
+
+def test_output_shape_finite_and_gradients_reach_every_parameter(tiny) -> None:
+    x, cov = _batch(tiny)
+    out = tiny(x, **cov)
+    assert out.shape == (BATCH,)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    no_grad = [n for n, p in tiny.named_parameters() if p.grad is None]
+    assert no_grad == [], f"parameters outside the graph: {no_grad}"
+    assert all(torch.isfinite(p.grad).all() for p in tiny.parameters())
+    first = next(tiny.parameters())  # the input layer: gradient flows end to end
+    assert first.grad.abs().sum() > 0
+
+
+def test_features_then_head_equals_forward(tiny) -> None:
+    tiny.eval()
+    x, cov = _batch(tiny)
+    feats = tiny.forward_features(x)
+    assert feats.shape == (BATCH, tiny.num_features)
+    torch.testing.assert_close(tiny.forward_head(feats, **cov), tiny(x, **cov))
+
+
+def test_save_load_gives_identical_output(tiny, tmp_path) -> None:
+    x, cov = _batch(tiny)
+    tiny.train()
+    tiny(x, **cov)  # move the norm running statistics away from their init
+    tiny.eval()
+    with torch.no_grad():
+        before = tiny(x, **cov)
+    save_model(tiny, tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json",
+                                                                  "weights.safetensors"]
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config == tiny.config
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, **cov), before, rtol=0, atol=0)
+
+
+def test_reset_head_keeps_interface(tiny) -> None:
+    tiny.reset_head(1)
+    tiny.eval()
+    x, cov = _batch(tiny)
+    assert tiny(x, **cov).shape == (BATCH,)
+
+
+def test_config_rebuilds_same_architecture(tiny) -> None:
+    again = create_model(tiny.config["name"], **tiny.config["kwargs"])
+    assert [(n, p.shape) for n, p in again.named_parameters()] == [
+        (n, p.shape) for n, p in tiny.named_parameters()
+    ]
