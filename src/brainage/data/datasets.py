@@ -1,0 +1,228 @@
+"""Torch datasets over prepared (cached) scans, and the Lightning DataModule of one fold.
+
+A prepared cohort stores one float16 array per scan (memory-mapped here, converted to
+float32 per item). Items are dicts::
+
+    image       (1, D, H, W) float32
+    age         () float32, NaN when unknown
+    sex         (2,) float32 one-hot (column 0 female, 1 male; zeros when unknown)
+    index       () int64, row of the dataset's table (maps predictions back)
+    stage1_age  () float32, only when the dataset carries stage-1 predictions (cascade)
+
+Evaluation loaders never pad: validation and prediction see every scan exactly once, also
+under DDP (each rank gets an unrepeated shard and metrics are summed across ranks).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from brainage.data.splits_file import Splits
+from brainage.errors import BrainAgeError
+
+Image = str | Path | np.ndarray
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def sex_codes(sex: Sequence[object]) -> np.ndarray:
+    """``"F"``/``"M"``/missing -> ``(N, 2)`` float32 one-hot (zeros when unknown)."""
+    out = np.zeros((len(sex), 2), dtype=np.float32)
+    for i, s in enumerate(sex):
+        if s == "F":
+            out[i, 0] = 1.0
+        elif s == "M":
+            out[i, 1] = 1.0
+    return out
+
+
+def load_array(image: Image) -> np.ndarray:
+    """A (D, H, W) or (1, D, H, W) array from a ``.npy`` path (memory-mapped) or memory.
+
+    Raises:
+        BrainAgeError: the file is missing or not a 3D volume.
+    """
+    if isinstance(image, np.ndarray):
+        arr = image
+    else:
+        try:
+            arr = np.load(image, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BrainAgeError(
+                f"{image}: cannot read the prepared array ({exc}). "
+                "Fix: re-run `brainage prepare` for this cohort."
+            ) from exc
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3:
+        raise BrainAgeError(f"{image if not isinstance(image, np.ndarray) else 'array'}: "
+                            f"expected a 3D volume, got shape {arr.shape}.")
+    return arr
+
+
+class ScanDataset(Dataset):
+    """One item per scan: image, age, sex and (for a cascade) the stage-1 prediction.
+
+    Args:
+        images: ``.npy`` paths (memory-mapped) or in-memory 3D arrays.
+        age: Ages in years (NaN when unknown); default all unknown.
+        sex: ``"F"``/``"M"``/None per scan; default all unknown.
+        stage1_age: Stage-1 predicted ages (cascade stage 2 only).
+        transform: Applied to the ``(1, D, H, W)`` float32 image (training augmentation).
+    """
+
+    def __init__(self, images: Sequence[Image], age: Sequence[float] | None = None,
+                 sex: Sequence[object] | None = None,
+                 stage1_age: Sequence[float] | None = None,
+                 transform: Transform | None = None) -> None:
+        n = len(images)
+        self.images = list(images)
+        self.age = np.full(n, np.nan, np.float32) if age is None else np.asarray(age, np.float32)
+        self.sex = sex_codes([None] * n if sex is None else list(sex))
+        self.stage1_age = None if stage1_age is None else np.asarray(stage1_age, np.float32)
+        self.transform = transform
+        for name, arr in (("age", self.age), ("stage1_age", self.stage1_age)):
+            if arr is not None and len(arr) != n:
+                raise BrainAgeError(f"{name} has {len(arr)} values for {n} images.")
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame, image_column: str = "array_path",
+                   **kwargs: Any) -> ScanDataset:
+        """Build from a table with ``image_column``, ``age``, ``sex`` (and ``stage1_age``)."""
+        age = pd.to_numeric(table["age"], errors="coerce").to_numpy(np.float32) \
+            if "age" in table else None
+        sex = [None if pd.isna(s) else str(s) for s in table["sex"]] if "sex" in table else None
+        if "stage1_age" in table and "stage1_age" not in kwargs:
+            kwargs["stage1_age"] = table["stage1_age"].to_numpy(np.float32)
+        return cls(list(table[image_column]), age=age, sex=sex, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        arr = load_array(self.images[i])
+        image = torch.from_numpy(np.array(arr, dtype=np.float32))[None]  # (D,H,W) -> (1,D,H,W)
+        if self.transform is not None:
+            image = self.transform(image)
+        item = {"image": image, "age": torch.tensor(self.age[i]),
+                "sex": torch.from_numpy(self.sex[i]), "index": torch.tensor(i)}
+        if self.stage1_age is not None:
+            item["stage1_age"] = torch.tensor(self.stage1_age[i])
+        return item
+
+    def shape(self) -> tuple[int, ...]:
+        """Spatial shape of the first image."""
+        return tuple(load_array(self.images[0]).shape)
+
+
+def augmentation(degrees: float = 3.0, scale: float = 0.03, translation: float = 2.0,
+                 flip: bool = False) -> Transform:
+    """Training-only torchio transform: small random affine (+ optional flip of axis 0)."""
+    import torchio as tio
+
+    parts = [tio.RandomAffine(scales=scale, degrees=degrees, translation=translation,
+                              image_interpolation="linear", default_pad_value=0.0)]
+    if flip:
+        parts.append(tio.RandomFlip(axes=(0,)))
+    compose = tio.Compose(parts)
+    return lambda image: compose(image)  # (1, D, H, W) -> (1, D, H, W)
+
+
+def fold_tables(table: pd.DataFrame, splits: Splits, fold: int
+                ) -> dict[str, pd.DataFrame]:
+    """Scans of each role of `fold`; scans without an age are left out of train/val.
+
+    Warns with the number of scans dropped (they are still predicted later).
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for role in ("train", "val"):
+        rows = table[table["participant_id"].isin(splits.subjects(role, fold))]
+        no_age = rows["age"].isna()
+        if no_age.any():
+            warnings.warn(f"fold {fold} {role}: {int(no_age.sum())} scan(s) without an age are "
+                          "left out of training (they are still predicted).", stacklevel=2)
+        out[role] = rows[~no_age].reset_index(drop=True)
+    if out["train"].empty:
+        raise BrainAgeError(f"fold {fold} has no training scan with an age. "
+                            "Fix: add ages to the cohort or use other splits.")
+    return out
+
+
+class BrainAgeDataModule(L.LightningDataModule):
+    """Train/val loaders of one fold; unrepeated (unpadded) evaluation shards under DDP.
+
+    Use with ``Trainer(use_distributed_sampler=False)``: this module makes its own samplers.
+
+    Args:
+        train: Training dataset (augmented if it has a transform).
+        val: Validation dataset or None (no early stopping then).
+        batch_size: Training batch size; evaluation uses the same size without padding.
+        num_workers: DataLoader workers.
+        seed: Shuffling seed (distributed sampler).
+    """
+
+    def __init__(self, train: ScanDataset, val: ScanDataset | None, batch_size: int = 8,
+                 num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+
+    @classmethod
+    def from_fold(cls, table: pd.DataFrame, splits: Splits, fold: int, batch_size: int = 8,
+                  num_workers: int = 0, seed: int = 0, transform: Transform | None = None
+                  ) -> BrainAgeDataModule:
+        """Train/val scans (with an age) of `fold` of `splits`, from a prepared table.
+
+        Args:
+            table: ``PreparedCohort.table`` (``array_path``, age, sex, [stage1_age]).
+            splits: Subject splits; `fold` selects the roles.
+            fold: Fold index.
+            batch_size, num_workers, seed: As the constructor.
+            transform: Training-only augmentation.
+        """
+        parts = fold_tables(table, splits, fold)
+        train = ScanDataset.from_table(parts["train"], transform=transform)
+        val = ScanDataset.from_table(parts["val"]) if len(parts["val"]) else None
+        return cls(train, val, batch_size, num_workers, seed)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, dataset: ScanDataset, sampler: Any, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                          shuffle=shuffle if sampler is None else False,
+                          num_workers=self.num_workers, persistent_workers=False,
+                          pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        # Order depends only on (seed, epoch): Lightning calls set_epoch, so a resumed run
+        # sees the same batches as an uninterrupted one (and ranks see disjoint shards).
+        world, rank = self._world()
+        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank,
+                                     shuffle=True, seed=self.seed)
+        return self._loader(self.train_set, sampler, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None or len(self.val_set) == 0:
+            return []
+        world, rank = self._world()
+        sampler = None if world == 1 else unrepeated_sampler(self.val_set, world, rank)
+        return self._loader(self.val_set, sampler, shuffle=False)
+
+
+def unrepeated_sampler(dataset: Dataset, world: int, rank: int) -> Any:
+    """Each rank gets every ``world``-th item, without padding (shards may differ by one)."""
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)

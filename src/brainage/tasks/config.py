@@ -1,0 +1,252 @@
+"""Typed training configuration (DESIGN.md rule 3).
+
+The defaults of :class:`TrainConfig` are the CPU preset used by the real-data benchmark
+(``configs/quickstart.yaml`` spells the same values out). ``configs/tsan.yaml`` and
+``configs/tsan_stage2.yaml`` are the published TSAN recipes (Liu et al., MICCAI 2020):
+
+* stage 1: Adam (amsgrad) lr 1e-3, weight decay 5e-4;
+* stage 2: SGD lr 1e-5, weight decay 5e-4;
+* both: ReduceLROnPlateau on validation MAE (factor 0.5, patience 5), early stop after 20
+  epochs without improvement, at most 150 epochs, batch 32, best checkpoint by val MAE.
+
+Load with :func:`load_train_config` (defaults, then a YAML file, then ``key=value``
+overrides). Unlike a plain recursive merge, naming another model or loss drops the
+default's ``kwargs``, so ``model: {name: resnet18_3d}`` does not inherit SFCN's arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from brainage.config import from_dict, merge, parse_overrides, to_dict
+from brainage.errors import BrainAgeError
+
+#: Model name of the TSAN second stage (the cascade's default stage 2).
+STAGE2_MODEL = "tsan_stage2"
+#: SFCN block widths of the CPU preset (the paper's are 32, 64, 128, 256, 256, 64).
+CPU_WIDTHS = [8, 16, 32, 32, 16]
+
+
+@dataclass
+class ModelSpec:
+    """Which registered network to build.
+
+    Attributes:
+        name: Registered model name (``brainage models`` lists them).
+        kwargs: Constructor arguments, e.g. ``{width: 4, num_blocks: 3}``.
+    """
+
+    name: str = "sfcn"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossSpec:
+    """Training objective.
+
+    Attributes:
+        name: ``mse``, ``l1``, ``tsan`` (MSE + λ·(Spearman + β·age-difference)) or
+            ``soft_label`` (KL to Gaussian soft labels; SFCN's ``forward_logits``).
+        kwargs: Arguments of the loss (e.g. ``{lam: 10, beta: 1}`` for ``tsan``).
+    """
+
+    name: Literal["mse", "l1", "tsan", "soft_label"] = "soft_label"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimSpec:
+    """Optimiser.
+
+    Attributes:
+        name: ``adam``, ``adamw`` or ``sgd``.
+        lr: Learning rate.
+        weight_decay: L2 weight decay (decoupled for ``adamw``).
+        amsgrad: AMSGrad variant of Adam (TSAN stage 1 uses it).
+        momentum: SGD momentum.
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    amsgrad: bool = False
+    momentum: float = 0.0
+
+
+@dataclass
+class SchedulerSpec:
+    """Learning-rate schedule.
+
+    Attributes:
+        name: ``plateau`` (ReduceLROnPlateau on val MAE), ``step`` (× gamma every
+            step_size epochs) or ``none``.
+        factor: Plateau reduction factor.
+        patience: Plateau patience in epochs.
+        step_size: Epochs between ``step`` reductions.
+        gamma: ``step`` reduction factor.
+    """
+
+    name: Literal["plateau", "step", "none"] = "plateau"
+    factor: float = 0.5
+    patience: int = 5
+    step_size: int = 10
+    gamma: float = 0.9
+
+
+@dataclass
+class AugmentSpec:
+    """Training-only augmentation (TSAN used none; off by default).
+
+    Attributes:
+        enabled: Apply the transforms below to training images.
+        degrees: Largest random rotation (degrees) of a small random affine.
+        scale: Largest relative scaling of the random affine (0.05 = ±5 %).
+        translation: Largest shift in voxels.
+        flip: Random left-right flips (off: brains are not symmetric).
+    """
+
+    enabled: bool = False
+    degrees: float = 3.0
+    scale: float = 0.03
+    translation: float = 2.0
+    flip: bool = False
+
+
+@dataclass
+class SplitSpec:
+    """How subjects are split when the run folder has no ``splits.json`` yet.
+
+    Attributes:
+        method: ``holdout`` (train/val/test), ``kfold``, ``sites`` or ``openbhb``.
+        folds: Number of folds for ``kfold``.
+        val: Validation fraction (of all subjects for holdout, of each fold's training
+            subjects for kfold); used for early stopping and the best checkpoint.
+        test: Test fraction (holdout only).
+        seed: Seed of the split.
+    """
+
+    method: Literal["holdout", "kfold", "sites", "openbhb"] = "holdout"
+    folds: int = 5
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (saved resolved as ``config.yaml``).
+
+    Attributes:
+        model: Network to build.
+        loss: Objective.
+        optim: Optimiser.
+        scheduler: Learning-rate schedule.
+        augment: Training-only augmentation.
+        split: Subject splits (a user ``splits.json`` in the run folder wins).
+        epochs: Maximum epochs.
+        batch_size: Training batch size (evaluation never pads).
+        early_stopping: Stop after this many epochs without a better val MAE (0 = off).
+        precision: ``"32"`` or ``"bf16-mixed"`` (bf16 autocast).
+        seed: Global seed (torch, numpy, python, dataloader workers).
+        use_sex: Pass sex to the model (the model must be built with ``use_sex: true``).
+        accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
+        devices: Devices per node (``1``, ``2``, or ``auto``).
+        strategy: Lightning strategy (``auto``, ``ddp``, ``ddp_spawn``).
+        num_nodes: Nodes for multi-node DDP.
+        num_workers: DataLoader worker processes.
+        deterministic: Deterministic algorithms (forced on CPU for reproducibility).
+        progress_bar: Show Lightning's progress bar.
+        log_every_n_steps: Logging interval in optimiser steps.
+        tensorboard: Also log to TensorBoard when it is installed.
+        stage1_run: Cascade stage 2 only: path of the stage-1 run (set by the cascade).
+    """
+
+    model: ModelSpec = field(default_factory=lambda: ModelSpec("sfcn", {"channels": CPU_WIDTHS}))
+    loss: LossSpec = field(default_factory=lambda: LossSpec("soft_label", {"sigma": 1.0}))
+    optim: OptimSpec = field(default_factory=OptimSpec)
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    epochs: int = 40
+    batch_size: int = 8
+    early_stopping: int = 10
+    precision: Literal["32", "bf16-mixed"] = "32"
+    seed: int = 0
+    use_sex: bool = False
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    num_workers: int = 0
+    deterministic: bool = True
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+    tensorboard: bool = True
+    stage1_run: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise BrainAgeError(f"{name}={getattr(self, name)!r}: expected at least 1.")
+        if self.early_stopping < 0 or self.num_workers < 0:
+            raise BrainAgeError("early_stopping and num_workers must be >= 0.")
+        if self.optim.lr <= 0:
+            raise BrainAgeError(f"optim.lr={self.optim.lr!r}: expected a positive number.")
+
+
+def stage2_defaults(stage1: TrainConfig) -> TrainConfig:
+    """The TSAN stage-2 recipe derived from a stage-1 config.
+
+    Same data, split, schedule, epochs and batch; model ``tsan_stage2`` with the stage-1
+    trunk's arguments (when it is ScaleDense); SGD lr 1e-5, weight decay 5e-4.
+    """
+    kwargs = {k: v for k, v in stage1.model.kwargs.items() if k != "output_relu"}
+    if stage1.model.name != "scaledense":
+        kwargs = {}  # the TSAN defaults
+    return dataclasses.replace(
+        stage1,
+        model=ModelSpec(STAGE2_MODEL, kwargs),
+        optim=OptimSpec(name="sgd", lr=1e-5, weight_decay=5e-4, amsgrad=False, momentum=0.0),
+        loss=dataclasses.replace(stage1.loss) if stage1.loss.name != "soft_label"
+        else LossSpec("mse"),
+    )
+
+
+def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()
+                      ) -> TrainConfig:
+    """Defaults, then the YAML file at `path`, then ``key=value`` overrides.
+
+    A layer that names another ``model.name`` / ``loss.name`` than the one so far starts
+    that section's ``kwargs`` from empty instead of merging into the previous model's.
+
+    Raises:
+        BrainAgeError: missing or invalid file, unknown keys, wrong types.
+    """
+    layers: list[Mapping[str, Any]] = []
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise BrainAgeError(f"{p}: config file not found. Fix: check the path.")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise BrainAgeError(f"{p}: not valid YAML ({exc}).") from exc
+        if not isinstance(loaded, Mapping):
+            raise BrainAgeError(f"{p}: expected a mapping of options at the top level.")
+        layers.append(loaded)
+    layers.append(parse_overrides(overrides))
+    data: dict[str, Any] = to_dict(TrainConfig())
+    for layer in layers:
+        for section in ("model", "loss"):
+            new = layer.get(section)
+            if isinstance(new, Mapping) and new.get("name", data[section]["name"]) != \
+                    data[section]["name"]:
+                data[section] = {**data[section], "kwargs": {}}
+        data = merge(data, layer)
+    return from_dict(TrainConfig, data, str(path) if path else "config")

@@ -1,0 +1,137 @@
+"""Age regression as a LightningModule: any registered model, loss and optimiser from config.
+
+The module holds only plain-dict hyper-parameters, so its Lightning checkpoints load with
+``weights_only=True`` (resume); published weights are written as safetensors elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError
+
+from brainage.errors import BrainAgeError
+from brainage.models import create_model
+from brainage.models.base import BrainAgeModel
+from brainage.tasks.losses import build_loss
+
+
+def forward_batch(model: BrainAgeModel, batch: dict[str, Tensor]) -> Tensor:
+    """Predicted age ``(B,)`` for a batch, passing exactly the covariates the model takes."""
+    cov: dict[str, Tensor] = {}
+    for name in model.covariates:
+        if name not in batch:
+            raise BrainAgeError(
+                f"model {model.config.get('name', type(model).__name__)!r} needs {name!r}, "
+                "which the data do not provide. Fix: a stage-2 model needs the cascade "
+                "(`brainage train --cascade`); a model with sex needs sex in the cohort."
+            )
+        cov[name] = batch[name]
+    return model(batch["image"], **cov)
+
+
+class RegressionTask(L.LightningModule):
+    """Train a registry model to predict age.
+
+    Args:
+        model: ``{"name": ..., "kwargs": {...}}`` for :func:`brainage.models.create_model`.
+        loss: ``{"name": "mse"|"l1"|"tsan"|"soft_label", "kwargs": {...}}``.
+        optim: Fields of :class:`brainage.tasks.config.OptimSpec`.
+        scheduler: Fields of :class:`brainage.tasks.config.SchedulerSpec`.
+        monitor: Metric the plateau scheduler follows (``val_mae``; ``train_mae`` when
+            there is no validation set).
+    """
+
+    def __init__(self, model: dict[str, Any], loss: dict[str, Any], optim: dict[str, Any],
+                 scheduler: dict[str, Any], monitor: str = "val_mae") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(model["name"], **model.get("kwargs", {}))
+        self.loss_name = loss["name"]
+        self.criterion = build_loss(loss["name"], self.model, **loss.get("kwargs", {}))
+        self.train_mae = MeanAbsoluteError()
+        self.val_mae = MeanAbsoluteError()
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """Predicted age ``(B,)``."""
+        return forward_batch(self.model, batch)
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Loss and predicted age (float32) of a batch."""
+        age = batch["age"].float()
+        if self.loss_name == "soft_label":
+            log_probs = self.model.forward_logits(batch["image"]).float()  # (B, bins)
+            return self.criterion(log_probs, age), self.model.expected_age(log_probs)
+        pred = self(batch).float()  # (B,)
+        return self.criterion(pred, age), pred
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, pred = self._step(batch)
+        n = len(pred)
+        self.train_mae(pred.detach(), batch["age"].float())
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n,
+                 sync_dist=True)
+        self.log("train_mae", self.train_mae, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, pred = self._step(batch)
+        self.val_mae(pred, batch["age"].float())
+        self.log("val_loss", loss, on_epoch=True, batch_size=len(pred), sync_dist=True)
+        self.log("val_mae", self.val_mae, on_epoch=True, prog_bar=True, batch_size=len(pred))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the random states so a resumed run continues exactly (dropout, pairs)."""
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+        gen = getattr(self.criterion, "generator", None)
+        if gen is not None:
+            state["loss"] = gen.get_state()
+        checkpoint["brainage_rng"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the random states saved by :meth:`on_save_checkpoint`."""
+        state = checkpoint.get("brainage_rng") or {}
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(state["cuda"]))
+        gen = getattr(self.criterion, "generator", None)
+        if gen is not None and "loss" in state:
+            gen.set_state(state["loss"])
+
+    def configure_optimizers(self) -> Any:
+        opt = build_optimizer(self.parameters(), self.hparams["optim"])
+        sched = self.hparams["scheduler"]
+        if sched["name"] == "none":
+            return opt
+        if sched["name"] == "step":
+            lr_sched: Any = torch.optim.lr_scheduler.StepLR(
+                opt, step_size=sched["step_size"], gamma=sched["gamma"])
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_sched}}
+        lr_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=sched["factor"], patience=sched["patience"])
+        return {"optimizer": opt, "lr_scheduler": {
+            "scheduler": lr_sched, "monitor": self.hparams["monitor"], "interval": "epoch"}}
+
+
+def build_optimizer(params: Any, optim: dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam (optionally AMSGrad), AdamW or SGD from an ``OptimSpec`` dict."""
+    name, lr, wd = optim["name"], optim["lr"], optim["weight_decay"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=optim["amsgrad"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=optim["amsgrad"])
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=optim["momentum"])
+    raise BrainAgeError(f"unknown optimiser {name!r}; expected adam, adamw or sgd.")
+
+
+def module_weights(model: nn.Module) -> dict[str, Tensor]:
+    """Detached CPU copies of a model's state (for comparisons and export)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,113 @@
+"""``brainage train`` and ``brainage predict``: thin shells over train_cohort / Predictor."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from synthetic_runs import make_prepared  # noqa: E402
+
+from brainage.cli import predict as predict_cli  # noqa: E402
+from brainage.cli import train as train_cli  # noqa: E402
+
+TINY = ["--set", "model.kwargs={channels: [4, 8, 4]}", "--set", "loss.name=mse",
+        "--set", "epochs=1", "--set", "batch_size=4", "--set", "progress_bar=false",
+        "--set", "accelerator=cpu", "--set", "model.name=sfcn"]
+
+
+def app() -> typer.Typer:
+    cli = typer.Typer()
+
+    @cli.callback()
+    def main() -> None:
+        """Test app."""
+
+    train_cli.register(cli)
+    predict_cli.register(cli)
+    return cli
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep") / "prepared"
+    make_prepared(root, n=12, no_age=(2,), flags={3: ["truncated_fov"]})
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_train_then_predict(prepared, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(app(), ["train", str(prepared), str(run), "--folds", "2", *TINY])
+    assert result.exit_code == 0, result.output
+    assert "training ages" in result.output and "test: n 11" in result.output
+    assert json.loads((run / "run.json").read_text())["members"] == ["fold-0", "fold-1"]
+    out = tmp_path / "predictions.tsv"
+    result = runner.invoke(app(), ["predict", str(run), str(prepared), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns[:5]) == ["participant_id", "session", "age", "predicted_age", "gap"]
+    assert {"ensemble_sd", "ood"} <= set(table.columns) and len(table) == 12
+    assert np.isnan(table.loc[2, "age"]) and np.isfinite(table.loc[2, "predicted_age"])
+    assert "Wrote 12 prediction(s)" in result.output and "1 with QC flags" in result.output
+    assert table.loc[3, "qc_flags"] == "truncated_fov"
+
+
+def test_cascade_from_the_command_line(prepared, tmp_path):
+    stage2 = tmp_path / "s2.yaml"
+    stage2.write_text("model: {name: tsan_stage2, kwargs: {width: 2, num_blocks: 2}}\n"
+                      "loss: {name: mse}\noptim: {name: sgd, lr: 0.00001}\n"
+                      "epochs: 1\nbatch_size: 4\n")
+    run = tmp_path / "cascade"
+    result = CliRunner().invoke(app(), ["train", str(prepared), str(run), "--cascade", "--folds",
+                                        "2", "--stage2-config", str(stage2), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "stage-2 test: mean SD within 5-year bins" in result.output
+    assert json.loads((run / "run.json").read_text())["kind"] == "cascade"
+
+
+def test_bad_override_is_a_clear_error(prepared, tmp_path):
+    result = CliRunner().invoke(app(), ["train", str(prepared), str(tmp_path / "r"),
+                                        "--set", "epoch=3"])
+    assert result.exit_code != 0
+    assert "unknown option(s) ['epoch']" in str(result.exception)
+    assert not (tmp_path / "r").exists()  # nothing written for a bad config
+
+
+def test_ages_from_another_cohort_table(prepared, tmp_path):
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(prepared, bare)
+    (bare / "cohort.tsv").rename(tmp_path / "ages.tsv")
+    result = CliRunner().invoke(app(), ["train", str(bare), str(tmp_path / "r"), *TINY])
+    assert result.exit_code != 0 and "--cohort" in str(result.exception)
+    assert not (tmp_path / "r").exists()
+    result = CliRunner().invoke(app(), ["train", str(bare), str(tmp_path / "r"), "--cohort",
+                                        str(tmp_path / "ages.tsv"), *TINY])
+    assert result.exit_code == 0, result.output
+
+
+def test_predict_mixed_inputs_refused(tmp_path):
+    from brainage.errors import BrainAgeError
+    from brainage.inference.predictor import Predictor
+
+    with pytest.raises(BrainAgeError, match="mixed kinds"):
+        predict_cli.run_inputs(Predictor.__new__(Predictor),
+                               [tmp_path / "a.nii.gz", tmp_path / "cohort"])

@@ -1,0 +1,104 @@
+"""Datasets over prepared float16 arrays and the DataModule of one fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainage.data.datasets import (
+    BrainAgeDataModule,
+    ScanDataset,
+    augmentation,
+    fold_tables,
+    load_array,
+    sex_codes,
+    unrepeated_sampler,
+)
+from brainage.data.splits_file import Splits
+from brainage.errors import BrainAgeError
+
+SHAPE = (20, 24, 18)
+
+
+@pytest.fixture()
+def arrays(tmp_path):
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"s{i}.npy"
+        np.save(path, np.full(SHAPE, i, np.float16) + np.arange(18, dtype=np.float16) / 100)
+        paths.append(str(path))
+    return paths
+
+
+def test_items_are_float32_with_channel_axis(arrays):
+    ds = ScanDataset(arrays, age=[20, 30, np.nan, 50, 60], sex=["F", "M", None, "F", "M"],
+                     stage1_age=[21, 31, 41, 51, 61])
+    item = ds[1]
+    assert item["image"].shape == (1, *SHAPE) and item["image"].dtype == torch.float32
+    assert torch.allclose(item["image"][0, 0, 0], 1 + torch.arange(18) / 100, atol=1e-3)
+    assert item["age"] == 30 and item["stage1_age"] == 31 and item["index"] == 1
+    assert item["sex"].tolist() == [0.0, 1.0] and ds[2]["sex"].tolist() == [0.0, 0.0]
+    assert torch.isnan(ds[2]["age"]) and ds.shape() == SHAPE
+
+
+def test_arrays_are_memory_mapped_and_checked(arrays, tmp_path):
+    assert isinstance(load_array(arrays[0]), np.memmap)
+    np.save(tmp_path / "flat.npy", np.zeros((4, 5), np.float16))
+    with pytest.raises(BrainAgeError, match="expected a 3D volume"):
+        load_array(tmp_path / "flat.npy")
+    with pytest.raises(BrainAgeError, match="brainage prepare"):
+        load_array(tmp_path / "missing.npy")
+    assert load_array(np.zeros((1, *SHAPE))).shape == SHAPE
+
+
+def test_from_table_reads_age_sex_and_stage1(arrays):
+    table = pd.DataFrame({"array_path": arrays[:2], "age": ["40", None], "sex": ["M", pd.NA],
+                          "stage1_age": [42.0, 43.0]})
+    ds = ScanDataset.from_table(table)
+    assert ds[0]["age"] == 40 and torch.isnan(ds[1]["age"]) and ds[1]["stage1_age"] == 43
+    assert sex_codes(["F", "M", None]).tolist() == [[1, 0], [0, 1], [0, 0]]
+
+
+def test_fold_tables_drop_scans_without_age_with_a_warning():
+    table = pd.DataFrame({"participant_id": ["a", "a", "b", "c"], "age": [30, np.nan, 40, 50]})
+    splits = Splits("user", None, {}, [{"train": ["a", "b"], "val": ["c"]}])
+    with pytest.warns(UserWarning, match="1 scan"):
+        parts = fold_tables(table, splits, 0)
+    assert parts["train"]["age"].tolist() == [30, 40] and len(parts["val"]) == 1
+    with pytest.raises(BrainAgeError, match="no training scan"):
+        fold_tables(table, Splits("user", None, {}, [{"train": ["x"]}]), 0)
+
+
+def test_evaluation_shards_are_not_padded(arrays):
+    ds = ScanDataset(arrays)
+    shards = [list(unrepeated_sampler(ds, 2, r)) for r in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == [0, 1, 2, 3, 4]  # 5 items, no duplicate
+    data = BrainAgeDataModule(ds, ds, batch_size=2)
+    seen = torch.cat([b["index"] for b in data.val_dataloader()])
+    assert seen.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_training_order_depends_on_seed_and_epoch_only(arrays):
+    ds = ScanDataset(arrays)
+
+    def order(epoch: int, seed: int = 0) -> list[int]:
+        loader = BrainAgeDataModule(ds, None, batch_size=5, seed=seed).train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return next(iter(loader))["index"].tolist()
+
+    assert order(0) == order(0) and sorted(order(0)) == [0, 1, 2, 3, 4]
+    assert order(0) != order(1) or order(0) != order(2)
+    assert BrainAgeDataModule(ds, None).val_dataloader() == []
+
+
+def test_augmentation_keeps_shape_and_is_seeded():
+    image = torch.zeros(1, *SHAPE)
+    image[0, 5:15, 6:18, 4:14] = 1
+    aug = augmentation(degrees=10, scale=0.1, translation=2, flip=True)
+    torch.manual_seed(0)
+    a = aug(image)
+    torch.manual_seed(0)
+    b = aug(image)
+    assert a.shape == image.shape and torch.equal(a, b) and not torch.equal(a, image)

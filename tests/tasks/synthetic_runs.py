@@ -1,0 +1,77 @@
+"""Tiny synthetic prepared cohorts and configs shared by the training and inference tests.
+
+The prepared folders are written with the cache's own writer (``CacheStore``) plus a
+``cohort.tsv``, and opened with :func:`brainage.data.prepared.open_prepared`, exactly as
+``brainage prepare`` output is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainage.data.cohort import Cohort
+from brainage.data.prepared import COHORT_FILE, PreparedCohort, open_prepared
+from brainage.preprocessing.cache import CacheStore, ScanKey
+from brainage.preprocessing.spec import PreprocessingSpec
+from brainage.tasks.config import LossSpec, ModelSpec, SplitSpec, TrainConfig
+
+SHAPE = (20, 24, 18)  # unequal axes so axis mix-ups fail
+
+
+def spec_for_tests(**changes: object) -> PreprocessingSpec:
+    """A real preprocessing spec on an 8 mm grid of the test shape."""
+    return PreprocessingSpec.create("8mm:20x24x18", **changes)
+
+
+def volume(age: float, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE) -> np.ndarray:
+    """A head whose brightness falls and whose 'ventricles' grow with age, plus noise."""
+    zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    radius = np.sqrt(zz**2 + yy**2 + xx**2)
+    t = (age - 50) / 30
+    vol = (radius < 0.9) * (1.0 - 0.5 * t) - (radius < 0.3 + 0.2 * t) * 0.8
+    return (vol + rng.normal(0, 0.1, shape)).astype(np.float32)
+
+
+def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...] = (),
+                  spec: PreprocessingSpec | None = None, write: bool = True,
+                  flags: dict[int, list[str]] | None = None) -> PreparedCohort:
+    """A prepared folder of `n` scans (ages 20-80; `no_age` rows without age), opened.
+
+    ``write=False`` opens a folder another process already wrote (same arguments).
+    """
+    if write:
+        spec = spec or spec_for_tests()
+        rng = np.random.default_rng(seed)
+        ages = np.round(rng.uniform(20, 80, n), 1)
+        store = CacheStore(root, spec)
+        store.prepare()
+        rows = []
+        for i, age in enumerate(ages):
+            key = ScanKey(f"sub-{i:02d}")
+            array = store.write_array(key, volume(age, rng))
+            store.write_record(key, {
+                "participant_id": key.participant_id, "session": None, "run": None,
+                "scan": key.stem, "source": f"raw/{key.stem}_T1w.nii.gz",
+                "spec_hash": spec.hash, "status": "ok", "error": None,
+                "flags": (flags or {}).get(i, []), "array": str(array.relative_to(root))})
+            rows.append({"participant_id": key.participant_id, "age": None if i in no_age
+                         else age, "sex": "FM"[i % 2], "site": "AB"[i % 2],
+                         "path": f"raw/{key.stem}_T1w.nii.gz"})
+        store.build_index()
+        Cohort(pd.DataFrame(rows), "synthetic").to_tsv(root / COHORT_FILE)
+    return open_prepared(root)
+
+
+def tiny_config(**overrides: object) -> TrainConfig:
+    """A seconds-long CPU config: tiny SFCN (with dropout, so RNG matters), MSE, 3 epochs."""
+    base = dict(
+        model=ModelSpec("sfcn", {"channels": [4, 8, 4], "dropout": 0.2}),
+        loss=LossSpec("mse"), epochs=3, batch_size=4, early_stopping=0, progress_bar=False,
+        tensorboard=False, accelerator="cpu",
+        split=SplitSpec(method="holdout", val=0.25, test=0.25, seed=0),
+    )
+    base.update(overrides)
+    return TrainConfig(**base)  # type: ignore[arg-type]

@@ -1,0 +1,26 @@
+"""Multi-process training through Lightning's DDP: 2 CPU processes with the gloo backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_agree(tmp_path):
+    job = Path(__file__).with_name("ddp_job.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, str(job), str(tmp_path)], env=env, timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
+    assert ranks[0][1:] == ["2", ranks[0][2]] and ranks[1][1] == "2"
+    assert ranks[0][0] == ranks[1][0]  # gradients were all-reduced: same weights
+    preds = pd.read_csv(tmp_path / "run" / "predictions.tsv", sep="\t")
+    assert preds["predicted_age"].notna().all()
+    assert (tmp_path / "run" / "run.json").is_file()

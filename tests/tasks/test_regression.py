@@ -1,0 +1,104 @@
+"""The regression LightningModule: fits, losses, optimisers."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from brainage.data.datasets import BrainAgeDataModule, ScanDataset
+from brainage.errors import BrainAgeError
+from brainage.models import create_model
+from brainage.tasks.losses import build_loss
+from brainage.tasks.regression import RegressionTask, build_optimizer, forward_batch
+
+OPTIM = {"name": "adam", "lr": 3e-3, "weight_decay": 0.0, "amsgrad": True, "momentum": 0.0}
+PLATEAU = {"name": "plateau", "factor": 0.5, "patience": 5, "step_size": 10, "gamma": 0.9}
+
+
+def _dataset(n: int = 12, seed: int = 0) -> ScanDataset:
+    rng = np.random.default_rng(seed)
+    ages = rng.uniform(20, 80, n)
+    images = [np.full((20, 24, 18), (a - 50) / 30, np.float16)
+              + rng.normal(0, 0.05, (20, 24, 18)).astype(np.float16) for a in ages]
+    return ScanDataset(images, age=ages, sex=["F", "M"] * (n // 2))
+
+
+class _Losses(L.Callback):
+    def __init__(self) -> None:
+        self.epochs: list[float] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.epochs.append(float(trainer.callback_metrics["train_loss_epoch"]))
+
+
+def test_task_fits_a_tiny_problem():
+    L.seed_everything(0, verbose=False)
+    task = RegressionTask({"name": "scaledense", "kwargs": {"width": 2, "num_blocks": 2,
+                                                            "output_relu": False}},
+                          {"name": "l1"}, {**OPTIM, "lr": 3e-2}, PLATEAU)
+    losses = _Losses()
+    trainer = L.Trainer(max_epochs=6, accelerator="cpu", logger=False, callbacks=[losses],
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, use_distributed_sampler=False)
+    data = BrainAgeDataModule(_dataset(), _dataset(6, seed=1), batch_size=4)
+    trainer.fit(task, datamodule=data)
+    assert losses.epochs[-1] < 0.5 * losses.epochs[0]
+    assert "val_mae" in trainer.callback_metrics and "lr-Adam" not in trainer.callback_metrics
+
+
+@pytest.mark.parametrize(("loss", "model", "kwargs"), [
+    ({"name": "tsan", "kwargs": {"lam": 10.0, "beta": 1.0}}, "scaledense",
+     {"width": 2, "num_blocks": 2, "output_relu": False}),
+    ({"name": "soft_label", "kwargs": {"sigma": 1.0}}, "sfcn", {"channels": [4, 8, 4]}),
+])
+def test_tsan_and_soft_label_losses_train(loss, model, kwargs):
+    task = RegressionTask({"name": model, "kwargs": kwargs}, loss, OPTIM, PLATEAU)
+    batch = next(iter(torch.utils.data.DataLoader(_dataset(8), batch_size=8)))
+    value, pred = task._step(batch)
+    value.backward()
+    assert torch.isfinite(value) and pred.shape == (8,)
+    grads = [p.grad for p in task.model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+
+
+def test_loss_errors_are_clear():
+    sd = create_model("scaledense", width=2, num_blocks=2)
+    with pytest.raises(BrainAgeError, match="Did you mean 'mse'"):
+        build_loss("mse2", sd)
+    with pytest.raises(BrainAgeError, match="forward_logits"):
+        build_loss("soft_label", sd)
+    with pytest.raises(BrainAgeError, match="loss 'tsan'"):
+        build_loss("tsan", sd, lamda=3)
+    with pytest.raises(BrainAgeError, match="takes no arguments"):
+        build_loss("mse", sd, beta=1)
+
+
+def test_forward_batch_passes_declared_covariates_only():
+    model = create_model("scaledense", width=2, num_blocks=2, use_sex=True).eval()
+    batch = next(iter(torch.utils.data.DataLoader(_dataset(4), batch_size=4)))
+    assert forward_batch(model, batch).shape == (4,)
+    stage2 = create_model("tsan_stage2", width=2, num_blocks=2)
+    with pytest.raises(BrainAgeError, match="--cascade"):
+        forward_batch(stage2, batch)
+
+
+def test_optimisers_follow_the_presets():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    adam = build_optimizer(params, {**OPTIM, "lr": 1e-3, "weight_decay": 5e-4})
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["amsgrad"]
+    assert adam.defaults["weight_decay"] == 5e-4
+    sgd = build_optimizer(params, {**OPTIM, "name": "sgd", "lr": 1e-5})
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["lr"] == 1e-5
+
+
+def test_bf16_autocast_trains_on_cpu():
+    task = RegressionTask({"name": "sfcn", "kwargs": {"channels": [4, 8, 4]}},
+                          {"name": "soft_label"}, OPTIM, {**PLATEAU, "name": "none"})
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", precision="bf16-mixed", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, use_distributed_sampler=False)
+    trainer.fit(task, datamodule=BrainAgeDataModule(_dataset(8), _dataset(4), batch_size=4))
+    assert torch.isfinite(trainer.callback_metrics["val_mae"])
+    assert next(task.model.parameters()).dtype == torch.float32  # weights stay fp32

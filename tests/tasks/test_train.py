@@ -1,0 +1,185 @@
+"""Training runs: run folder, determinism, resume, missing ages, out-of-fold predictions."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from synthetic_runs import make_prepared, tiny_config
+
+from brainage.data.datasets import ScanDataset
+from brainage.errors import BrainAgeError
+from brainage.inference.engine import predict_dataset
+from brainage.models import load_model
+from brainage.tasks import run_folder as rf
+from brainage.tasks import train as train_mod
+from brainage.tasks.config import SplitSpec, TrainConfig, load_train_config
+from brainage.tasks.train import train_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("prep"), n=16, no_age=(3,))
+
+
+@pytest.fixture(scope="module")
+def run(cohort, tmp_path_factory):
+    with pytest.warns(UserWarning, match="without an age"):
+        return train_cohort(cohort, tmp_path_factory.mktemp("runs") / "a", tiny_config())
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "weights.safetensors"))
+
+
+def test_run_folder_holds_everything_needed_to_predict(run, cohort):
+    for name in ("weights.safetensors", "model.json", "config.yaml", "preprocessing_spec.json",
+                 "splits.json", "metrics.json", "model_card.json", "run.json",
+                 "predictions.tsv", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    assert list((run / "logs").glob("version_*/metrics.csv"))
+    info = rf.read_run_info(run)
+    assert info.members == ["."] and info.spec_hash == cohort.spec.hash
+    assert info.input_shape == [20, 24, 18]
+    assert load_train_config(run / "config.yaml") == tiny_config()
+    card = json.loads((run / "model_card.json").read_text())
+    assert "not for diagnosis" in card["intended_use"]
+    assert card["preprocessing"]["hash"] == cohort.spec.hash
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["uncorrected"]) == {"val", "test"}
+
+
+def test_subject_without_age_is_not_trained_on_but_predicted(run, cohort):
+    splits = json.loads((run / "splits.json").read_text())
+    assert splits["unlabelled"] == ["sub-03"]
+    assert all("sub-03" not in ids for f in splits["folds"] for ids in f.values())
+    preds = pd.read_csv(run / "predictions.tsv", sep="\t")
+    row = preds[preds["participant_id"] == "sub-03"].iloc[0]
+    assert row["set"] == "unlabelled" and np.isfinite(row["predicted_age"])
+    train_ids = set(splits["folds"][0]["train"])
+    assert not train_ids & set(preds["participant_id"])  # training scans are not reported
+    lo, hi = rf.read_run_info(run).training_range
+    ages = cohort.table.set_index("participant_id").loc[sorted(train_ids), "age"]
+    assert (lo, hi) == (ages.min(), ages.max())
+
+
+def test_saved_predictions_come_from_the_best_checkpoint(run, cohort):
+    model = load_model(run)
+    best = train_mod.best_weights(run / "checkpoints" / "best.ckpt")
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+    preds = pd.read_csv(run / "predictions.tsv", sep="\t").set_index("participant_id")
+    table = cohort.table.set_index("participant_id").loc[preds.index].reset_index()
+    again = predict_dataset(model, ScanDataset.from_table(table), batch_size=3)
+    np.testing.assert_allclose(again, preds["predicted_age"], atol=1e-3)
+
+
+def test_same_seed_gives_identical_weights(run, cohort, tmp_path):
+    with pytest.warns(UserWarning):
+        other = train_cohort(cohort, tmp_path / "b", tiny_config())
+    a, b = _weights(run), _weights(other)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Interrupt(L.Callback):
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_interruption_matches_uninterrupted(run, cohort, tmp_path, monkeypatch):
+    original = train_mod.fit_member
+
+    def interrupted(*args, **kwargs):
+        return original(*args, **{**kwargs, "callbacks": [_Interrupt()]})
+
+    monkeypatch.setattr(train_mod, "fit_member", interrupted)
+    with pytest.warns(UserWarning), pytest.raises((KeyboardInterrupt, SystemExit)):
+        train_cohort(cohort, tmp_path / "c", tiny_config())
+    assert (tmp_path / "c/checkpoints/last.ckpt").exists()
+    assert not (tmp_path / "c/run.json").exists()
+    with pytest.raises(BrainAgeError, match="training did not finish"):
+        rf.read_run_info(tmp_path / "c")
+    monkeypatch.setattr(train_mod, "fit_member", original)
+    with pytest.warns(UserWarning):
+        train_cohort(cohort, tmp_path / "c", tiny_config())
+    a, c = _weights(run), _weights(tmp_path / "c")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    last_a = train_mod.best_weights(run / "checkpoints/last.ckpt")
+    last_c = train_mod.best_weights(tmp_path / "c/checkpoints/last.ckpt")
+    assert all(torch.equal(last_a[k], last_c[k]) for k in last_a)  # epoch 3, not just best
+    epochs = pd.concat(pd.read_csv(f) for f in (tmp_path / "c/logs").glob("*/metrics.csv"))
+    assert sorted(epochs["epoch"].dropna().unique()) == [0, 1, 2]
+
+
+def test_resume_refuses_another_config(run, cohort):
+    with pytest.raises(BrainAgeError, match="another configuration"):
+        train_cohort(cohort, run, tiny_config(epochs=5))
+
+
+def test_kfold_predictions_are_out_of_fold(cohort, tmp_path):
+    cfg = tiny_config(epochs=1, split=SplitSpec(method="kfold", folds=3, val=0.2, seed=1))
+    with pytest.warns(UserWarning):
+        run = train_cohort(cohort, tmp_path / "k", cfg)
+    splits = json.loads((run / "splits.json").read_text())
+    preds = pd.read_csv(run / "predictions.tsv", sep="\t", dtype={"fold": str})
+    assert rf.read_run_info(run).members == ["fold-0", "fold-1", "fold-2"]
+    labelled = preds[preds["age"].notna()]
+    assert len(labelled) == 15 and set(labelled["set"]) == {"test"}
+    table = cohort.table.set_index("participant_id")
+    for fold in range(3):
+        rows = labelled[labelled["fold"] == str(fold)]
+        assert set(rows["participant_id"]) == set(splits["folds"][fold]["test"])
+        assert not set(rows["participant_id"]) & set(splits["folds"][fold]["train"])
+        model = load_model(run / f"fold-{fold}")
+        sub = table.loc[rows["participant_id"]].reset_index()
+        mine = predict_dataset(model, ScanDataset.from_table(sub), batch_size=4)
+        np.testing.assert_allclose(mine, rows["predicted_age"], atol=1e-3)
+    unlabelled = preds[preds["set"] == "unlabelled"]
+    assert unlabelled["fold"].tolist() == ["0,1,2"] and "ensemble_sd" in preds
+
+
+def test_no_trainable_scan_is_refused(tmp_path):
+    cohort = make_prepared(tmp_path / "p", n=4, no_age=(0, 1, 2, 3))
+    with pytest.raises(BrainAgeError, match="no prepared scan has an age"):
+        train_cohort(cohort, tmp_path / "r", tiny_config())
+
+
+def test_config_presets_load(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    tsan = load_train_config(root / "tsan.yaml")
+    assert (tsan.optim.name, tsan.optim.lr, tsan.optim.weight_decay, tsan.optim.amsgrad) == \
+        ("adam", 1e-3, 5e-4, True)
+    assert (tsan.scheduler.factor, tsan.scheduler.patience, tsan.early_stopping,
+            tsan.epochs, tsan.batch_size) == (0.5, 5, 20, 150, 32)
+    stage2 = load_train_config(root / "tsan_stage2.yaml")
+    assert (stage2.optim.name, stage2.optim.lr, stage2.model.name) == ("sgd", 1e-5,
+                                                                       "tsan_stage2")
+    quick = load_train_config(root / "quickstart.yaml")
+    assert quick == TrainConfig()
+    assert load_train_config(root / "sfcn.yaml").loss.name == "soft_label"
+    from brainage.models import model_info
+
+    for name in ("quickstart", "tsan", "tsan_stage2", "sfcn"):  # model kwargs are valid
+        model = load_train_config(root / f"{name}.yaml").model
+        assert set(model.kwargs) <= set(model_info(model.name).default_kwargs), name
+
+
+def test_augmentation_is_for_training_only(cohort):
+    from brainage.data.splits import train_val_test
+    from brainage.tasks.config import AugmentSpec
+
+    splits = train_val_test(cohort.cohort(), val=0.25, test=0.25)
+    data = train_mod.fold_data(tiny_config(augment=AugmentSpec(enabled=True)), cohort.table,
+                               splits, 0)
+    assert data.train_set.transform is not None and data.val_set.transform is None
+    plain = train_mod.fold_data(tiny_config(), cohort.table, splits, 0)
+    assert plain.train_set.transform is None  # TSAN used none: off by default
+    image = data.train_set[0]["image"]
+    assert image.shape == (1, 20, 24, 18) and not torch.equal(image, plain.train_set[0]["image"])
