@@ -13,12 +13,13 @@ pose       registration accuracy on scans with a known pose: IXI scans moved by 
            size and orientation), plus synthetic heads built in template space. Error = mean
            distance over the template brain between the recovered template->native affine
            and the true one, in mm and in 2 mm voxels.
+variants   seconds per scan and Dice with N4, deepbet, SyN and the gan grid (a few scans).
 cache      reading one cached float16 array (memory-mapped, converted to float32) vs one
            training step (forward + backward + Adam) of a small 4-layer 3D CNN at
            91x109x91, batch 1, in the same process: the ratio should be >= 20.
 
-    python benchmarks/bench_prepare.py [--n 125] [--threads 2] [--sections speed,deepbet,pose,cache]
-                                       [--json results.json]
+    python benchmarks/bench_prepare.py [--n 125] [--threads 2] [--json results.json]
+        [--sections speed,deepbet,pose,variants,cache] [--pose-scans 8] [--variant-scans 5]
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def reference_mask(scan: Path) -> np.ndarray:
 
 
 def load_line() -> str:
-    return "load average %.2f %.2f %.2f on %d CPUs" % (*os.getloadavg(), os.cpu_count() or 0)
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def bench_speed(scans: list[Path]) -> dict:
@@ -115,11 +117,11 @@ def bench_speed(scans: list[Path]) -> dict:
 
 
 def bench_deepbet(scans: list[Path]) -> dict:
+    import torch
+
     from brainage.preprocessing.skullstrip import deepbet_mask, dice
     from brainage.preprocessing.spec import DEFAULT_PARAMS
     from brainage.preprocessing.steps import conform
-
-    import torch
 
     torch.set_num_threads(int(THREADS))
     deepbet_mask(conform(nib.load(scans[0])).data, DEFAULT_PARAMS)  # warm-up (model load)
@@ -138,6 +140,34 @@ def bench_deepbet(scans: list[Path]) -> dict:
            "load": load_line()}
     print(f"deepbet: Dice median {out['dice_median']:.4f} (5th pct {out['dice_p5']:.4f}, min "
           f"{out['dice_min']:.4f}); {out['seconds_median']:.2f} s/scan; {out['load']}")
+    return out
+
+
+VARIANTS = {"default": {}, "n4": {"n4": True}, "deepbet": {"skullstrip": "deepbet"},
+            "nonlinear": {"nonlinear": True}, "gan-grid": {"grid": "gan"}}
+
+
+def bench_variants(scans: list[Path]) -> dict:
+    """Seconds per scan and template-mask / deepbet Dice for each optional step."""
+    from brainage.preprocessing import PreprocessingSpec, preprocess
+    from brainage.preprocessing.skullstrip import dice
+
+    out = {}
+    for name, kwargs in VARIANTS.items():
+        spec = PreprocessingSpec.create(**kwargs)
+        preprocess(scans[0], spec)  # warm-up
+        rows = [(r.seconds["total"], r.cpu_seconds["total"], r.qc["similarity"],
+                 dice(r.native_mask, reference_mask(s)))
+                for s in scans for r in [preprocess(s, spec)]]
+        a = np.array(rows)
+        out[name] = {"n": len(a), "median_wall_s": float(np.median(a[:, 0])),
+                     "median_cpu_s": float(np.median(a[:, 1])),
+                     "similarity_median": float(np.median(a[:, 2])),
+                     "dice_median": float(np.median(a[:, 3])), "load": load_line()}
+        print(f"variant {name}: {out[name]['median_wall_s']:.2f} s/scan wall "
+              f"({out[name]['median_cpu_s']:.2f} s CPU), similarity "
+              f"{out[name]['similarity_median']:.3f}, Dice {out[name]['dice_median']:.4f}; "
+              f"{out[name]['load']}", flush=True)
     return out
 
 
@@ -223,11 +253,14 @@ def bench_cache(n_arrays: int = 20, steps: int = 10) -> dict:
         paths = [store.write_array(ScanKey(f"sub-{i:03d}"),
                                    rng.normal(size=spec.grid.shape).astype(np.float32))
                  for i in range(n_arrays)]
-        reads = []
+        reads, converts = [], []
         for p in paths * 3:
             t0 = time.perf_counter()
-            x = torch.from_numpy(np.asarray(open_cached(p), dtype=np.float32))[None, None]
-            reads.append(time.perf_counter() - t0)
+            raw = np.array(open_cached(p))  # float16 bytes into memory (memory-mapped read)
+            t1 = time.perf_counter()
+            x = torch.from_numpy(raw).float()[None, None]  # (1, 1, X, Y, Z) float32
+            reads.append(t1 - t0)
+            converts.append(time.perf_counter() - t0)
     model, opt = _small_cnn()
     target = torch.zeros(1, 1)
     times = []
@@ -238,12 +271,16 @@ def bench_cache(n_arrays: int = 20, steps: int = 10) -> dict:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    read_s, step_s = float(np.median(reads)), float(np.median(times[2:]))
-    out = {"read_ms": read_s * 1e3, "step_ms": step_s * 1e3, "ratio": step_s / read_s,
+    read_s, conv_s = float(np.median(reads)), float(np.median(converts))
+    step_s = float(np.median(times[2:]))
+    out = {"read_ms": read_s * 1e3, "read_float32_ms": conv_s * 1e3, "step_ms": step_s * 1e3,
+           "ratio": step_s / read_s, "ratio_float32": step_s / conv_s,
            "array_mb": float(np.prod(spec.grid.shape) * 2 / 1e6), "load": load_line()}
     print(f"cache: read {out['read_ms']:.2f} ms ({out['array_mb']:.1f} MB float16, page cache "
-          f"warm) vs training step {out['step_ms']:.1f} ms (4-layer Conv3d, 91x109x91, batch 1, "
-          f"{THREADS} threads): ratio {out['ratio']:.0f}x; {out['load']}")
+          f"warm), {out['read_float32_ms']:.2f} ms with conversion to a float32 tensor; training "
+          f"step {out['step_ms']:.1f} ms (4-layer Conv3d, 91x109x91, batch 1, {THREADS} "
+          f"threads): ratio {out['ratio']:.0f}x (read), {out['ratio_float32']:.0f}x (read + "
+          f"float32); {out['load']}")
     return out
 
 
@@ -251,8 +288,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=125, help="IXI scans for speed and deepbet")
     ap.add_argument("--pose-scans", type=int, default=8, help="IXI scans for the pose test")
+    ap.add_argument("--variant-scans", type=int, default=5, help="IXI scans per variant")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--sections", default="speed,deepbet,pose,cache")
+    ap.add_argument("--sections", default="speed,deepbet,pose,variants,cache")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     results: dict = {"threads": args.threads, "date": time.strftime("%Y-%m-%d")}
@@ -264,6 +302,9 @@ def main() -> None:
     if "pose" in sections:
         results["pose"] = bench_pose(ixi_scans(125)[:: max(1, 125 // args.pose_scans)]
                                      [: args.pose_scans])
+    if "variants" in sections:
+        results["variants"] = bench_variants(ixi_scans(125)[:: 125 // args.variant_scans]
+                                             [: args.variant_scans])
     if "cache" in sections:
         results["cache"] = bench_cache()
     if args.json:

@@ -108,6 +108,6 @@ def test_index_and_reader(tmp_path, small_spec):
 
 def test_reader_refuses_a_different_spec(tmp_path, small_spec):
     CacheStore(tmp_path, small_spec).prepare()
-    other = PreprocessingSpec.create("8mm:20x24x18", n4=True)
+    other = PreprocessingSpec.create("8mm:20x24x18", n4=False)
     with pytest.raises(BrainAgeError, match="n4: False vs True|n4: True vs False"):
         CacheReader(tmp_path, expected=other)

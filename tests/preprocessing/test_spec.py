@@ -21,12 +21,12 @@ from brainage.preprocessing.spec import (
 def test_default_spec_steps_and_versions():
     spec = PreprocessingSpec.create()
     assert spec.grid.name == "tsan" and spec.normalisation == "zscore"
-    assert spec.steps == ["conform", "register:affine", "skullstrip:template",
+    assert spec.steps == ["conform", "n4", "register:affine", "skullstrip:template",
                           "resample:linear", "normalise:zscore"]
     assert {"antspyx", "nilearn", "nibabel", "numpy", "brainage"} <= set(spec.libraries)
-    deep = PreprocessingSpec.create(skullstrip="deepbet", n4=True, nonlinear=True)
+    deep = PreprocessingSpec.create(skullstrip="deepbet", n4=False, nonlinear=True)
     assert {"deepbet", "torch"} <= set(deep.libraries)
-    assert deep.steps[:3] == ["conform", "n4", "register:syn"]
+    assert deep.steps[:3] == ["conform", "register:syn", "skullstrip:deepbet"]
 
 
 def test_hash_is_stable_and_independent_of_key_order():
@@ -41,7 +41,7 @@ def test_hash_is_stable_and_independent_of_key_order():
 def test_any_change_changes_the_hash():
     base = PreprocessingSpec.create()
     others = [
-        PreprocessingSpec.create("gan"), PreprocessingSpec.create(n4=True),
+        PreprocessingSpec.create("gan"), PreprocessingSpec.create(n4=False),
         PreprocessingSpec.create(skullstrip="deepbet"), PreprocessingSpec.create(nonlinear=True),
         PreprocessingSpec.create(normalisation="minmax"),
         PreprocessingSpec.create(mask_threshold=0.4),
@@ -53,7 +53,7 @@ def test_any_change_changes_the_hash():
 
 
 def test_save_load_round_trip(tmp_path):
-    spec = PreprocessingSpec.create("openbhb-vbm", n4=True)
+    spec = PreprocessingSpec.create("openbhb-vbm", n4=False)
     path = spec.save(tmp_path)
     assert path.name == SPEC_FILE
     stored = json.loads(path.read_text())

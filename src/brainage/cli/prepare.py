@@ -20,7 +20,9 @@ def prepare(
         "tsan", "--grid", help="tsan (2 mm 91x109x91) | openbhb-vbm (1.5 mm) | "
         "openbhb-quasiraw (1 mm) | gan (96^3) | <s>mm[:XxYxZ], e.g. 1.75mm:104x124x104."
     ),
-    n4: bool = typer.Option(False, "--n4/--no-n4", help="N4 bias-field correction first."),
+    n4: bool = typer.Option(
+        True, "--n4/--no-n4", help="N4 bias-field correction first (about +3 s per scan)."
+    ),
     skullstrip: str = typer.Option(
         "template", "--skullstrip", help="template (registered MNI mask; fast) | deepbet "
         "(neural network; more accurate, slower)."

@@ -7,8 +7,10 @@ works (measured on IXI, see docs/preprocessing.md):
    the template brain and aligns the x/y centres of the top slabs (or, with a native brain
    mask, the brain centroids);
 2. an affine fit (Mattes MI) whose metric is restricted to the template *brain* mask and to
-   the head above ``vertex - moving_mask_depth_mm`` (or the dilated native brain mask);
-3. optionally SyN on the brain-masked scan.
+   the head above ``vertex - moving_mask_depth_mm`` (with a native brain mask instead: the
+   skull-stripped scan, no masks), in two stages: dense sampling at 8 and 4 mm, then sparse
+   sampling at full resolution;
+3. optionally SyN on the skull-stripped scan.
 
 Transforms are ANTs files in a per-scan temporary folder; :func:`resample` composes them
 once from native space to the target grid (one interpolation).
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from brainage.errors import BrainAgeError
-from brainage.preprocessing.antsio import ants_seed, grid_image, to_ants
+from brainage.preprocessing.antsio import ants_seed, grid_image
 
 if TYPE_CHECKING:
     import ants
@@ -120,12 +122,8 @@ def centroid_translation(
 def moving_slab_mask(head: np.ndarray, affine: np.ndarray, depth_mm: float) -> np.ndarray:
     """(X, Y, Z) float mask of everything above ``vertex - depth_mm`` (drops neck and below)."""
     top = float(_world(head, affine)[:, 2].max())
-    k = np.arange(head.shape[2])
-    # world z of each voxel; canonical RAS axes so z depends mostly on k
-    ii, jj, kk = np.meshgrid(
-        np.arange(head.shape[0]), np.arange(head.shape[1]), k, indexing="ij", sparse=True
-    )
-    z = affine[2, 0] * ii + affine[2, 1] * jj + affine[2, 2] * kk + affine[2, 3]
+    ii, jj, kk = np.meshgrid(*[np.arange(n) for n in head.shape], indexing="ij", sparse=True)
+    z = affine[2, 0] * ii + affine[2, 1] * jj + affine[2, 2] * kk + affine[2, 3]  # world z
     return (z > top - depth_mm).astype(np.float32)
 
 
@@ -233,10 +231,3 @@ def check_matrix(matrix: np.ndarray) -> list[str]:
     if not np.isfinite(det) or det <= 0 or scales.min() < 0.6 or scales.max() > 1.6:
         return ["registration_failure"]
     return []
-
-
-def native_mask_image(mask: np.ndarray, affine: np.ndarray) -> ants.ANTsImage:
-    """A 0/1 ANTs image of a bool mask."""
-    if mask.sum() == 0:
-        raise BrainAgeError("empty mask; cannot register. Fix: check the scan.")
-    return to_ants(mask.astype(np.float32), affine)

@@ -94,7 +94,7 @@ class PreprocessingSpec:
     """
 
     grid: Grid
-    n4: bool = False
+    n4: bool = True
     skullstrip: str = "template"
     registration: str = "affine"
     normalisation: str = "zscore"
@@ -107,7 +107,7 @@ class PreprocessingSpec:
         cls,
         grid: str | Grid = "tsan",
         *,
-        n4: bool = False,
+        n4: bool = True,
         skullstrip: str = "template",
         nonlinear: bool = False,
         normalisation: str | None = None,
