@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
-from brainage.models.heads import LinearHead
+from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.layers import check_dropout, check_positive, init_resnet, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -38,7 +38,7 @@ def alexnet3d_min_size() -> int:
         n += 1
 
 
-class AlexNet3D(BrainAgeModel):
+class AlexNet3D(LinearHeadMixin, BrainAgeModel):
     """AlexNet3D with a linear regression head.
 
     Args:
@@ -78,18 +78,8 @@ class AlexNet3D(BrainAgeModel):
         self.check_input(x)
         return self.features(x).amax(dim=(2, 3, 4))  # (B, F, d, h, w) -> (B, F)
 
-    def forward_head(self, features: Tensor, **cov: Tensor) -> Tensor:
-        """Features ``(B, F)`` -> age ``(B,)``."""
-        self.collect_covariates(**cov)
-        return self.squeeze_output(self.head(features))
-
-    def reset_head(self, num_outputs: int = 1) -> None:
-        """Fresh linear head with ``num_outputs`` outputs."""
-        check_num_outputs(num_outputs)
-        self.num_outputs = num_outputs
-        self.head = LinearHead(self.num_features, num_outputs, self.dropout).to(
-            self.head.fc.weight.device)
-        init_resnet(self.head)
+    def _init_head(self, head: nn.Module) -> None:
+        init_resnet(head)
 
 
 @register_model(AlexNet3D, tiny={"channels": [4, 8, 8, 8, 8]}, paper=PAPER)

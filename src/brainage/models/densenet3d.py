@@ -16,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
-from brainage.models.heads import LinearHead
+from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.layers import check_dropout, check_positive, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -73,7 +73,7 @@ def _transition(in_channels: int, out_channels: int, norm: str, act: str) -> nn.
     )
 
 
-class DenseNet3D(BrainAgeModel):
+class DenseNet3D(LinearHeadMixin, BrainAgeModel):
     """3D DenseNet-BC with a linear regression head.
 
     Args:
@@ -123,18 +123,8 @@ class DenseNet3D(BrainAgeModel):
         self.check_input(x)
         return self.features(x).mean(dim=(2, 3, 4))  # (B, F, d, h, w) -> (B, F)
 
-    def forward_head(self, features: Tensor, **cov: Tensor) -> Tensor:
-        """Features ``(B, F)`` -> age ``(B,)``."""
-        self.collect_covariates(**cov)
-        return self.squeeze_output(self.head(features))
-
-    def reset_head(self, num_outputs: int = 1) -> None:
-        """Fresh linear head with ``num_outputs`` outputs."""
-        check_num_outputs(num_outputs)
-        self.num_outputs = num_outputs
-        self.head = LinearHead(self.num_features, num_outputs, self.dropout).to(
-            self.head.fc.weight.device)
-        _init_densenet(self.head)
+    def _init_head(self, head: nn.Module) -> None:
+        _init_densenet(head)
 
 
 def _init_densenet(module: nn.Module) -> None:

@@ -82,3 +82,26 @@ class ResidualAgeHead(nn.Module):
         if self.sex is not None:
             parts.append(self.sex(sex_one_hot))  # (B, 8)
         return self.out(torch.cat(parts, dim=1))  # (B, 56) -> (B, K)
+
+
+class LinearHeadMixin:
+    """``forward_head`` / ``reset_head`` for encoders whose head is ``self.head``, a LinearHead.
+
+    The class defines ``_init_head(head)`` (its own weight init) and keeps ``self.dropout``.
+    """
+
+    def forward_head(self, features: Tensor, **cov: Tensor) -> Tensor:
+        """Features ``(B, F)`` -> age ``(B,)``."""
+        self.collect_covariates(**cov)  # type: ignore[attr-defined]
+        return self.squeeze_output(self.head(features))  # type: ignore[attr-defined]
+
+    def reset_head(self, num_outputs: int = 1) -> None:
+        """Fresh linear head with ``num_outputs`` outputs."""
+        from brainage.models.base import check_num_outputs
+
+        check_num_outputs(num_outputs)
+        self.num_outputs = num_outputs
+        device = self.head.fc.weight.device  # type: ignore[attr-defined]
+        self.head = LinearHead(self.num_features, num_outputs,  # type: ignore[attr-defined]
+                               self.dropout).to(device)  # type: ignore[attr-defined]
+        self._init_head(self.head)  # type: ignore[attr-defined]

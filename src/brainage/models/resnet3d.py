@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
-from brainage.models.heads import LinearHead
+from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.layers import check_dropout, check_positive, init_resnet, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -43,7 +43,7 @@ class BasicBlock3d(nn.Module):
         return self.act(out + self.downsample(x))
 
 
-class ResNet3D(BrainAgeModel):
+class ResNet3D(LinearHeadMixin, BrainAgeModel):
     """3D ResNet with BasicBlocks and a linear regression head.
 
     Args:
@@ -88,18 +88,8 @@ class ResNet3D(BrainAgeModel):
         self.check_input(x)
         return self.stages(self.stem(x)).mean(dim=(2, 3, 4))  # (B, F, d, h, w) -> (B, F)
 
-    def forward_head(self, features: Tensor, **cov: Tensor) -> Tensor:
-        """Features ``(B, F)`` -> age ``(B,)``."""
-        self.collect_covariates(**cov)
-        return self.squeeze_output(self.head(features))
-
-    def reset_head(self, num_outputs: int = 1) -> None:
-        """Fresh linear head with ``num_outputs`` outputs."""
-        check_num_outputs(num_outputs)
-        self.num_outputs = num_outputs
-        self.head = LinearHead(self.num_features, num_outputs, self.dropout).to(
-            self.head.fc.weight.device)
-        init_resnet(self.head)
+    def _init_head(self, head: nn.Module) -> None:
+        init_resnet(head)
 
 
 @register_model(ResNet3D, presets={"layers": [2, 2, 2, 2]},
