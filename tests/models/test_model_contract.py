@@ -77,3 +77,26 @@ def test_config_rebuilds_same_architecture(tiny) -> None:
     assert [(n, p.shape) for n, p in again.named_parameters()] == [
         (n, p.shape) for n, p in tiny.named_parameters()
     ]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_input_pool_equals_pooling_the_image_first(name: str) -> None:
+    pooled = create_model(name, **model_info(name).tiny, input_pool=2).eval()
+    plain = create_model(name, **model_info(name).tiny).eval()
+    plain.load_state_dict(pooled.state_dict())  # pooling adds no parameters
+    x, cov = _batch(plain)
+    big = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")  # pools back to x
+    with torch.no_grad():
+        torch.testing.assert_close(pooled(big, **cov), plain(x, **cov))
+    assert pooled.config["kwargs"]["input_pool"] == 2
+
+
+def test_input_pool_checks_size_and_value() -> None:
+    from brainage.errors import BrainAgeError
+
+    model = create_model("sfcn", **model_info("sfcn").tiny, input_pool=2)
+    need = model.min_input_shape[0] * 2
+    with pytest.raises(BrainAgeError, match=f"needs at least \\({need}"):
+        model(torch.zeros(1, 1, need - 1, need, need))
+    with pytest.raises(BrainAgeError, match="input_pool must be a positive integer"):
+        create_model("sfcn", input_pool=0)

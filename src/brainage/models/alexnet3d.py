@@ -48,12 +48,14 @@ class AlexNet3D(LinearHeadMixin, BrainAgeModel):
         norm: Norm layer (``batch``).
         act: Activation (``relu``).
         dropout: Dropout before the linear head.
+        input_pool: Average-pool the input by this factor first (1 = off).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1,
                  channels: Sequence[int] = (64, 128, 192, 192, 128), norm: str = "batch",
-                 act: str = "relu", dropout: float = 0.0) -> None:
+                 act: str = "relu", dropout: float = 0.0, input_pool: int = 1) -> None:
         super().__init__()
+        self.set_input_pool(input_pool)
         c = [int(v) for v in channels]
         if len(c) != 5:
             raise BrainAgeError(f"alexnet3d needs 5 channel widths, got {list(channels)!r}.")
@@ -75,7 +77,7 @@ class AlexNet3D(LinearHeadMixin, BrainAgeModel):
 
     def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
         """Image ``(B, C, D, H, W)`` -> features ``(B, F)`` by global max pooling."""
-        self.check_input(x)
+        x = self.prepare_input(x)
         return self.features(x).amax(dim=(2, 3, 4))  # (B, F, d, h, w) -> (B, F)
 
     def _init_head(self, head: nn.Module) -> None:

@@ -87,13 +87,15 @@ class DenseNet3D(LinearHeadMixin, BrainAgeModel):
         act: Activation (``relu``).
         dropout: Dropout before the linear head.
         memory_efficient: Recompute bottlenecks in the backward pass (less memory, slower).
+        input_pool: Average-pool the input by this factor first (1 = off).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 64,
                  growth_rate: int = 32, blocks: Sequence[int] = (6, 12, 24, 16),
                  bn_size: int = 4, norm: str = "batch", act: str = "relu", dropout: float = 0.0,
-                 memory_efficient: bool = False) -> None:
+                 memory_efficient: bool = False, input_pool: int = 1) -> None:
         super().__init__()
+        self.set_input_pool(input_pool)
         blocks = [int(n) for n in blocks]
         if not blocks or min(blocks) < 1:
             raise BrainAgeError(f"blocks must list >= 1 layer per block, got {blocks!r}.")
@@ -120,7 +122,7 @@ class DenseNet3D(LinearHeadMixin, BrainAgeModel):
 
     def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
         """Image ``(B, C, D, H, W)`` -> features ``(B, F)``."""
-        self.check_input(x)
+        x = self.prepare_input(x)
         return self.features(x).mean(dim=(2, 3, 4))  # (B, F, d, h, w) -> (B, F)
 
     def _init_head(self, head: nn.Module) -> None:

@@ -54,12 +54,14 @@ class ResNet3D(LinearHeadMixin, BrainAgeModel):
         norm: Norm layer (``batch``).
         act: Activation (``relu``).
         dropout: Dropout before the linear head.
+        input_pool: Average-pool the input by this factor first (1 = off).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 64,
                  layers: Sequence[int] = (2, 2, 2, 2), norm: str = "batch", act: str = "relu",
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, input_pool: int = 1) -> None:
         super().__init__()
+        self.set_input_pool(input_pool)
         layers = [int(n) for n in layers]
         if not layers or min(layers) < 1:
             raise BrainAgeError(f"layers must list >= 1 block per stage, got {layers!r}.")
@@ -85,7 +87,7 @@ class ResNet3D(LinearHeadMixin, BrainAgeModel):
 
     def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
         """Image ``(B, C, D, H, W)`` -> features ``(B, 8 x width)``."""
-        self.check_input(x)
+        x = self.prepare_input(x)
         return self.stages(self.stem(x)).mean(dim=(2, 3, 4))  # (B, F, d, h, w) -> (B, F)
 
     def _init_head(self, head: nn.Module) -> None:

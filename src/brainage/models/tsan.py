@@ -33,7 +33,9 @@ class _TSANBase(BrainAgeModel):
     """Shared constructor checks and trunk for both stages."""
 
     def _build_trunk(self, in_channels: int, width: int, num_blocks: int, norm: str, act: str,
-                     dropout: float, num_outputs: int, use_sex: bool) -> None:
+                     dropout: float, num_outputs: int, use_sex: bool, input_pool: int = 1
+                     ) -> None:
+        self.set_input_pool(input_pool)
         check_positive(in_channels=in_channels, width=width, num_blocks=num_blocks)
         check_dropout(dropout)
         check_num_outputs(num_outputs)
@@ -47,7 +49,7 @@ class _TSANBase(BrainAgeModel):
 
     def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
         """Image ``(B, C, D, H, W)`` -> pooled trunk features ``(B, F)``."""
-        self.check_input(x)
+        x = self.prepare_input(x)
         return self.trunk(x)
 
     def _sex(self, sex: Tensor | None, batch: int) -> Tensor | None:
@@ -70,15 +72,16 @@ class ScaleDense(_TSANBase):
         output_bias: Initial bias of the last layer; None keeps the published init. With the
             final ReLU, roughly 4 in 10 published inits output 0 for every input (no gradient
             ever flows); setting it to the training set's mean age avoids that.
+        input_pool: Average-pool the input by this factor first (1 = off).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 8,
                  num_blocks: int = 5, use_sex: bool = False, norm: str = "batch",
                  act: str = "elu", dropout: float = 0.0, output_relu: bool = True,
-                 output_bias: float | None = None) -> None:
+                 output_bias: float | None = None, input_pool: int = 1) -> None:
         super().__init__()
         self._build_trunk(in_channels, width, num_blocks, norm, act, dropout, num_outputs,
-                          use_sex)
+                          use_sex, input_pool)
         self.output_relu, self.output_bias = output_relu, output_bias
         self.covariates = ("sex",) if self.use_sex else ()
         init_tsan(self.trunk)
@@ -116,16 +119,17 @@ class TSANStage2(_TSANBase):
             predictions to one value per 5-year bin; False reproduces the published model.
         age_mean: Centre for ``normalise_age`` (years).
         age_sd: Scale for ``normalise_age`` (years).
+        input_pool: Average-pool the input by this factor first (1 = off).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 8,
                  num_blocks: int = 5, use_sex: bool = False, norm: str = "batch",
                  act: str = "elu", dropout: float = 0.0, step: float = 5.0,
                  normalise_age: bool = False, age_mean: float = 50.0,
-                 age_sd: float = 20.0) -> None:
+                 age_sd: float = 20.0, input_pool: int = 1) -> None:
         super().__init__()
         self._build_trunk(in_channels, width, num_blocks, norm, act, dropout, num_outputs,
-                          use_sex)
+                          use_sex, input_pool)
         check_positive(step=step, age_sd=age_sd)
         self.step, self.normalise_age = float(step), bool(normalise_age)
         self.age_mean, self.age_sd = float(age_mean), float(age_sd)
