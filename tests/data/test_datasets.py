@@ -102,3 +102,20 @@ def test_augmentation_keeps_shape_and_is_seeded():
     torch.manual_seed(0)
     b = aug(image)
     assert a.shape == image.shape and torch.equal(a, b) and not torch.equal(a, image)
+
+
+def test_shift_augmentation_moves_whole_voxels_within_range():
+    image = torch.zeros(1, *SHAPE)
+    image[0, 5:15, 6:18, 4:14] = torch.rand(10, 12, 10) + 1
+    aug = augmentation(translation=2, kind="shift")
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        out = aug(image)
+        assert torch.equal(out.flatten().sort().values, image.flatten().sort().values)
+        nz = out[0].nonzero().min(0).values - torch.tensor([5, 6, 4])
+        assert nz.abs().max() <= 2
+        seen.add(tuple(nz.tolist()))
+    assert len(seen) > 5
+    with pytest.raises(BrainAgeError, match="augment kind"):
+        augmentation(kind="elastic")

@@ -17,14 +17,12 @@ default's ``kwargs``, so ``model: {name: resnet18_3d}`` does not inherit SFCN's 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from brainage.config import from_dict, merge, parse_overrides, to_dict
+from brainage.config import load_config
 from brainage.errors import BrainAgeError
 
 #: Model name of the TSAN second stage (the cascade's default stage 2).
@@ -85,14 +83,16 @@ class SchedulerSpec:
 
     Attributes:
         name: ``plateau`` (ReduceLROnPlateau on val MAE), ``step`` (× gamma every
-            step_size epochs) or ``none``.
+            step_size epochs), ``cosine`` (cosine decay to 0 over ``epochs``; suits short
+            fixed-length CPU runs, where a small validation set makes plateaus noisy) or
+            ``none``.
         factor: Plateau reduction factor.
         patience: Plateau patience in epochs.
         step_size: Epochs between ``step`` reductions.
         gamma: ``step`` reduction factor.
     """
 
-    name: Literal["plateau", "step", "none"] = "plateau"
+    name: Literal["plateau", "step", "cosine", "none"] = "plateau"
     factor: float = 0.5
     patience: int = 5
     step_size: int = 10
@@ -109,6 +109,7 @@ class AugmentSpec:
         scale: Largest relative scaling of the random affine (0.05 = ±5 %).
         translation: Largest shift in voxels.
         flip: Random left-right flips (off: brains are not symmetric).
+        kind: ``affine`` (torchio, interpolated) or ``shift`` (whole voxels, ~10x cheaper).
     """
 
     enabled: bool = False
@@ -116,6 +117,7 @@ class AugmentSpec:
     scale: float = 0.03
     translation: float = 2.0
     flip: bool = False
+    kind: Literal["affine", "shift"] = "affine"
 
 
 @dataclass
@@ -153,6 +155,8 @@ class TrainConfig:
         batch_size: Training batch size (evaluation never pads).
         early_stopping: Stop after this many epochs without a better val MAE (0 = off).
         precision: ``"32"`` or ``"bf16-mixed"`` (bf16 autocast).
+        channels_last: Keep weights in the ``channels_last_3d`` memory format (faster 3D
+            convolutions on CPU and GPU).
         seed: Global seed (torch, numpy, python, dataloader workers).
         use_sex: Pass sex to the model (the model must be built with ``use_sex: true``).
         accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
@@ -177,6 +181,7 @@ class TrainConfig:
     batch_size: int = 8
     early_stopping: int = 10
     precision: Literal["32", "bf16-mixed"] = "32"
+    channels_last: bool = True
     seed: int = 0
     use_sex: bool = False
     accelerator: str = "auto"
@@ -228,25 +233,4 @@ def load_train_config(path: str | Path | None = None, overrides: Sequence[str] =
     Raises:
         BrainAgeError: missing or invalid file, unknown keys, wrong types.
     """
-    layers: list[Mapping[str, Any]] = []
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise BrainAgeError(f"{p}: config file not found. Fix: check the path.")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise BrainAgeError(f"{p}: not valid YAML ({exc}).") from exc
-        if not isinstance(loaded, Mapping):
-            raise BrainAgeError(f"{p}: expected a mapping of options at the top level.")
-        layers.append(loaded)
-    layers.append(parse_overrides(overrides))
-    data: dict[str, Any] = to_dict(TrainConfig())
-    for layer in layers:
-        for section in ("model", "loss"):
-            new = layer.get(section)
-            if isinstance(new, Mapping) and new.get("name", data[section]["name"]) != \
-                    data[section]["name"]:
-                data[section] = {**data[section], "kwargs": {}}
-        data = merge(data, layer)
-    return from_dict(TrainConfig, data, str(path) if path else "config")
+    return load_config(TrainConfig, path, overrides)

@@ -43,10 +43,13 @@ class RegressionTask(L.LightningModule):
         scheduler: Fields of :class:`brainage.tasks.config.SchedulerSpec`.
         monitor: Metric the plateau scheduler follows (``val_mae``; ``train_mae`` when
             there is no validation set).
+        channels_last: Keep the network's weights in the ``channels_last_3d`` memory format
+            (about 2x faster 3D convolutions on CPU; same results up to rounding).
     """
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optim: dict[str, Any],
-                 scheduler: dict[str, Any], monitor: str = "val_mae") -> None:
+                 scheduler: dict[str, Any], monitor: str = "val_mae",
+                 channels_last: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model["name"], **model.get("kwargs", {}))
@@ -54,6 +57,11 @@ class RegressionTask(L.LightningModule):
         self.criterion = build_loss(loss["name"], self.model, **loss.get("kwargs", {}))
         self.train_mae = MeanAbsoluteError()
         self.val_mae = MeanAbsoluteError()
+
+    def setup(self, stage: str) -> None:
+        """Switch the weights to ``channels_last_3d`` before the optimiser is built."""
+        if self.hparams.get("channels_last"):
+            self.model.to(memory_format=torch.channels_last_3d)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Predicted age ``(B,)``."""
@@ -113,6 +121,10 @@ class RegressionTask(L.LightningModule):
         if sched["name"] == "step":
             lr_sched: Any = torch.optim.lr_scheduler.StepLR(
                 opt, step_size=sched["step_size"], gamma=sched["gamma"])
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_sched}}
+        if sched["name"] == "cosine":
+            epochs = max(int(self.trainer.max_epochs or 1), 1)
+            lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_sched}}
         lr_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=sched["factor"], patience=sched["patience"])

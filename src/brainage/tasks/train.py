@@ -42,7 +42,7 @@ def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] 
 
     return task_cls(model=to_dict(config.model), loss=to_dict(config.loss),
                     optim=to_dict(config.optim), scheduler=to_dict(config.scheduler),
-                    monitor=monitor)
+                    monitor=monitor, channels_last=config.channels_last)
 
 
 def _on_cpu(config: TrainConfig) -> bool:
@@ -132,7 +132,7 @@ def fold_data(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: in
               ) -> BrainAgeDataModule:
     """DataModule of `fold`: scans with an age of its train and val subjects."""
     aug = config.augment
-    transform = augmentation(aug.degrees, aug.scale, aug.translation, aug.flip) \
+    transform = augmentation(aug.degrees, aug.scale, aug.translation, aug.flip, aug.kind) \
         if aug.enabled else None
     return BrainAgeDataModule.from_fold(table, splits, fold, config.batch_size,
                                         config.num_workers, config.seed, transform)
