@@ -62,3 +62,14 @@ def test_parse_overrides_nests():
 def test_missing_file(tmp_path):
     with pytest.raises(BrainAgeError, match="not found"):
         load_config(Cfg, tmp_path / "nope.yaml")
+
+
+def test_switching_a_named_section_drops_its_old_kwargs():
+    from brainage.config import merge
+
+    base = {"model": {"name": "sfcn", "kwargs": {"channels": [8, 16]}}, "epochs": 3}
+    assert merge(base, {"model": {"name": "scaledense"}})["model"] == {
+        "name": "scaledense", "kwargs": {}}
+    same = merge(base, {"model": {"name": "sfcn", "kwargs": {"dropout": 0.1}}})
+    assert same["model"]["kwargs"] == {"channels": [8, 16], "dropout": 0.1}
+    assert merge(base, {"model": {"kwargs": {"dropout": 0.1}}})["model"]["name"] == "sfcn"

@@ -111,27 +111,50 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; `update` wins."""
+    """Recursive dict merge; `update` wins.
+
+    A section that names a component (``{"name": ..., "kwargs": {...}}``) and switches to
+    another ``name`` starts its ``kwargs`` from empty: the old component's arguments would
+    not fit the new one (naming another model must not keep the previous model's widths).
+    """
     out = dict(base)
     for k, v in update.items():
-        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+        old = out.get(k)
+        if isinstance(v, Mapping) and isinstance(old, Mapping):
+            if "name" in v and "kwargs" in old and v["name"] != old.get("name"):
+                old = {**old, "kwargs": {}}
+            out[k] = merge(old, v)
+        else:
+            out[k] = v
     return out
+
+
+def read_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
+    """The top-level mapping of a YAML file (an empty file is an empty mapping).
+
+    Raises:
+        BrainAgeError: missing file, invalid YAML, or a top level that is not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise BrainAgeError(f"{p}: config file not found. Fix: check the path.")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BrainAgeError(f"{p}: not valid YAML ({exc}).") from exc
+    return _check_mapping(loaded, str(p))
 
 
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> T:
-    """Defaults of `cls`, then the YAML file at `path`, then ``key=value`` overrides."""
+    """Defaults of `cls`, then the YAML file at `path`, then ``key=value`` overrides.
+
+    Layers merge with :func:`merge` (a section switching ``name`` drops its old ``kwargs``).
+    """
     data: dict[str, Any] = to_dict(cls())
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise BrainAgeError(f"{p}: config file not found. Fix: check the path.")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise BrainAgeError(f"{p}: not valid YAML ({exc}).") from exc
-        data = merge(data, _check_mapping(loaded, str(p)))
+        data = merge(data, read_yaml_mapping(path))
     data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data, str(path) if path else "config")
 
