@@ -24,6 +24,7 @@ from brainage.data.simulate import (
     simulate_scan,
     subject_tissue_maps,
 )
+from brainage.data.simulate.anatomy import HEAD_SIZE
 from brainage.data.simulate.cohort import age_ranges
 from brainage.errors import BrainAgeError, ValidationError
 
@@ -176,7 +177,7 @@ def test_world_coordinates_follow_the_pose_in_every_orientation() -> None:
         scan = simulate_scan(config, k, maps=("brain", "ventricles"))
         site = sites[subject.site]
         orientations.add(nib.aff2axcodes(scan.affine))
-        size = 1.035 if subject.sex == "M" else 0.965
+        size = HEAD_SIZE * (1.035 if subject.sex == "M" else 0.965)
         for name, point, tolerance in (("brain", templates.centre, 0.5),
                                        ("ventricles", ventricles, 2.5)):
             weight = scan.maps[name]
