@@ -7,14 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
+from brainage.data.datamodule import BrainAgeDataModule, unrepeated_sampler
 from brainage.data.datasets import (
-    BrainAgeDataModule,
     ScanDataset,
     augmentation,
     fold_tables,
     load_array,
     sex_codes,
-    unrepeated_sampler,
 )
 from brainage.data.splits_file import Splits
 from brainage.errors import BrainAgeError

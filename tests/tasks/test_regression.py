@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainage.data.datasets import BrainAgeDataModule, ScanDataset
+from brainage.data.datamodule import BrainAgeDataModule
+from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
 from brainage.models import create_model
 from brainage.tasks.losses import build_loss
@@ -102,3 +103,26 @@ def test_bf16_autocast_trains_on_cpu():
     trainer.fit(task, datamodule=BrainAgeDataModule(_dataset(8), _dataset(4), batch_size=4))
     assert torch.isfinite(trainer.callback_metrics["val_mae"])
     assert next(task.model.parameters()).dtype == torch.float32  # weights stay fp32
+
+
+class _LRs(L.Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_cosine_schedule_and_channels_last_weights():
+    task = RegressionTask({"name": "sfcn", "kwargs": {"channels": [4, 8, 4]}},
+                          {"name": "soft_label"}, OPTIM, {**PLATEAU, "name": "cosine"},
+                          channels_last=True)
+    lrs = _LRs()
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, callbacks=[lrs],
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, use_distributed_sampler=False)
+    trainer.fit(task, datamodule=BrainAgeDataModule(_dataset(8), _dataset(4), batch_size=4))
+    expected = [OPTIM["lr"] * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
+    np.testing.assert_allclose(lrs.lrs, expected, rtol=1e-6)
+    conv = task.model.features[1].conv.weight  # (8, 4, 3, 3, 3): the layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d) and not conv.is_contiguous()

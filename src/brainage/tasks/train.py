@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from brainage.data.cohort import Cohort
-from brainage.data.datasets import BrainAgeDataModule, augmentation
+from brainage.data.datamodule import BrainAgeDataModule
+from brainage.data.datasets import augmentation
 from brainage.data.prepared import COHORT_FILE, PreparedCohort, open_prepared
 from brainage.data.splits_file import Splits
 from brainage.errors import BrainAgeError
