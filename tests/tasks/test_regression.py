@@ -126,3 +126,31 @@ def test_cosine_schedule_and_channels_last_weights():
     np.testing.assert_allclose(lrs.lrs, expected, rtol=1e-6)
     conv = task.model.features[1].conv.weight  # (8, 4, 3, 3, 3): the layouts differ
     assert conv.is_contiguous(memory_format=torch.channels_last_3d) and not conv.is_contiguous()
+
+
+def test_ema_weights_average_the_steps_and_are_saved(tmp_path):
+    from brainage.tasks.regression import ema_update
+    from brainage.tasks.train import best_weights
+
+    a, b = create_model("sfcn", channels=[4, 8, 4]), create_model("sfcn", channels=[4, 8, 4])
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    ema_update(a, b, 0.75)
+    for k, v in a.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * before[k] + 0.25 * b.state_dict()[k])
+        else:
+            assert torch.equal(v, b.state_dict()[k])
+    task = RegressionTask({"name": "sfcn", "kwargs": {"channels": [4, 8, 4]}},
+                          {"name": "soft_label"}, OPTIM, {**PLATEAU, "name": "none"}, ema=0.9)
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        use_distributed_sampler=False, default_root_dir=tmp_path)
+    trainer.fit(task, datamodule=BrainAgeDataModule(_dataset(8), _dataset(4), batch_size=4))
+    assert not any(p.requires_grad for p in task.ema_model.parameters())
+    trained, averaged = task.model.state_dict(), task.ema_model.state_dict()
+    assert not torch.equal(trained["classifier.weight"], averaged["classifier.weight"])
+    ckpt = trainer.save_checkpoint(tmp_path / "x.ckpt") or tmp_path / "x.ckpt"
+    saved = best_weights(ckpt)
+    assert torch.equal(saved["classifier.weight"], averaged["classifier.weight"])
+    with pytest.raises(BrainAgeError, match="ema=1.5"):
+        RegressionTask({"name": "sfcn"}, {"name": "soft_label"}, OPTIM, PLATEAU, ema=1.5)

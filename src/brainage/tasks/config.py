@@ -157,6 +157,8 @@ class TrainConfig:
         precision: ``"32"`` or ``"bf16-mixed"`` (bf16 autocast).
         channels_last: Keep weights in the ``channels_last_3d`` memory format (faster 3D
             convolutions on CPU and GPU).
+        ema: Decay of an exponential moving average of the weights used for validation and
+            the saved model (0 = off; 0.99 averages about the last 100 steps).
         seed: Global seed (torch, numpy, python, dataloader workers).
         use_sex: Pass sex to the model (the model must be built with ``use_sex: true``).
         accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto``).
@@ -182,6 +184,7 @@ class TrainConfig:
     early_stopping: int = 10
     precision: Literal["32", "bf16-mixed"] = "32"
     channels_last: bool = True
+    ema: float = 0.0
     seed: int = 0
     use_sex: bool = False
     accelerator: str = "auto"

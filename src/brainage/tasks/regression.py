@@ -44,15 +44,22 @@ class RegressionTask(L.LightningModule):
         monitor: Metric the plateau scheduler follows (``val_mae``; ``train_mae`` when
             there is no validation set).
         channels_last: Keep the network's weights in the ``channels_last_3d`` memory format
-            (about 2x faster 3D convolutions on CPU; same results up to rounding).
+            (1.3-1.5x faster 3D convolutions on CPU; same results up to rounding).
+        ema: Decay of an exponential moving average of the weights (and norm statistics)
+            updated after every optimiser step; 0 = off. When on, validation, the best
+            checkpoint and the saved model use the averaged weights, which are much less
+            noisy than the last step's on small cohorts.
     """
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optim: dict[str, Any],
                  scheduler: dict[str, Any], monitor: str = "val_mae",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, ema: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model["name"], **model.get("kwargs", {}))
+        if not 0.0 <= ema < 1.0:
+            raise BrainAgeError(f"ema={ema!r}: expected a decay in [0, 1) (0 = off), e.g. 0.99.")
+        self.ema_model = _frozen_copy(self.model) if ema > 0 else None
         self.loss_name = loss["name"]
         self.criterion = build_loss(loss["name"], self.model, **loss.get("kwargs", {}))
         self.train_mae = MeanAbsoluteError()
@@ -61,18 +68,30 @@ class RegressionTask(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Switch the weights to ``channels_last_3d`` before the optimiser is built."""
         if self.hparams.get("channels_last"):
-            self.model.to(memory_format=torch.channels_last_3d)
+            for net in (self.model, self.ema_model):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last_3d)
+
+    @property
+    def net(self) -> BrainAgeModel:
+        """The network in use: the weight average in evaluation when ``ema`` is on."""
+        return self.ema_model if self.ema_model is not None and not self.training else self.model
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Update the weight average after the optimiser step."""
+        if self.ema_model is not None:
+            ema_update(self.ema_model, self.model, float(self.hparams["ema"]))
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Predicted age ``(B,)``."""
-        return forward_batch(self.model, batch)
+        return forward_batch(self.net, batch)
 
     def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Loss and predicted age (float32) of a batch."""
         age = batch["age"].float()
         if self.loss_name == "soft_label":
-            log_probs = self.model.forward_logits(batch["image"]).float()  # (B, bins)
-            return self.criterion(log_probs, age), self.model.expected_age(log_probs)
+            log_probs = self.net.forward_logits(batch["image"]).float()  # (B, bins)
+            return self.criterion(log_probs, age), self.net.expected_age(log_probs)
         pred = self(batch).float()  # (B,)
         return self.criterion(pred, age), pred
 
@@ -114,7 +133,7 @@ class RegressionTask(L.LightningModule):
             gen.set_state(state["loss"])
 
     def configure_optimizers(self) -> Any:
-        opt = build_optimizer(self.parameters(), self.hparams["optim"])
+        opt = build_optimizer([p for p in self.parameters() if p.requires_grad], self.hparams["optim"])
         sched = self.hparams["scheduler"]
         if sched["name"] == "none":
             return opt
@@ -142,6 +161,26 @@ def build_optimizer(params: Any, optim: dict[str, Any]) -> torch.optim.Optimizer
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=optim["momentum"])
     raise BrainAgeError(f"unknown optimiser {name!r}; expected adam, adamw or sgd.")
+
+
+def _frozen_copy(model: nn.Module) -> Any:
+    import copy
+
+    twin = copy.deepcopy(model)
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    return twin.eval()
+
+
+@torch.no_grad()
+def ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model`` over parameters and float buffers
+    (norm statistics); integer buffers (batch counters) are copied."""
+    for a, m in zip(average.state_dict().values(), model.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            a.lerp_(m, 1.0 - decay)
+        else:
+            a.copy_(m)
 
 
 def module_weights(model: nn.Module) -> dict[str, Tensor]:

@@ -43,7 +43,7 @@ def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] 
 
     return task_cls(model=to_dict(config.model), loss=to_dict(config.loss),
                     optim=to_dict(config.optim), scheduler=to_dict(config.scheduler),
-                    monitor=monitor, channels_last=config.channels_last)
+                    monitor=monitor, channels_last=config.channels_last, ema=config.ema)
 
 
 def _on_cpu(config: TrainConfig) -> bool:
@@ -97,7 +97,8 @@ def _has_tensorboard() -> bool:
 def best_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The network's state dict from a brainage Lightning checkpoint (no unpickling)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    prefix = "ema_model." if any(k.startswith("ema_model.") for k in state) else "model."
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
