@@ -143,6 +143,28 @@ def test_kfold_predictions_are_out_of_fold(cohort, tmp_path):
     assert unlabelled["fold"].tolist() == ["0,1,2"] and "ensemble_sd" in preds
 
 
+def test_repeats_train_seeded_members_per_fold_and_average_them(cohort, tmp_path):
+    cfg = tiny_config(epochs=1, repeats=2,
+                      split=SplitSpec(method="kfold", folds=2, val=0.0, seed=1))
+    with pytest.warns(UserWarning):
+        run = train_cohort(cohort, tmp_path / "r", cfg)
+    names = ["fold-0-seed-0", "fold-0-seed-1", "fold-1-seed-0", "fold-1-seed-1"]
+    assert rf.read_run_info(run).members == names
+    preds = pd.read_csv(run / "predictions.tsv", sep="\t", dtype={"fold": str})
+    labelled = preds[preds["age"].notna()].set_index("participant_id")
+    table = cohort.table.set_index("participant_id")
+    for fold in ("0", "1"):
+        ids = labelled.index[labelled["fold"] == fold]
+        sub = table.loc[ids].reset_index()
+        each = [predict_dataset(load_model(run / f"fold-{fold}-seed-{r}"),
+                                ScanDataset.from_table(sub), batch_size=4) for r in (0, 1)]
+        assert not np.allclose(each[0], each[1])  # different seeds, different models
+        np.testing.assert_allclose(labelled.loc[ids, "predicted_age"], np.mean(each, axis=0),
+                                   atol=1e-3)
+        np.testing.assert_allclose(labelled.loc[ids, "ensemble_sd"],
+                                   np.std(each, axis=0), atol=1e-3)
+
+
 def test_no_trainable_scan_is_refused(tmp_path):
     cohort = make_prepared(tmp_path / "p", n=4, no_age=(0, 1, 2, 3))
     with pytest.raises(BrainAgeError, match="no prepared scan has an age"):

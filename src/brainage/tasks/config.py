@@ -157,6 +157,8 @@ class TrainConfig:
         precision: ``"32"`` or ``"bf16-mixed"`` (bf16 autocast).
         channels_last: Keep weights in the ``channels_last_3d`` memory format (faster 3D
             convolutions on CPU and GPU).
+        repeats: Models trained per fold with seeds ``seed, seed + 1, ...``; their
+            predictions are averaged (an ensemble; ``ensemble_sd`` in the predictions).
         ema: Decay of an exponential moving average of the weights used for validation and
             the saved model (0 = off; 0.99 averages about the last 100 steps).
         seed: Global seed (torch, numpy, python, dataloader workers).
@@ -185,6 +187,7 @@ class TrainConfig:
     precision: Literal["32", "bf16-mixed"] = "32"
     channels_last: bool = True
     ema: float = 0.0
+    repeats: int = 1
     seed: int = 0
     use_sex: bool = False
     accelerator: str = "auto"
@@ -199,7 +202,7 @@ class TrainConfig:
     stage1_run: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "num_nodes"):
+        for name in ("epochs", "batch_size", "num_nodes", "repeats"):
             if getattr(self, name) < 1:
                 raise BrainAgeError(f"{name}={getattr(self, name)!r}: expected at least 1.")
         if self.early_stopping < 0 or self.num_workers < 0:

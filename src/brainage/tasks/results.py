@@ -68,7 +68,7 @@ def aggregate(table: pd.DataFrame, fold_preds: list[pd.DataFrame]) -> pd.DataFra
         "ensemble_sd": g["predicted_age"].std(ddof=0),
         "n_models": g["predicted_age"].size(),
         "set": g["role"].first(),
-        "fold": g["fold"].agg(lambda f: ",".join(str(int(x)) for x in sorted(f))),
+        "fold": g["fold"].agg(lambda f: ",".join(str(int(x)) for x in sorted(set(f)))),
     })
     base = table.reset_index(drop=True)
     cols = [c for c in KEEP_COLUMNS if c in base and not (c == "run" and base[c].isna().all())]
@@ -236,7 +236,7 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
     write_predictions(run / rf.PREDICTIONS, preds)
     write_json(run / rf.METRICS, metrics)
     prepared.spec.save(run / rf.PREPROCESSING)
-    info = rf.RunInfo(kind="models", members=rf.member_names(splits.n_folds),
+    info = rf.RunInfo(kind="models", members=rf.member_names(splits.n_folds, config.repeats),
                       training_range=training_range(table, splits),
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
                       extra={"model": config.model.name})

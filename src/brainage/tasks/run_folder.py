@@ -14,6 +14,7 @@ Layout (DESIGN.md rule 5)::
       interval_calibration.json  split-conformal 90 % interval calibration (held-out)
       weights.safetensors + model.json      a single model, or
       fold-<k>/weights.safetensors + model.json     one model per fold (ensemble)
+      fold-<k>-seed-<r>/...                          several seeds per fold (config repeats)
       <member>/checkpoints/{best,last}.ckpt         Lightning checkpoints (resume only)
       <member>/logs/                                CSV (and TensorBoard) logs
 
@@ -80,14 +81,24 @@ class RunInfo:
                 "input_shape": self.input_shape, "stages": self.stages, **self.extra}
 
 
-def member_dir(run_dir: Path, fold: int, n_folds: int) -> Path:
-    """Folder of fold `fold`'s model: the run itself for a single model, else ``fold-<k>``."""
-    return run_dir if n_folds == 1 else run_dir / f"fold-{fold}"
+def member_dir(run_dir: Path, fold: int, n_folds: int, repeat: int = 0, repeats: int = 1
+               ) -> Path:
+    """Folder of one model: the run itself for a single model, else ``fold-<k>`` (one model
+    per fold) or ``fold-<k>-seed-<r>`` (several seeds per fold)."""
+    name = member_name(fold, n_folds, repeat, repeats)
+    return run_dir if name == "." else run_dir / name
 
 
-def member_names(n_folds: int) -> list[str]:
-    """Relative member folder names for ``n_folds`` models."""
-    return ["."] if n_folds == 1 else [f"fold-{k}" for k in range(n_folds)]
+def member_name(fold: int, n_folds: int, repeat: int = 0, repeats: int = 1) -> str:
+    """Relative folder name of fold `fold`'s model number `repeat`."""
+    if repeats == 1:
+        return "." if n_folds == 1 else f"fold-{fold}"
+    return f"seed-{repeat}" if n_folds == 1 else f"fold-{fold}-seed-{repeat}"
+
+
+def member_names(n_folds: int, repeats: int = 1) -> list[str]:
+    """Relative member folder names for ``n_folds`` folds of ``repeats`` models each."""
+    return [member_name(k, n_folds, r, repeats) for k in range(n_folds) for r in range(repeats)]
 
 
 def write_run_info(run_dir: Path, info: RunInfo) -> None:

@@ -9,6 +9,7 @@ resumes from ``last.ckpt`` when the same command is run again.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
@@ -206,25 +207,29 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     if stage1 is not None:
         table["stage1_age"] = np.asarray(stage1, dtype=float)
     the_splits = prepare_splits(run, prepared, config, splits)
-    models = []
+    models: list[tuple[int, BrainAgeModel]] = []
     for fold in range(the_splits.n_folds):
-        model = train_fold(config, table, the_splits, fold, run, task_cls)
-        if model is None:  # not rank 0
-            continue
-        models.append(model)
-    if global_rank() == 0 and len(models) == the_splits.n_folds:
+        for repeat in range(config.repeats):
+            model = train_fold(config, table, the_splits, fold, run, task_cls, repeat)
+            if model is not None:  # rank 0 only
+                models.append((fold, model))
+    if global_rank() == 0 and len(models) == the_splits.n_folds * config.repeats:
         preds = [fold_predictions(m, table, the_splits, k, config.batch_size)
-                 for k, m in enumerate(models)]
+                 for k, m in models]
         finish_run(run, config, prepared, the_splits, table, preds)
     return run
 
 
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,
-               run: Path, task_cls: type[RegressionTask] = RegressionTask) -> BrainAgeModel | None:
-    """Train fold `fold` unless its weights are already saved; rank 0 gets the model."""
-    member = rf.member_dir(run, fold, splits.n_folds)
+               run: Path, task_cls: type[RegressionTask] = RegressionTask, repeat: int = 0
+               ) -> BrainAgeModel | None:
+    """Train model `repeat` of fold `fold` (seed ``config.seed + repeat``) unless its weights
+    are already saved; rank 0 gets the model."""
+    member = rf.member_dir(run, fold, splits.n_folds, repeat, config.repeats)
     if (member / WEIGHTS).exists():
         return load_model(member)
+    if repeat:
+        config = dataclasses.replace(config, seed=config.seed + repeat)
     data = fold_data(config, table, splits, fold)
     model = fit_member(config, data, member, task_cls)
     if model is not None:
