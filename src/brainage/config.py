@@ -113,15 +113,17 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """Recursive dict merge; `update` wins.
 
-    A section that names a component (``{"name": ..., "kwargs": {...}}``) and switches to
-    another ``name`` starts its ``kwargs`` from empty: the old component's arguments would
-    not fit the new one (naming another model must not keep the previous model's widths).
+    A section of `update` that names its component (``{"name": ..., "kwargs": {...}}``)
+    defines it completely: its ``kwargs`` start from empty instead of merging into the
+    previous ones (another model's widths would not fit; a saved config must load exactly,
+    not pick up a preset's extra arguments). Sections without ``name`` (such as the override
+    ``model.kwargs.dropout=0.1``) merge key by key.
     """
     out = dict(base)
     for k, v in update.items():
         old = out.get(k)
         if isinstance(v, Mapping) and isinstance(old, Mapping):
-            if "name" in v and "kwargs" in old and v["name"] != old.get("name"):
+            if "name" in v and "kwargs" in old:
                 old = {**old, "kwargs": {}}
             out[k] = merge(old, v)
         else:

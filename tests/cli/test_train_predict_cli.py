@@ -21,7 +21,8 @@ from brainage.cli import train as train_cli  # noqa: E402
 
 TINY = ["--set", "model.kwargs={channels: [4, 8, 4]}", "--set", "loss.name=mse",
         "--set", "epochs=1", "--set", "batch_size=4", "--set", "progress_bar=false",
-        "--set", "accelerator=cpu", "--set", "model.name=sfcn"]
+        "--set", "accelerator=cpu", "--set", "model.name=sfcn", "--set", "repeats=1",
+        "--set", "model.kwargs.input_pool=1"]
 
 
 def app() -> typer.Typer:

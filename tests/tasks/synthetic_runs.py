@@ -70,7 +70,7 @@ def tiny_config(**overrides: object) -> TrainConfig:
     base = dict(
         model=ModelSpec("sfcn", {"channels": [4, 8, 4], "dropout": 0.2}),
         loss=LossSpec("mse"), epochs=3, batch_size=4, early_stopping=0, progress_bar=False,
-        tensorboard=False, accelerator="cpu",
+        tensorboard=False, accelerator="cpu", repeats=1,
         split=SplitSpec(method="holdout", val=0.25, test=0.25, seed=0),
     )
     base.update(overrides)

@@ -10,8 +10,9 @@ The defaults of :class:`TrainConfig` are the CPU preset used by the real-data be
   epochs without improvement, at most 150 epochs, batch 32, best checkpoint by val MAE.
 
 Load with :func:`load_train_config` (defaults, then a YAML file, then ``key=value``
-overrides). Unlike a plain recursive merge, naming another model or loss drops the
-default's ``kwargs``, so ``model: {name: resnet18_3d}`` does not inherit SFCN's arguments.
+overrides). Unlike a plain recursive merge, a layer that names the model or loss defines its
+``kwargs`` completely, so ``model: {name: resnet18_3d}`` does not inherit SFCN's arguments
+and a saved ``config.yaml`` loads exactly.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from brainage.errors import BrainAgeError
 
 #: Model name of the TSAN second stage (the cascade's default stage 2).
 STAGE2_MODEL = "tsan_stage2"
-#: SFCN block widths of the CPU preset (the paper's are 32, 64, 128, 256, 256, 64).
-CPU_WIDTHS = [8, 16, 32, 32, 16]
+#: SFCN of the CPU preset: widths (the paper's are 32, 64, 128, 256, 256, 64) on 6 mm input.
+CPU_MODEL = {"channels": [16, 32, 64, 64], "input_pool": 3, "age_range": [10, 90], "dropout": 0.2}
 
 
 @dataclass
@@ -175,19 +176,19 @@ class TrainConfig:
         stage1_run: Cascade stage 2 only: path of the stage-1 run (set by the cascade).
     """
 
-    model: ModelSpec = field(default_factory=lambda: ModelSpec("sfcn", {"channels": CPU_WIDTHS}))
+    model: ModelSpec = field(default_factory=lambda: ModelSpec("sfcn", dict(CPU_MODEL)))
     loss: LossSpec = field(default_factory=lambda: LossSpec("soft_label", {"sigma": 1.0}))
-    optim: OptimSpec = field(default_factory=OptimSpec)
-    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    optim: OptimSpec = field(default_factory=lambda: OptimSpec(lr=4e-3))
+    scheduler: SchedulerSpec = field(default_factory=lambda: SchedulerSpec("cosine"))
     augment: AugmentSpec = field(default_factory=AugmentSpec)
-    split: SplitSpec = field(default_factory=SplitSpec)
-    epochs: int = 40
+    split: SplitSpec = field(default_factory=lambda: SplitSpec("kfold", val=0.0))
+    epochs: int = 60
     batch_size: int = 8
-    early_stopping: int = 10
+    early_stopping: int = 0
     precision: Literal["32", "bf16-mixed"] = "32"
     channels_last: bool = True
     ema: float = 0.0
-    repeats: int = 1
+    repeats: int = 3
     seed: int = 0
     use_sex: bool = False
     accelerator: str = "auto"
@@ -233,8 +234,8 @@ def load_train_config(path: str | Path | None = None, overrides: Sequence[str] =
                       ) -> TrainConfig:
     """Defaults, then the YAML file at `path`, then ``key=value`` overrides.
 
-    A layer that names another ``model.name`` / ``loss.name`` than the one so far starts
-    that section's ``kwargs`` from empty instead of merging into the previous model's.
+    A layer that names ``model.name`` / ``loss.name`` defines that section's ``kwargs``
+    completely; ``model.kwargs.x=...`` without a name changes one argument.
 
     Raises:
         BrainAgeError: missing or invalid file, unknown keys, wrong types.

@@ -108,13 +108,14 @@ def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
     """Train one model (resuming from ``last.ckpt``); return its best weights on rank 0.
 
     Returns:
-        The model with the best epoch's weights, or None on ranks other than 0.
+        The model with the best epoch's weights (by validation MAE; the last epoch's when
+        there is no validation set), or None on ranks other than 0.
     """
     L.seed_everything(config.seed, workers=True, verbose=False)
     has_val = data.val_set is not None and len(data.val_set) > 0
-    if not has_val:
-        warnings.warn(f"{member}: no validation scans; early stopping is off and the best "
-                      "checkpoint follows the training MAE.", stacklevel=2)
+    if not has_val and config.split.val > 0:  # asked for, but the fold has none
+        warnings.warn(f"{member}: no validation scans; early stopping is off and the last "
+                      "epoch's weights are kept.", stacklevel=2)
     task = make_task(config, "val_mae" if has_val else "train_mae", task_cls)
     trainer = build_trainer(config, member, has_val, callbacks)
     last = member / "checkpoints" / "last.ckpt"
@@ -126,6 +127,8 @@ def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
     if not trainer.is_global_zero:
         return None
     best = Path(trainer.checkpoint_callback.best_model_path or member / "checkpoints/best.ckpt")
+    if not has_val:  # nothing held out to choose an epoch by: the end of the schedule
+        best = last
     model = create_model(config.model.name, **config.model.kwargs)
     model.load_state_dict(best_weights(best))
     return model.eval()
