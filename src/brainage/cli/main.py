@@ -41,7 +41,16 @@ def main(
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
     from brainage.cli import (
-        cohort, evaluate, explain, models, predict, prepare, report, simulate, split, train,
+        cohort,
+        evaluate,
+        explain,
+        models,
+        predict,
+        prepare,
+        report,
+        simulate,
+        split,
+        train,
     )
 
     for module in (simulate, cohort, split, prepare, models, train, predict, evaluate, explain,
