@@ -10,6 +10,7 @@ resumes from ``last.ckpt`` when the same command is run again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,18 @@ from brainage.tasks.results import finish_run, fold_predictions
 
 #: Lightning hints that are noise for brainage's small cohorts.
 QUIET = (".*does not have many workers.*", ".*smaller than the logging interval.*",
-         ".*isinstance\\(treespec, LeafSpec\\).*")
+         ".*isinstance\\(treespec, LeafSpec\\).*",
+         ".*Total length of `list` across ranks is zero.*")  # no validation set, by choice
+
+
+class _NoAdverts(logging.Filter):
+    """Drop Lightning's "Tip: try installing litlogger" line printed on every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
 
 
 def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] = RegressionTask
