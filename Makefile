@@ -33,8 +33,8 @@ demo: install
 	$(BIN)/brainage train $(DEMO_DIR)/prepared $(DEMO_DIR)/run --folds 5 --set repeats=$(DEMO_REPEATS)
 	$(BIN)/brainage predict $(DEMO_DIR)/run $(DEMO_DIR)/bids/sub-001/anat/sub-001_T1w.nii.gz \
 		-o $(DEMO_DIR)/new_scan_predictions.tsv
-	$(BIN)/brainage evaluate $(DEMO_DIR)/run/predictions.tsv -o $(DEMO_DIR)/evaluation
-	$(BIN)/brainage report $(DEMO_DIR)/evaluation -o $(DEMO_DIR)/report.html
+	$(BIN)/brainage evaluate $(DEMO_DIR)/run/predictions.tsv -o $(DEMO_DIR)/run/evaluation
+	$(BIN)/brainage report $(DEMO_DIR)/run -o $(DEMO_DIR)/report.html
 	@echo "demo: open $(DEMO_DIR)/report.html"
 
 test: install
