@@ -188,7 +188,7 @@ def test_config_presets_load(tmp_path):
     assert load_train_config(root / "sfcn.yaml").loss.name == "soft_label"
     from brainage.models import model_info
 
-    for name in ("quickstart", "tsan", "tsan_stage2", "sfcn"):  # model kwargs are valid
+    for name in ("quickstart", "tsan", "tsan_stage2", "sfcn", "tsan_cpu", "tsan_cpu_stage2"):
         model = load_train_config(root / f"{name}.yaml").model
         assert set(model.kwargs) <= set(model_info(model.name).default_kwargs), name
 
