@@ -136,8 +136,11 @@ def summarise(name: str, preds: pd.DataFrame, seconds: float, run: Path | None) 
         intervals = metrics.get("intervals", {})
         out["interval_coverage"] = intervals.get("check_coverage")
         out["interval_mean_width"] = intervals.get("check_mean_width")
-        if "bin_spread" in metrics:
-            out["stage2_within_bin_sd"] = metrics["bin_spread"].get("mean_sd")
+        spread = metrics.get("bin_spread", {}).get("test", {})
+        if spread:  # cascade: SD of stage-2 ages within 5-year bins of the stage-1 age
+            out["stage2_within_bin_sd"] = spread.get("mean_sd")
+            stage1 = json.loads((run / "stage1" / "metrics.json").read_text())["uncorrected"]
+            out["stage1_mae"] = stage1["test"]["mae"]
     return out
 
 
