@@ -36,7 +36,8 @@ from brainage.tasks.results import finish_run, fold_predictions
 #: Lightning hints that are noise for brainage's small cohorts.
 QUIET = (".*does not have many workers.*", ".*smaller than the logging interval.*",
          ".*isinstance\\(treespec, LeafSpec\\).*",
-         ".*Total length of `list` across ranks is zero.*")  # no validation set, by choice
+         ".*Total length of `list` across ranks is zero.*",  # no validation set, by choice
+         ".*module\\(s\\) in eval mode at the start of training.*")  # the frozen EMA copy
 
 
 class _NoAdverts(logging.Filter):
