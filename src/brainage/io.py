@@ -63,6 +63,22 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def parse_json_file(path: str | os.PathLike[str], fix: str = "restore or regenerate the file"
+                    ) -> Any:
+    """Parse a JSON file that exists; malformed content raises a clear error.
+
+    Callers check existence themselves (each knows what a missing file means).
+
+    Raises:
+        BrainAgeError: the file is not valid UTF-8 JSON (the message names it and `fix`).
+    """
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BrainAgeError(f"{p}: not valid JSON ({exc}). Fix: {fix}.") from exc
+
+
 def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
     """Write a table as TSV with BIDS missing values (``n/a``), atomically."""
     with atomic_path(path) as tmp:

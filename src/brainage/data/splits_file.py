@@ -16,7 +16,6 @@ File layout (``folds`` is the only key a hand-written file needs)::
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import pandas as pd
 
 from brainage.data.cohort import Cohort
 from brainage.errors import BrainAgeError, Problem, ValidationError
-from brainage.io import write_json
+from brainage.io import parse_json_file, write_json
 
 FORMAT = "brainage-splits"
 VERSION = 1
@@ -121,15 +120,9 @@ class Splits:
     def from_json(cls, path: str | Path) -> Splits:
         """Read a splits file written by :meth:`to_json` or by hand."""
         p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError as exc:
-            raise BrainAgeError(f"{p}: splits file not found. Fix: check the path.") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BrainAgeError(
-                f"{p}: not valid JSON ({exc}). Fix: repair the file, or delete it to make new "
-                "splits."
-            ) from exc
+        if not p.is_file():
+            raise BrainAgeError(f"{p}: splits file not found. Fix: check the path.")
+        data = parse_json_file(p, "repair the file, or delete it to make new splits")
         return cls.from_dict(data, str(p))
 
     def check(self, cohort: Cohort, where: str = "splits") -> None:

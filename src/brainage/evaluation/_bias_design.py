@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from brainage.errors import BrainAgeError
+from brainage.io import parse_json_file
 
 
 def check_params(method: str, degree: int, confounds: tuple[str, ...], fallback: str) -> None:
@@ -160,7 +160,4 @@ def read_json(path: str | os.PathLike[str], filename: str) -> Any:
     if not p.is_file():
         raise BrainAgeError(f"{p}: bias correction not found. Fix: pass a run folder that "
                             f"holds {filename}, or the JSON file itself.")
-    try:
-        return json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BrainAgeError(f"{p}: not valid JSON ({exc}).") from exc
+    return parse_json_file(p, "refit the bias correction")

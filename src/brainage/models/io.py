@@ -13,7 +13,7 @@ from typing import Any
 
 from brainage import __version__
 from brainage.errors import BrainAgeError
-from brainage.io import atomic_path, write_json
+from brainage.io import atomic_path, parse_json_file, write_json
 from brainage.models.base import BrainAgeModel
 
 WEIGHTS = "weights.safetensors"
@@ -66,10 +66,7 @@ def read_model_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: not found. Fix: point to a folder written by save_model "
             "(it holds model.json and weights.safetensors)."
         )
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BrainAgeError(f"{path}: not valid JSON ({exc}).") from exc
+    meta = parse_json_file(path, "save the model again")
     if meta.get("format") != FORMAT or not isinstance(meta.get("kwargs"), dict):
         raise BrainAgeError(
             f"{path}: not a brainage model description (expected format {FORMAT!r} with "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from brainage.errors import BrainAgeError
-from brainage.io import write_json
+from brainage.io import parse_json_file, write_json
 from brainage.preprocessing.grids import Grid, get_grid
 
 #: File name of the spec next to preprocessed outputs (cache, derivatives, run folders).
@@ -217,10 +217,7 @@ class PreprocessingSpec:
                 f"{p}: preprocessing spec not found. Fix: run `brainage prepare` into this "
                 "folder first, or give the path of its preprocessing_spec.json."
             )
-        try:
-            raw = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise BrainAgeError(f"{p}: not valid JSON ({exc}). Fix: restore the file.") from exc
+        raw = parse_json_file(p, "restore the file")
         spec = cls.from_dict(raw.get("spec", raw))
         stored = raw.get("hash")
         if stored is not None and stored != spec.hash:

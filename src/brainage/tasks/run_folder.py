@@ -25,7 +25,6 @@ written last, so a folder without it is an unfinished run (rerun training to res
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 from brainage import __version__
 from brainage.config import save_config, to_dict
 from brainage.errors import BrainAgeError
-from brainage.io import write_json
+from brainage.io import parse_json_file, write_json
 from brainage.tasks.config import TrainConfig, load_train_config
 
 RUN_JSON = "run.json"
@@ -122,10 +121,7 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
                 "`brainage train` command to resume." if (run / CONFIG).exists()
                 else " Fix: pass a folder written by `brainage train`.")
         raise BrainAgeError(f"{run}: no {RUN_JSON}, so this is not a finished run.{hint}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BrainAgeError(f"{path}: not valid JSON ({exc}).") from exc
+    data = parse_json_file(path, "rerun the same `brainage train` command")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BrainAgeError(f"{path}: not a brainage run description (format {FORMAT!r}).")
     if int(data.get("version", 0)) > VERSION:
@@ -177,7 +173,7 @@ def read_json(path: Path) -> Any:
     """Read a JSON file written by brainage, with a clear error when missing."""
     if not path.is_file():
         raise BrainAgeError(f"{path}: not found. Fix: the run folder is incomplete; retrain.")
-    return json.loads(path.read_text())
+    return parse_json_file(path, "the run folder is damaged; retrain")
 
 
 def model_card(config: TrainConfig, info: RunInfo, data_summary: dict[str, Any],
