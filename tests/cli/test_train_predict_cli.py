@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import typer
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
-from synthetic_runs import make_prepared  # noqa: E402
+from synthetic_runs import make_prepared, one_torch_thread  # noqa: E402
 
 from brainage.cli import predict as predict_cli  # noqa: E402
 from brainage.cli import train as train_cli  # noqa: E402
@@ -44,12 +43,7 @@ def prepared(tmp_path_factory):
     return root
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def test_train_then_predict(prepared, tmp_path):

@@ -7,10 +7,12 @@ The prepared folders are written with the cache's own writer (``CacheStore``) pl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from brainage.data.cohort import Cohort
 from brainage.data.prepared import COHORT_FILE, PreparedCohort, open_prepared
@@ -75,3 +77,11 @@ def tiny_config(**overrides: object) -> TrainConfig:
     )
     base.update(overrides)
     return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def one_torch_thread() -> Iterator[None]:
+    """Fixture body: tiny 3D convs run ~10x faster single-threaded on a shared, loaded CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

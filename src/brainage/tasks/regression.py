@@ -44,7 +44,7 @@ class RegressionTask(L.LightningModule):
         monitor: Metric the plateau scheduler follows (``val_mae``; ``train_mae`` when
             there is no validation set).
         channels_last: Keep the network's weights in the ``channels_last_3d`` memory format
-            (1.3-1.5x faster 3D convolutions on CPU; same results up to rounding).
+            (1.15-1.55x faster 3D convolutions on CPU, measured; same results up to rounding).
         ema: Decay of an exponential moving average of the weights (and norm statistics)
             updated after every optimiser step; 0 = off. When on, validation, the best
             checkpoint and the saved model use the averaged weights, which are much less
