@@ -118,3 +118,39 @@ def test_shift_augmentation_moves_whole_voxels_within_range():
     assert len(seen) > 5
     with pytest.raises(BrainAgeError, match="augment kind"):
         augmentation(kind="elastic")
+
+
+def test_staged_images_are_computed_once_and_cached(arrays, tmp_path):
+    from brainage.models.input_stage import InputStage
+
+    stage = InputStage(pool=2, bins=3, bin_range=(0.0, 4.0))
+    ds = ScanDataset(arrays, age=[20, 30, 40, 50, 60])
+    plain = ds[2]["image"]
+    ds.set_stage(stage)
+    first = ds[2]["image"]
+    assert first.shape == (3, 10, 12, 9)
+    torch.testing.assert_close(first, stage(plain[None])[0])
+    assert ds.staged_bytes(stage) == 5 * 3 * 10 * 12 * 9 * 4
+    for p in arrays:  # the cache no longer reads the files
+        (tmp_path / p).unlink()
+    assert ds[2]["image"] is first
+
+
+def test_augmented_staged_images_are_not_cached(arrays):
+    from brainage.models.input_stage import InputStage
+
+    ds = ScanDataset(arrays, age=[20, 30, 40, 50, 60], transform=lambda im: im + 1.0)
+    ds.set_stage(InputStage(pool=2))
+    assert ds[0]["image"] is not ds[0]["image"]
+
+
+def test_datamodule_stages_only_when_it_pays_and_fits(arrays):
+    from brainage.models.input_stage import InputStage
+
+    train = ScanDataset(arrays[:3], age=[20, 30, 40])
+    data = BrainAgeDataModule(train, None)
+    assert not data.stage_inputs(InputStage())  # identity: nothing to cache
+    assert not data.stage_inputs(InputStage(pool=2), max_bytes=100)  # would not fit
+    assert train.stage is None
+    assert data.stage_inputs(InputStage(pool=2))
+    assert train[0]["image"].shape == (1, 10, 12, 9)

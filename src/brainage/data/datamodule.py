@@ -17,6 +17,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from brainage.data.datasets import ScanDataset, Transform, fold_tables
 from brainage.data.splits_file import Splits
 
+#: Largest in-memory cache of staged training images (a 6 mm CPU preset needs ~0.1 MB a scan).
+STAGE_CACHE_BYTES = 4 * 2**30
+
 
 class BrainAgeDataModule(L.LightningDataModule):
     """Train/val loaders of one fold; unrepeated (unpadded) evaluation shards under DDP.
@@ -54,6 +57,22 @@ class BrainAgeDataModule(L.LightningDataModule):
         train = ScanDataset.from_table(parts["train"], transform=transform)
         val = ScanDataset.from_table(parts["val"]) if len(parts["val"]) else None
         return cls(train, val, batch_size, num_workers, seed)
+
+    def stage_inputs(self, stage: Any, max_bytes: int = STAGE_CACHE_BYTES) -> bool:
+        """Let the datasets apply a model's parameter-free input stage (pooling, intensity
+        bins) once per scan instead of the model at every step.
+
+        Returns:
+            True when the datasets now yield staged images (run the model under
+            ``model.staged_inputs()``); False when the stage is the identity or the cache
+            would exceed `max_bytes`.
+        """
+        sets = [d for d in (self.train_set, self.val_set) if d is not None and len(d)]
+        if stage.is_identity or sum(d.staged_bytes(stage) for d in sets) > max_bytes:
+            return False
+        for d in sets:
+            d.set_stage(stage)
+        return True
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

@@ -76,6 +76,10 @@ class ScanDataset(Dataset):
         sex: ``"F"``/``"M"``/None per scan; default all unknown.
         stage1_age: Stage-1 predicted ages (cascade stage 2 only).
         transform: Applied to the ``(1, D, H, W)`` float32 image (training augmentation).
+
+    A dataset given a model's parameter-free input stage (:meth:`set_stage`) yields staged
+    images (pooled, intensity-binned) instead, computed once per scan and kept in memory
+    when there is no augmentation; the model then runs under ``model.staged_inputs()``.
     """
 
     def __init__(self, images: Sequence[Image], age: Sequence[float] | None = None,
@@ -88,6 +92,9 @@ class ScanDataset(Dataset):
         self.sex = sex_codes([None] * n if sex is None else list(sex))
         self.stage1_age = None if stage1_age is None else np.asarray(stage1_age, np.float32)
         self.transform = transform
+        self.stage: Transform | None = None
+        self._staged: dict[int, torch.Tensor] = {}
+        self._shape: tuple[int, ...] | None = None
         for name, arr in (("age", self.age), ("stage1_age", self.stage1_age)):
             if arr is not None and len(arr) != n:
                 raise BrainAgeError(f"{name} has {len(arr)} values for {n} images.")
@@ -106,11 +113,33 @@ class ScanDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def set_stage(self, stage: Transform | None) -> None:
+        """Yield ``stage(image)`` (a model's ``input_stage``) instead of the image; cached
+        per scan unless there is an augmentation (None = plain images again)."""
+        self.stage, self._staged = stage, {}
+
+    def staged_bytes(self, stage: Any) -> int:
+        """Memory the cache of `stage`'s outputs would take for the whole dataset."""
+        pooled = [s // stage.pool for s in self.shape()]
+        return len(self) * stage.out_channels * int(np.prod(pooled)) * 4
+
+    def image(self, i: int) -> torch.Tensor:
+        """Image `i` as the model takes it: ``(1, D, H, W)``, augmented, staged if set."""
+        if i in self._staged:
+            return self._staged[i]
         arr = load_array(self.images[i])
         image = torch.from_numpy(np.array(arr, dtype=np.float32))[None]  # (D,H,W) -> (1,D,H,W)
         if self.transform is not None:
             image = self.transform(image)
+        if self.stage is not None:
+            with torch.no_grad():
+                image = self.stage(image[None])[0]  # (1, D, H, W) -> (C', D/p, H/p, W/p)
+            if self.transform is None:
+                self._staged[i] = image
+        return image
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = self.image(i)
         item = {"image": image, "age": torch.tensor(self.age[i]),
                 "sex": torch.from_numpy(self.sex[i]), "index": torch.tensor(i)}
         if self.stage1_age is not None:
@@ -118,8 +147,10 @@ class ScanDataset(Dataset):
         return item
 
     def shape(self) -> tuple[int, ...]:
-        """Spatial shape of the first image."""
-        return tuple(load_array(self.images[0]).shape)
+        """Spatial shape of the first image (read once)."""
+        if self._shape is None:
+            self._shape = tuple(load_array(self.images[0]).shape)
+        return self._shape
 
 
 def augmentation(degrees: float = 3.0, scale: float = 0.03, translation: float = 2.0,

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
+from brainage.models.input_stage import DEFAULT_RANGE
 from brainage.models.layers import check_dropout, check_positive, init_resnet, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -49,13 +50,16 @@ class AlexNet3D(LinearHeadMixin, BrainAgeModel):
         act: Activation (``relu``).
         dropout: Dropout before the linear head.
         input_pool: Average-pool the input by this factor first (1 = off).
+        input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
+            their centres (:mod:`brainage.models.input_stage`).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1,
                  channels: Sequence[int] = (64, 128, 192, 192, 128), norm: str = "batch",
-                 act: str = "relu", dropout: float = 0.0, input_pool: int = 1) -> None:
+                 act: str = "relu", dropout: float = 0.0, input_pool: int = 1,
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
-        self.set_input_pool(input_pool)
+        first = self.set_input(in_channels, input_pool, input_bins, input_range)
         c = [int(v) for v in channels]
         if len(c) != 5:
             raise BrainAgeError(f"alexnet3d needs 5 channel widths, got {list(channels)!r}.")
@@ -64,7 +68,7 @@ class AlexNet3D(LinearHeadMixin, BrainAgeModel):
         check_num_outputs(num_outputs)
         self.in_channels, self.num_outputs, self.dropout = in_channels, num_outputs, dropout
         self.features = nn.Sequential(
-            *_conv(in_channels, c[0], 5, 2, 0, norm, act), nn.MaxPool3d(3, stride=3),
+            *_conv(first, c[0], 5, 2, 0, norm, act), nn.MaxPool3d(3, stride=3),
             *_conv(c[0], c[1], 3, 1, 0, norm, act), nn.MaxPool3d(3, stride=3),
             *_conv(c[1], c[2], 3, 1, 1, norm, act),
             *_conv(c[2], c[3], 3, 1, 1, norm, act),

@@ -7,11 +7,14 @@ Cascades, contrastive pretraining and linear probes rely only on this interface.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from torch import Tensor, nn
 
 from brainage.errors import BrainAgeError
+from brainage.models.input_stage import DEFAULT_RANGE, InputStage
 
 
 class BrainAgeModel(nn.Module):
@@ -30,7 +33,9 @@ class BrainAgeModel(nn.Module):
         input_pool: Average-pool the image by this factor before the network (1 = off). A
             pooled model is trained and used on the same prepared grid, so ``predict`` and
             ``explain`` need nothing extra, while the network runs at the coarser resolution
-            (2 on the 2 mm grid = 4 mm, 8x fewer voxels; the CPU preset).
+            (2 on the 2 mm grid = 4 mm, 8x fewer voxels; 3 = 6 mm, the CPU preset).
+        input_stage: The parameter-free first step (intensity bins, pooling), see
+            :mod:`brainage.models.input_stage`.
         covariates: Keyword inputs the forward pass requires besides the image.
         config: ``{"name": ..., "kwargs": {...}}`` to rebuild this model.
     """
@@ -86,26 +91,50 @@ class BrainAgeModel(nn.Module):
             )
         return passed
 
-    def set_input_pool(self, input_pool: int) -> None:
-        """Validate and store the input pooling factor (constructor argument of every model)."""
-        if int(input_pool) != input_pool or input_pool < 1:
-            raise BrainAgeError(f"input_pool must be a positive integer, got {input_pool!r}. "
-                                "Fix: use 1 (full resolution) or 2 (half).")
-        self.input_pool = int(input_pool)
-        self.input_pooling = nn.AvgPool3d(self.input_pool) if self.input_pool > 1 else nn.Identity()
+    def set_input(self, in_channels: int, input_pool: int = 1, input_bins: int = 0,
+                  input_range: Sequence[float] = DEFAULT_RANGE) -> int:
+        """Validate and build the parameter-free input stage (constructor of every model).
+
+        Args:
+            in_channels: Image channels.
+            input_pool: Average-pooling factor (1 = off).
+            input_bins: Intensity bins before pooling (0 = off), see
+                :class:`~brainage.models.input_stage.InputStage`.
+            input_range: First and last bin centre.
+
+        Returns:
+            Channels of the network's first layer (``in_channels * input_bins`` with bins).
+        """
+        self.input_stage = InputStage(in_channels, input_pool, input_bins, input_range)
+        self.input_pool = self.input_stage.pool
+        self.in_channels = int(in_channels)
+        return self.input_stage.out_channels
+
+    @contextmanager
+    def staged_inputs(self) -> Iterator[None]:
+        """Within this block the model takes inputs that already went through
+        ``input_stage`` (training caches them once per scan; see ``ScanDataset``)."""
+        previous, self._staged = getattr(self, "_staged", False), True
+        try:
+            yield
+        finally:
+            self._staged = previous
 
     def prepare_input(self, x: Tensor) -> Tensor:
-        """Check that ``x`` is ``(B, in_channels, D, H, W)`` and big enough; apply input pooling.
+        """Check that ``x`` is ``(B, in_channels, D, H, W)`` and big enough; apply the input
+        stage (pooling, intensity bins) unless the inputs are already staged.
 
         Raises:
             BrainAgeError: wrong number of axes or channels, or a volume too small.
         """
-        if x.ndim != 5 or x.shape[1] != self.in_channels:
+        staged = getattr(self, "_staged", False)
+        channels = self.input_stage.out_channels if staged else self.in_channels
+        if x.ndim != 5 or x.shape[1] != channels:
             raise BrainAgeError(
-                f"input must have shape (B, {self.in_channels}, D, H, W), got {tuple(x.shape)}."
+                f"input must have shape (B, {channels}, D, H, W), got {tuple(x.shape)}."
                 " Fix: add the batch and channel axes (x[None, None])."
             )
-        p = self.input_pool
+        p = 1 if staged else self.input_pool
         small = any(s // p < m for s, m in zip(x.shape[2:], self.min_input_shape, strict=True))
         if small:
             need = tuple(m * p for m in self.min_input_shape)
@@ -114,7 +143,7 @@ class BrainAgeModel(nn.Module):
                 f"needs at least {need}. Fix: use larger volumes, fewer blocks or less "
                 "input_pool."
             )
-        return self.input_pooling(x) if p > 1 else x
+        return x if staged else self.input_stage(x)
 
     def squeeze_output(self, out: Tensor) -> Tensor:
         """``(B, 1) -> (B,)`` when there is a single output; ``(B, K)`` is kept."""

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
+from brainage.models.input_stage import DEFAULT_RANGE
 from brainage.models.layers import check_dropout, check_positive, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -88,14 +89,17 @@ class DenseNet3D(LinearHeadMixin, BrainAgeModel):
         dropout: Dropout before the linear head.
         memory_efficient: Recompute bottlenecks in the backward pass (less memory, slower).
         input_pool: Average-pool the input by this factor first (1 = off).
+        input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
+            their centres (:mod:`brainage.models.input_stage`).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 64,
                  growth_rate: int = 32, blocks: Sequence[int] = (6, 12, 24, 16),
                  bn_size: int = 4, norm: str = "batch", act: str = "relu", dropout: float = 0.0,
-                 memory_efficient: bool = False, input_pool: int = 1) -> None:
+                 memory_efficient: bool = False, input_pool: int = 1,
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
-        self.set_input_pool(input_pool)
+        first = self.set_input(in_channels, input_pool, input_bins, input_range)
         blocks = [int(n) for n in blocks]
         if not blocks or min(blocks) < 1:
             raise BrainAgeError(f"blocks must list >= 1 layer per block, got {blocks!r}.")
@@ -104,7 +108,7 @@ class DenseNet3D(LinearHeadMixin, BrainAgeModel):
         check_dropout(dropout)
         check_num_outputs(num_outputs)
         self.in_channels, self.num_outputs, self.dropout = in_channels, num_outputs, dropout
-        stem = [nn.Conv3d(in_channels, width, 7, stride=2, padding=3, bias=False),
+        stem = [nn.Conv3d(first, width, 7, stride=2, padding=3, bias=False),
                 make_norm(norm, width), make_act(act), nn.MaxPool3d(3, stride=2, padding=1)]
         body, c = [], width
         for i, n in enumerate(blocks):

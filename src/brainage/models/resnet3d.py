@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
+from brainage.models.input_stage import DEFAULT_RANGE
 from brainage.models.layers import check_dropout, check_positive, init_resnet, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -55,13 +56,16 @@ class ResNet3D(LinearHeadMixin, BrainAgeModel):
         act: Activation (``relu``).
         dropout: Dropout before the linear head.
         input_pool: Average-pool the input by this factor first (1 = off).
+        input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
+            their centres (:mod:`brainage.models.input_stage`).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 64,
                  layers: Sequence[int] = (2, 2, 2, 2), norm: str = "batch", act: str = "relu",
-                 dropout: float = 0.0, input_pool: int = 1) -> None:
+                 dropout: float = 0.0, input_pool: int = 1,
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
-        self.set_input_pool(input_pool)
+        first = self.set_input(in_channels, input_pool, input_bins, input_range)
         layers = [int(n) for n in layers]
         if not layers or min(layers) < 1:
             raise BrainAgeError(f"layers must list >= 1 block per stage, got {layers!r}.")
@@ -70,7 +74,7 @@ class ResNet3D(LinearHeadMixin, BrainAgeModel):
         check_num_outputs(num_outputs)
         self.in_channels, self.num_outputs, self.dropout = in_channels, num_outputs, dropout
         self.stem = nn.Sequential(
-            nn.Conv3d(in_channels, width, 7, stride=2, padding=3, bias=False),
+            nn.Conv3d(first, width, 7, stride=2, padding=3, bias=False),
             make_norm(norm, width), make_act(act), nn.MaxPool3d(3, stride=2, padding=1),
         )
         stages, c_in = [], width

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from brainage.errors import BrainAgeError
 from brainage.losses.soft_label import AgeBins
 from brainage.models.base import BrainAgeModel
+from brainage.models.input_stage import DEFAULT_RANGE
 from brainage.models.layers import check_dropout, check_positive, make_act, make_norm
 from brainage.models.registry import register_model
 
@@ -59,15 +60,18 @@ class SFCN(BrainAgeModel):
         dropout: Dropout before the classifier (0.5).
         input_pool: Average-pool the input by this factor first (1 = off; 2 on the 2 mm grid
             = the 4 mm CPU preset).
+        input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
+            their centres (:mod:`brainage.models.input_stage`).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1,
                  channels: Sequence[int] = (32, 64, 128, 256, 256, 64),
                  age_range: Sequence[float] = (0.0, 100.0), bin_width: float = 2.0,
                  norm: str = "batch", act: str = "relu", dropout: float = 0.5,
-                 input_pool: int = 1) -> None:
+                 input_pool: int = 1,
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
-        self.set_input_pool(input_pool)
+        first = self.set_input(in_channels, input_pool, input_bins, input_range)
         channels = [int(c) for c in channels]
         if len(channels) < 1:
             raise BrainAgeError("channels must list at least one block width.")
@@ -77,7 +81,7 @@ class SFCN(BrainAgeModel):
         _check_single_output(num_outputs)
         self.in_channels, self.num_outputs = in_channels, 1
         self.bins = AgeBins.from_range(age_range, bin_width)
-        widths = [in_channels, *channels]
+        widths = [first, *channels]
         self.features = nn.Sequential(*(
             SFCNBlock(widths[i], widths[i + 1], i < len(channels) - 1, norm, act)
             for i in range(len(channels))

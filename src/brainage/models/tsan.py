@@ -7,12 +7,15 @@ nearest multiple of 5 years; final age = discretized + residual.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import ResidualAgeHead, TSANHead
+from brainage.models.input_stage import DEFAULT_RANGE
 from brainage.models.layers import check_dropout, check_positive, init_tsan, sex_one_hot
 from brainage.models.registry import register_model
 from brainage.models.scaledense import ScaleDenseTrunk
@@ -33,9 +36,10 @@ class _TSANBase(BrainAgeModel):
     """Shared constructor checks and trunk for both stages."""
 
     def _build_trunk(self, in_channels: int, width: int, num_blocks: int, norm: str, act: str,
-                     dropout: float, num_outputs: int, use_sex: bool, input_pool: int = 1
+                     dropout: float, num_outputs: int, use_sex: bool, input_pool: int = 1,
+                     input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE
                      ) -> None:
-        self.set_input_pool(input_pool)
+        first = self.set_input(in_channels, input_pool, input_bins, input_range)
         check_positive(in_channels=in_channels, width=width, num_blocks=num_blocks)
         check_dropout(dropout)
         check_num_outputs(num_outputs)
@@ -43,7 +47,7 @@ class _TSANBase(BrainAgeModel):
         self.num_outputs = num_outputs
         self.use_sex = bool(use_sex)
         self.act, self.dropout = act, dropout
-        self.trunk = ScaleDenseTrunk(in_channels, width, num_blocks, norm, act)
+        self.trunk = ScaleDenseTrunk(first, width, num_blocks, norm, act)
         self.num_features = self.trunk.num_features
         self.min_input_shape = (self.trunk.min_size,) * 3
 
@@ -73,15 +77,18 @@ class ScaleDense(_TSANBase):
             final ReLU, roughly 4 in 10 published inits output 0 for every input (no gradient
             ever flows); setting it to the training set's mean age avoids that.
         input_pool: Average-pool the input by this factor first (1 = off).
+        input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
+            their centres (:mod:`brainage.models.input_stage`).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 8,
                  num_blocks: int = 5, use_sex: bool = False, norm: str = "batch",
                  act: str = "elu", dropout: float = 0.0, output_relu: bool = True,
-                 output_bias: float | None = None, input_pool: int = 1) -> None:
+                 output_bias: float | None = None, input_pool: int = 1,
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
         self._build_trunk(in_channels, width, num_blocks, norm, act, dropout, num_outputs,
-                          use_sex, input_pool)
+                          use_sex, input_pool, input_bins, input_range)
         self.output_relu, self.output_bias = output_relu, output_bias
         self.covariates = ("sex",) if self.use_sex else ()
         init_tsan(self.trunk)
@@ -120,16 +127,19 @@ class TSANStage2(_TSANBase):
         age_mean: Centre for ``normalise_age`` (years).
         age_sd: Scale for ``normalise_age`` (years).
         input_pool: Average-pool the input by this factor first (1 = off).
+        input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
+            their centres (:mod:`brainage.models.input_stage`).
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1, width: int = 8,
                  num_blocks: int = 5, use_sex: bool = False, norm: str = "batch",
                  act: str = "elu", dropout: float = 0.0, step: float = 5.0,
                  normalise_age: bool = False, age_mean: float = 50.0,
-                 age_sd: float = 20.0, input_pool: int = 1) -> None:
+                 age_sd: float = 20.0, input_pool: int = 1,
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
         self._build_trunk(in_channels, width, num_blocks, norm, act, dropout, num_outputs,
-                          use_sex, input_pool)
+                          use_sex, input_pool, input_bins, input_range)
         check_positive(step=step, age_sd=age_sd)
         self.step, self.normalise_age = float(step), bool(normalise_age)
         self.age_mean, self.age_sd = float(age_mean), float(age_sd)

@@ -6,6 +6,7 @@ The module holds only plain-dict hyper-parameters, so its Lightning checkpoints 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import lightning as L
@@ -64,6 +65,9 @@ class RegressionTask(L.LightningModule):
         self.criterion = build_loss(loss["name"], self.model, **loss.get("kwargs", {}))
         self.train_mae = MeanAbsoluteError()
         self.val_mae = MeanAbsoluteError()
+        #: The data yield images already through the model's input stage (set by
+        #: ``fit_member`` when the DataModule caches them); not a hyper-parameter.
+        self.staged_inputs = False
 
     def setup(self, stage: str) -> None:
         """Switch the weights to ``channels_last_3d`` before the optimiser is built."""
@@ -82,15 +86,21 @@ class RegressionTask(L.LightningModule):
         if self.ema_model is not None:
             ema_update(self.ema_model, self.model, float(self.hparams["ema"]))
 
+    def input_mode(self) -> AbstractContextManager[None]:
+        """The context the network runs in: staged inputs when the data are staged."""
+        return self.net.staged_inputs() if self.staged_inputs else nullcontext()
+
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Predicted age ``(B,)``."""
-        return forward_batch(self.net, batch)
+        with self.input_mode():
+            return forward_batch(self.net, batch)
 
     def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Loss and predicted age (float32) of a batch."""
         age = batch["age"].float()
         if self.loss_name == "soft_label":
-            log_probs = self.net.forward_logits(batch["image"]).float()  # (B, bins)
+            with self.input_mode():
+                log_probs = self.net.forward_logits(batch["image"]).float()  # (B, bins)
             return self.criterion(log_probs, age), self.net.expected_age(log_probs)
         pred = self(batch).float()  # (B,)
         return self.criterion(pred, age), pred
