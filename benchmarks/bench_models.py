@@ -6,13 +6,15 @@ Prints ratios measured in the same run, because absolute seconds drift on shared
   MSE) as a fraction of this machine's fp32 matmul peak (FLOPs of a large matmul timed in
   the same process before and after the model steps; training = 3 x forward FLOPs, the
   forward counted with torch's FlopCounterMode on the meta device, ~114 GFLOP/sample), for
-  three settings, each the best of ``--steps`` steps after a warm-up step:
+  four settings, each the best of ``--steps`` steps after a warm-up step:
 
   - fp32, weights in the default contiguous memory format;
   - fp32, weights in ``channels_last_3d`` (what ``brainage train`` uses:
     ``TrainConfig.channels_last = True``, applied in ``RegressionTask.setup``) -- the
     headline figure (goal >= 0.5 of the peak);
   - bf16 autocast, channels_last_3d (its fraction is of the *fp32* peak);
+  - fp32 channels_last_3d compiled with ``torch.compile`` as ``compile: true`` does, in a
+    fresh process of its own (``--no-compile`` skips it; compiling takes about a minute);
 
   with the speed-ups channels_last vs contiguous (fp32) and bf16 vs fp32 (channels_last);
 * Lightning vs a plain PyTorch loop: the same ScaleDense, batch, shape and optimiser, fp32 in
@@ -128,6 +130,21 @@ def _step(model: Any, opt: Any, x: Any, y: Any, bf16: bool) -> float:
     _forward_backward(model, x, y, bf16)
     opt.step()
     return time.perf_counter() - t0
+
+
+def compiled_worker(batch: int, shape: tuple[int, int, int], steps: int) -> dict:
+    """A fresh process: fp32 channels_last_3d compiled as ``compile: true`` does in training;
+    the first step compiles (faster when TorchInductor's on-disk cache already has it)."""
+    import torch
+
+    from brainage.tasks.regression import compile_network
+
+    model, opt = _new_model(channels_last=True)
+    compile_network(model)
+    x, y = torch.randn(batch, 1, *shape), torch.full((batch,), 60.0)
+    first = _step(model, opt, x, y, False)
+    return {"compile_s": first,
+            "fp32_cl_compiled_s": min(_step(model, opt, x, y, False) for _ in range(steps))}
 
 
 def worker(batch: int, shape: tuple[int, int, int], steps: int, timing: bool) -> dict:
@@ -271,8 +288,10 @@ def main() -> None:
     parser.add_argument("--lightning-steps", type=int, default=3,
                         help="steps of the Lightning and plain loops, the first skipped "
                              "(0: skip the comparison)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the torch.compile setting (it compiles for about a minute)")
     parser.add_argument("--json", type=Path, help="also write all figures to this JSON file")
-    parser.add_argument("--worker", choices=["timing", "memory", "plain", "lightning"],
+    parser.add_argument("--worker", choices=["timing", "memory", "compiled", "plain", "lightning"],
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = tuple(args.shape)
@@ -280,7 +299,8 @@ def main() -> None:
         print(json.dumps(worker(args.batch, shape, args.steps, args.worker == "timing")))  # type: ignore
         return
     if args.worker:
-        fn = plain_worker if args.worker == "plain" else lightning_worker
+        fn = {"plain": plain_worker, "lightning": lightning_worker,
+              "compiled": compiled_worker}[args.worker]
         print(json.dumps(fn(args.batch, shape, args.steps)))  # type: ignore[arg-type]
         return
     if args.steps < 1 or args.lightning_steps == 1 or args.lightning_steps < 0:
@@ -292,6 +312,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, input {shape}, batch {args.batch}")
     fwd = forward_gflop(shape)  # type: ignore[arg-type]
     big = _run_worker("timing", args.batch, shape, args.steps)
+    if args.compile:
+        big.update(_run_worker("compiled", args.batch, shape, args.steps))
     one = _run_worker("memory", 1, shape, 0)
     train_gflop = 3 * fwd * args.batch
     peak = (big["peak_gflops"] + big["peak_gflops_after"]) / 2
@@ -308,6 +330,12 @@ def main() -> None:
         "bf16_channels_last": _speed("bf16 channels_last_3d", big["bf16_cl_s"], args.batch,
                                      train_gflop, peak),
     }
+    if "fp32_cl_compiled_s" in big:
+        speed["fp32_channels_last_compiled"] = _speed(
+            "fp32 cl_3d + compile", big["fp32_cl_compiled_s"], args.batch, train_gflop, peak)
+        speed["fp32_channels_last_compiled"]["compile_first_step_s"] = big["compile_s"]
+        print(f"  torch.compile (`compile: true`): {big['fp32_cl_s'] / big['fp32_cl_compiled_s']:.2f}x "
+              f"faster than eager fp32 channels_last_3d; first step (compiling) {big['compile_s']:.0f} s")
     cl_speedup = big["fp32_contiguous_s"] / big["fp32_cl_s"]
     bf16_speedup = big["fp32_cl_s"] / big["bf16_cl_s"]
     print(f"  speed-up channels_last_3d vs contiguous (fp32): {cl_speedup:.2f}x; "

@@ -18,7 +18,7 @@ from brainage.inference.engine import predict_dataset
 from brainage.models import load_model
 from brainage.tasks import run_folder as rf
 from brainage.tasks import train as train_mod
-from brainage.tasks.config import SplitSpec, TrainConfig, load_train_config
+from brainage.tasks.config import ModelSpec, SplitSpec, TrainConfig, load_train_config
 from brainage.tasks.train import train_cohort
 
 
@@ -205,3 +205,31 @@ def test_augmentation_is_for_training_only(cohort):
     assert plain.train_set.transform is None  # TSAN used none: off by default
     image = data.train_set[0]["image"]
     assert image.shape == (1, 20, 24, 18) and not torch.equal(image, plain.train_set[0]["image"])
+
+
+def test_cached_input_stage_trains_exactly_as_staging_every_step(cohort, tmp_path, monkeypatch):
+    from brainage.data.datamodule import BrainAgeDataModule
+
+    model = ModelSpec("sfcn", {"channels": [4, 8, 4], "dropout": 0.2, "input_pool": 2,
+                               "input_bins": 3})
+    cfg = tiny_config(model=model, epochs=2)
+    staged = []
+    original = BrainAgeDataModule.stage_inputs
+
+    def spy(self, stage, **kwargs):
+        staged.append(original(self, stage, **kwargs))
+        return staged[-1]
+
+    monkeypatch.setattr(BrainAgeDataModule, "stage_inputs", spy)
+    with pytest.warns(UserWarning):
+        cached = train_cohort(cohort, tmp_path / "cached", cfg)
+    assert staged == [True]
+    monkeypatch.setattr(BrainAgeDataModule, "stage_inputs", lambda self, stage, **kw: False)
+    with pytest.warns(UserWarning):
+        plain = train_cohort(cohort, tmp_path / "plain", cfg)
+    a, b = _weights(cached), _weights(plain)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    preds = [pd.read_csv(r / "predictions.tsv", sep="\t")["predicted_age"] for r in (cached, plain)]
+    np.testing.assert_allclose(preds[0], preds[1], atol=1e-3)

@@ -50,11 +50,14 @@ class RegressionTask(L.LightningModule):
             updated after every optimiser step; 0 = off. When on, validation, the best
             checkpoint and the saved model use the averaged weights, which are much less
             noisy than the last step's on small cohorts.
+        compile: Compile the network's parts in place (:func:`compile_network`; parameter
+            names and checkpoints are unchanged).
     """
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optim: dict[str, Any],
                  scheduler: dict[str, Any], monitor: str = "val_mae",
-                 channels_last: bool = False, ema: float = 0.0) -> None:
+                 channels_last: bool = False, ema: float = 0.0, compile: bool = False
+                 ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model["name"], **model.get("kwargs", {}))
@@ -70,11 +73,14 @@ class RegressionTask(L.LightningModule):
         self.staged_inputs = False
 
     def setup(self, stage: str) -> None:
-        """Switch the weights to ``channels_last_3d`` before the optimiser is built."""
+        """Switch the weights to ``channels_last_3d`` (before the optimiser is built) and
+        compile the network if asked."""
         if self.hparams.get("channels_last"):
             for net in (self.model, self.ema_model):
                 if net is not None:
                     net.to(memory_format=torch.channels_last_3d)
+        if self.hparams.get("compile") and stage == "fit":
+            compile_network(self.model)
 
     @property
     def net(self) -> BrainAgeModel:
@@ -159,6 +165,18 @@ class RegressionTask(L.LightningModule):
             opt, mode="min", factor=sched["factor"], patience=sched["patience"])
         return {"optimizer": opt, "lr_scheduler": {
             "scheduler": lr_sched, "monitor": self.hparams["monitor"], "interval": "epoch"}}
+
+
+def compile_network(model: nn.Module) -> None:
+    """``torch.compile`` every direct part of `model` that has parameters, in place.
+
+    The parts, not the model's ``forward``: training also calls other entry points (SFCN's
+    ``forward_logits``), and in-place compilation keeps parameter names, so checkpoints and
+    saved weights are those of the plain model.
+    """
+    for part in model.children():
+        if any(True for _ in part.parameters()):
+            part.compile()
 
 
 def build_optimizer(params: Any, optim: dict[str, Any]) -> torch.optim.Optimizer:

@@ -57,7 +57,8 @@ def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] 
 
     return task_cls(model=to_dict(config.model), loss=to_dict(config.loss),
                     optim=to_dict(config.optim), scheduler=to_dict(config.scheduler),
-                    monitor=monitor, channels_last=config.channels_last, ema=config.ema)
+                    monitor=monitor, channels_last=config.channels_last, ema=config.ema,
+                    compile=config.compile)
 
 
 def _on_cpu(config: TrainConfig) -> bool:
