@@ -154,3 +154,23 @@ def test_ema_weights_average_the_steps_and_are_saved(tmp_path):
     assert torch.equal(saved["classifier.weight"], averaged["classifier.weight"])
     with pytest.raises(BrainAgeError, match="ema=1.5"):
         RegressionTask({"name": "sfcn"}, {"name": "soft_label"}, OPTIM, PLATEAU, ema=1.5)
+
+
+def test_compile_option_compiles_the_parts_in_place_and_keeps_parameter_names():
+    from brainage.tasks.regression import RegressionTask, compile_network
+
+    kwargs = dict(model={"name": "sfcn", "kwargs": {"channels": [4, 8, 4]}},
+                  loss={"name": "soft_label", "kwargs": {}},
+                  optim={"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "amsgrad": False},
+                  scheduler={"name": "none"})
+    task = RegressionTask(**kwargs, compile=True)
+    names = list(task.state_dict())
+    task.setup("fit")
+    assert task.model.features._compiled_call_impl is not None  # forward_logits uses it too
+    assert task.model.input_stage._compiled_call_impl is None  # no parameters: left alone
+    assert list(task.state_dict()) == names  # checkpoints unchanged
+    plain = RegressionTask(**kwargs)
+    plain.setup("fit")
+    assert plain.model.features._compiled_call_impl is None
+    compile_network(plain.model)
+    assert plain.model.classifier._compiled_call_impl is not None
