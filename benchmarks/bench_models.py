@@ -23,15 +23,16 @@ Prints ratios measured in the same run, because absolute seconds drift on shared
   ``make_task``: loss ``mse``, scheduler ``none``) driven by a ``lightning.Trainer`` (CPU, no
   logger/checkpoints/progress bar, ``deterministic=True`` as ``build_trainer`` sets on CPU),
   once through a hand-written loop; each in a fresh process for ``--lightning-steps`` steps,
-  the first skipped. A step's time is from the end of the previous step to the end of this
-  one (data fetch and hooks included); the time inside the batch (batch ready -> optimiser
-  step done) is printed too. Reported: plain / Lightning step time (goal >= 0.9);
+  the first three skipped (start-up, and the allocator settling on huge pages). A step's
+  time is from the end of the previous step to the end of this one (data fetch and hooks
+  included); the time inside the batch (batch ready -> optimiser step done) is printed too.
+  Reported: plain / Lightning median step time (goal >= 0.9);
 * peak memory per sample (fp32, channels_last_3d as in training): max-RSS growth over the
   first forward+backward at batch 2 minus the same at batch 1, each in a fresh process
   (tracemalloc cannot see torch's allocations).
 
 Usage: ``python benchmarks/bench_models.py [--shape 91 109 91] [--batch 2] [--steps 1]
-[--lightning-steps 3] [--json PATH]`` (about 15 training steps: several minutes on 2 cores;
+[--lightning-steps 10] [--json PATH]`` (about 15 training steps: several minutes on 2 cores;
 ``--shape 45 55 45`` for a quick look, ``--lightning-steps 0`` skips the Lightning comparison).
 """
 
@@ -191,12 +192,18 @@ def _loader(batch: int, shape: tuple[int, int, int], steps: int) -> Any:
                                        num_workers=0)
 
 
+#: Loop steps left out of the Lightning/plain comparison: the first pays for start-up, and the
+#: allocator takes about three steps to settle (huge pages, THP_MEM_ALLOC_ENABLE).
+WARMUP_STEPS = 3
+
+
 def _step_stats(starts: list[float], ends: list[float]) -> dict[str, Any]:
-    """Mean step time after the first: end-to-end (end -> end) and inside the batch."""
-    cycle = [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]
-    inside = [e - s for s, e in zip(starts[1:], ends[1:], strict=True)]
-    return {"steps": len(ends), "step_s": statistics.mean(cycle),
-            "in_batch_s": statistics.mean(inside), "step_times_s": cycle,
+    """Median step time after the warm-up: end-to-end (end -> end) and inside the batch."""
+    w = WARMUP_STEPS
+    cycle = [b - a for a, b in zip(ends[w - 1:-1], ends[w:], strict=True)]
+    inside = [e - s for s, e in zip(starts[w:], ends[w:], strict=True)]
+    return {"steps": len(ends), "step_s": statistics.median(cycle),
+            "in_batch_s": statistics.median(inside), "step_times_s": cycle,
             "first_step_s": ends[0] - starts[0]}
 
 
@@ -285,8 +292,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1,
                         help="timed steps per setting after a warm-up step (best is kept)")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--lightning-steps", type=int, default=3,
-                        help="steps of the Lightning and plain loops, the first skipped "
+    parser.add_argument("--lightning-steps", type=int, default=10,
+                        help="steps of the Lightning and plain loops, the first three skipped "
                              "(0: skip the comparison)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile setting (it compiles for about a minute)")
@@ -303,8 +310,8 @@ def main() -> None:
               "compiled": compiled_worker}[args.worker]
         print(json.dumps(fn(args.batch, shape, args.steps)))  # type: ignore[arg-type]
         return
-    if args.steps < 1 or args.lightning_steps == 1 or args.lightning_steps < 0:
-        parser.error("--steps must be >= 1 and --lightning-steps 0 or >= 2")
+    if args.steps < 1 or 0 < args.lightning_steps <= WARMUP_STEPS or args.lightning_steps < 0:
+        parser.error(f"--steps must be >= 1 and --lightning-steps 0 or > {WARMUP_STEPS}")
     import torch
 
     load0 = os.getloadavg()
@@ -364,7 +371,7 @@ def main() -> None:
         light = _run_worker("lightning", args.batch, shape, args.lightning_steps)
         ratio = plain["step_s"] / light["step_s"]
         print(f"Lightning vs plain loop (fp32, channels_last_3d, {args.lightning_steps} steps, "
-              f"first skipped): plain {plain['step_s']:.2f} s/step (in batch "
+              f"first {WARMUP_STEPS} skipped): plain {plain['step_s']:.2f} s/step (in batch "
               f"{plain['in_batch_s']:.2f}), Lightning {light['step_s']:.2f} s/step (in batch "
               f"{light['in_batch_s']:.2f}) -> plain/Lightning {ratio:.2f} (goal >= 0.9); "
               f"in batch {plain['in_batch_s'] / light['in_batch_s']:.2f}")

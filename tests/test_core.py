@@ -123,3 +123,17 @@ def test_validation_error_caps_printed_problems_but_keeps_all():
     err = ValidationError([Problem("f", "x", "y", row=i) for i in range(1, 201)])
     assert len(err.problems) == 200
     assert "... and 150 more" in str(err) and str(err).count("\n  - ") == 50
+
+
+def test_importing_brainage_turns_on_huge_pages_for_torch_unless_set():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, brainage; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "1"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "THP_MEM_ALLOC_ENABLE": "0"},
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "0"  # the user's choice wins
