@@ -161,10 +161,9 @@ class TrainConfig:
         channels_last: Keep weights in the ``channels_last_3d`` memory format (1.15-1.55x
             faster 3D convolutions on CPU, docs/training.md; not measured on GPU).
         compile: Compile the network with ``torch.compile`` (TorchInductor fuses the norm,
-            activation and sum kernels between convolutions): 1.27x faster full-size
-            ScaleDense training steps on 2 CPU cores, after a one-off compilation of about a
-            minute per model (docs/benchmarks.md); worth it for long runs, not for the CPU
-            preset's minute-long models. Needs a C++ compiler on CPU.
+            activation and sum kernels between convolutions). On 2 CPU cores a settled
+            full-size ScaleDense step was as fast as eager (docs/benchmarks.md), after about
+            a minute of compilation per model; off by default. Needs a C++ compiler on CPU.
         repeats: Models trained per fold with seeds ``seed, seed + 1, ...``; their
             predictions are averaged (an ensemble; ``ensemble_sd`` in the predictions).
         ema: Decay of an exponential moving average of the weights used for validation and
