@@ -162,7 +162,7 @@ class TrainConfig:
             faster 3D convolutions on CPU, docs/training.md; not measured on GPU).
         compile: Compile the network with ``torch.compile`` (TorchInductor fuses the norm,
             activation and sum kernels between convolutions). On 2 CPU cores a settled
-            full-size ScaleDense step was as fast as eager (docs/benchmarks.md), after about
+            full-size ScaleDense step was 1.02-1.46x eager (docs/benchmarks.md), after about
             a minute of compilation per model; off by default. Needs a C++ compiler on CPU.
         repeats: Models trained per fold with seeds ``seed, seed + 1, ...``; their
             predictions are averaged (an ensemble; ``ensemble_sd`` in the predictions).
