@@ -45,7 +45,8 @@ def test_channels_multiply_with_bins() -> None:
 
 @pytest.mark.parametrize("bins, rng, match", [(1, (-3, 1), "input_bins must be 0"),
                                               (-2, (-3, 1), "input_bins must be 0"),
-                                              (4, (1, 1), "input_range")])
+                                              (4, (1, 1), "input_range"),
+                                              (4, (1.0,), "input_range must be \\(low, high\\)")])
 def test_bad_settings_are_refused(bins, rng, match) -> None:
     with pytest.raises(BrainAgeError, match=match):
         InputStage(bins=bins, bin_range=rng)

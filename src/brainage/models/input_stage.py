@@ -47,7 +47,11 @@ class InputStage(nn.Module):
         if int(bins) != bins or bins < 0 or bins == 1:
             raise BrainAgeError(f"input_bins must be 0 (off) or an integer >= 2, got {bins!r}. "
                                 "Fix: use e.g. 6.")
-        lo, hi = (float(v) for v in bin_range)
+        values = list(bin_range)
+        if len(values) != 2:
+            raise BrainAgeError(f"input_range must be (low, high), got {values!r}. "
+                                "Fix: e.g. [-3.5, 1.5].")
+        lo, hi = float(values[0]), float(values[1])
         if not hi > lo:
             raise BrainAgeError(f"input_range must be (low, high) with high > low, got "
                                 f"{list(bin_range)!r}. Fix: e.g. [-3.5, 1.5].")

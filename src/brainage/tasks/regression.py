@@ -70,7 +70,7 @@ class RegressionTask(L.LightningModule):
         self.val_mae = MeanAbsoluteError()
         #: The data yield images already through the model's input stage (set by
         #: ``fit_member`` when the DataModule caches them); not a hyper-parameter.
-        self.staged_inputs = False
+        self.inputs_staged = False
 
     def setup(self, stage: str) -> None:
         """Switch the weights to ``channels_last_3d`` (before the optimiser is built) and
@@ -94,7 +94,7 @@ class RegressionTask(L.LightningModule):
 
     def input_mode(self) -> AbstractContextManager[None]:
         """The context the network runs in: staged inputs when the data are staged."""
-        return self.net.staged_inputs() if self.staged_inputs else nullcontext()
+        return self.net.staged_inputs() if self.inputs_staged else nullcontext()
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Predicted age ``(B,)``."""

@@ -132,7 +132,7 @@ def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
                       "epoch's weights are kept.", stacklevel=2)
     task = make_task(config, "val_mae" if has_val else "train_mae", task_cls)
     # Pooling/intensity bins once per scan, not at every step (no augmentation: cached).
-    task.staged_inputs = data.stage_inputs(task.model.input_stage)
+    task.inputs_staged = data.stage_inputs(task.model.input_stage)
     trainer = build_trainer(config, member, has_val, callbacks)
     last = member / "checkpoints" / "last.ckpt"
     with warnings.catch_warnings():
