@@ -61,8 +61,8 @@ def prepare(prepared: Path, jobs: int) -> float:
 
 
 def make_splits(prepared: Path, out: Path):
-    from brainage.data.prepared import open_prepared
     from brainage.data.splits import load_or_make_splits
+    from brainage.preprocessing.prepared import open_prepared
 
     cohort = open_prepared(prepared).cohort()
     # No validation subjects, as in the CPU presets (split.val 0): every non-test subject trains.
@@ -78,7 +78,7 @@ def baseline(prepared: Path, splits, folds: list[int]) -> pd.DataFrame:
     from sklearn.preprocessing import StandardScaler
 
     from brainage.data.datasets import load_array
-    from brainage.data.prepared import open_prepared
+    from brainage.preprocessing.prepared import open_prepared
 
     table = open_prepared(prepared).table
     table = table[table["age"].notna()].reset_index(drop=True)
@@ -100,9 +100,9 @@ def baseline(prepared: Path, splits, folds: list[int]) -> pd.DataFrame:
 
 def train(kind: str, prepared: Path, out: Path, overrides: list[str]) -> pd.DataFrame:
     from brainage.evaluation.predictions import read_predictions
-    from brainage.tasks.cascade import train_cascade
-    from brainage.tasks.config import load_train_config
-    from brainage.tasks.train import train_cohort
+    from brainage.training.cascade import train_cascade
+    from brainage.training.config import load_train_config
+    from brainage.training.fit import train_cohort
 
     split = ["split.method=kfold", "split.folds=5", "progress_bar=false"]
     if kind == "sfcn":

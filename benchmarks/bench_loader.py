@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from brainage.data.datasets import ScanDataset
 from brainage.models import create_model
-from brainage.tasks.config import TrainConfig
+from brainage.training.config import TrainConfig
 
 SHAPE = (91, 109, 91)
 

@@ -86,7 +86,7 @@ def forward_gflop(shape: tuple[int, int, int]) -> float:
 def _optim() -> dict[str, Any]:
     """Training's default optimiser (Adam, lr 1e-3) as the ``OptimSpec`` dict."""
     from brainage.config import to_dict
-    from brainage.tasks.config import OptimSpec
+    from brainage.training.config import OptimSpec
 
     spec = to_dict(OptimSpec())
     assert spec["name"] == "adam" and spec["lr"] == 1e-3, spec
@@ -139,7 +139,7 @@ def compiled_worker(batch: int, shape: tuple[int, int, int], steps: int) -> dict
     the first step compiles (faster when TorchInductor's on-disk cache already has it)."""
     import torch
 
-    from brainage.tasks.regression import compile_network
+    from brainage.training.module import compile_network
 
     model, opt = _new_model(channels_last=True)
     compile_network(model)
@@ -233,9 +233,9 @@ def lightning_worker(batch: int, shape: tuple[int, int, int], steps: int) -> dic
     import torch
 
     from brainage.config import to_dict
-    from brainage.tasks.config import SchedulerSpec
-    from brainage.tasks.regression import RegressionTask
-    from brainage.tasks.train import QUIET
+    from brainage.training.config import SchedulerSpec
+    from brainage.training.module import RegressionTask
+    from brainage.training.trainer import QUIET
 
     class Clock(L.Callback):
         def __init__(self) -> None:

@@ -33,8 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "tasks"))
 from synthetic_runs import make_prepared  # noqa: E402
 
-from brainage.tasks.cascade import CascadeTask, align_stage1, bin_spread  # noqa: E402
-from brainage.tasks.config import (  # noqa: E402
+from brainage.training.cascade import CascadeTask, align_stage1, bin_spread  # noqa: E402
+from brainage.training.config import (  # noqa: E402
     LossSpec,
     ModelSpec,
     OptimSpec,
@@ -42,7 +42,7 @@ from brainage.tasks.config import (  # noqa: E402
     SplitSpec,
     TrainConfig,
 )
-from brainage.tasks.train import train_cohort  # noqa: E402
+from brainage.training.fit import train_cohort  # noqa: E402
 
 
 def configs(epochs: int, folds: int) -> tuple[TrainConfig, dict[str, TrainConfig]]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError, NotFoundError, WrongTypeError
 
 T = TypeVar("T")
 
@@ -24,12 +24,12 @@ T = TypeVar("T")
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a (nested) mapping, checking keys and types."""
     if not isinstance(data, Mapping):
-        raise BrainAgeError(f"{where}: expected a mapping of options, got {data!r}.")
+        raise WrongTypeError(f"{where}: expected a mapping of options, got {data!r}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise BrainAgeError(
+        raise InputError(
             f"{where}: unknown option(s) {unknown}; valid options are {sorted(fields)}. "
             "Fix: correct the spelling or remove them."
         )
@@ -54,19 +54,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise errors[0]
     if origin is typing.Literal:
         if value not in args:
-            raise BrainAgeError(f"{where}: got {value!r}; expected one of {list(args)}.")
+            raise InputError(f"{where}: got {value!r}; expected one of {list(args)}.")
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, where)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise BrainAgeError(f"{where}: got {value!r}; expected a list.")
+            raise WrongTypeError(f"{where}: got {value!r}; expected a list.")
         item = args[0] if args else Any
         seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(seq) if origin is tuple or tp is tuple else seq
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise BrainAgeError(f"{where}: got {value!r}; expected a mapping.")
+            raise WrongTypeError(f"{where}: got {value!r}; expected a mapping.")
         return dict(value)
     return _scalar(value, tp, where)
 
@@ -79,7 +79,7 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     name = getattr(tp, "__name__", str(tp))
-    raise BrainAgeError(f"{where}: got {value!r} ({type(value).__name__}); expected {name}.")
+    raise WrongTypeError(f"{where}: got {value!r} ({type(value).__name__}); expected {name}.")
 
 
 def to_dict(obj: Any) -> Any:
@@ -99,7 +99,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise BrainAgeError(
+            raise InputError(
                 f"override {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001. Fix: add '='."
             )
         node = out
@@ -139,31 +139,63 @@ def read_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        raise BrainAgeError(f"{p}: config file not found. Fix: check the path.")
+        raise NotFoundError(f"{p}: config file not found. Fix: check the path.")
     try:
         loaded = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise BrainAgeError(f"{p}: not valid YAML ({exc}).") from exc
+        raise InputError(f"{p}: not valid YAML ({exc}).") from exc
     return _check_mapping(loaded, str(p))
 
 
+#: Finds the file a config's ``inherits:`` names: ``resolve(name, relative_to) -> Path``.
+Resolver = Callable[[str, Path], Path]
+
+
+def read_layers(path: str | Path, resolve: Resolver | None = None,
+                _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML config with the files it ``inherits:`` merged beneath it.
+
+    ``inherits: NAME`` names another config (``resolve`` maps names such as presets to
+    files; default: a path relative to this file). The chain may be as long as needed.
+
+    Raises:
+        BrainAgeError: a missing or invalid file, or a file that inherits from itself.
+    """
+    p = Path(path)
+    if p.resolve() in _seen:
+        chain = " -> ".join(str(s) for s in (*_seen, p.resolve()))
+        raise InputError(f"{p}: configs inherit from each other in a loop ({chain}). "
+                         "Fix: remove one of the 'inherits:' lines.")
+    data = dict(read_yaml_mapping(p))
+    parent = data.pop("inherits", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise InputError(f"{p}: inherits is {parent!r}; expected the name of a preset or a "
+                         "config file. Fix: e.g. 'inherits: tsan_cpu'.")
+    parent_path = resolve(parent, p.parent) if resolve else p.parent / parent
+    return merge(read_layers(parent_path, resolve, (*_seen, p.resolve())), data)
+
+
 def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()
+    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (),
+    resolve: Resolver | None = None,
 ) -> T:
-    """Defaults of `cls`, then the YAML file at `path`, then ``key=value`` overrides.
+    """Defaults of `cls`, then the YAML file at `path` (after the files it inherits from),
+    then ``key=value`` overrides.
 
     Layers merge with :func:`merge` (a section switching ``name`` drops its old ``kwargs``).
     """
     data: dict[str, Any] = to_dict(cls())
     if path is not None:
-        data = merge(data, read_yaml_mapping(path))
+        data = merge(data, read_layers(path, resolve))
     data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data, str(path) if path else "config")
 
 
 def _check_mapping(obj: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
-        raise BrainAgeError(f"{where}: expected a mapping of options at the top level.")
+        raise WrongTypeError(f"{where}: expected a mapping of options at the top level.")
     return obj
 
 

@@ -12,7 +12,29 @@ from dataclasses import dataclass
 
 
 class BrainAgeError(Exception):
-    """An error caused by the user's input or environment, shown without a traceback."""
+    """An error caused by the user's input or environment, shown without a traceback.
+
+    Raise one of the subclasses, which also subclass the matching builtin so Python callers
+    can catch them by kind (``except ValueError``) as well as all at once
+    (``except BrainAgeError``). Programming errors (a broken invariant inside brainage) are
+    never BrainAgeErrors: they keep their traceback.
+    """
+
+
+class InputError(BrainAgeError, ValueError):
+    """A value given by the user (file content, option, table cell) is not valid."""
+
+
+class NotFoundError(BrainAgeError, FileNotFoundError):
+    """A file or folder the user named does not exist (or lacks a file it must hold)."""
+
+
+class WrongTypeError(BrainAgeError, TypeError):
+    """A value given by the user has the wrong type (e.g. a config option)."""
+
+
+class UnknownNameError(InputError):
+    """A name (model, loss, optimiser, preset, ...) that no registry holds."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +67,7 @@ class Problem:
         return f"{loc}: {got}expected {self.expected}. Fix: {self.fix}"
 
 
-class ValidationError(BrainAgeError):
+class ValidationError(InputError):
     """Several problems found at once in user input."""
 
     #: At most this many problems are printed; all are kept in ``problems``.

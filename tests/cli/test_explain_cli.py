@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from brainage.cli import explain as explain_cli
 from brainage.errors import BrainAgeError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from synthetic_runs import make_prepared, tiny_config  # noqa: E402
 
 runner = CliRunner()
@@ -28,7 +28,7 @@ def _app() -> typer.Typer:
 
 @pytest.fixture(scope="module")
 def run_and_arrays(tmp_path_factory):
-    from brainage.tasks.train import train_cohort
+    from brainage.training.fit import train_cohort
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -62,8 +62,8 @@ def test_occlusion_method(run_and_arrays, tmp_path):
     (["explain", "{tmp}/missing-run", "{tmp}/x.npy"], "run folder not found"),
     (["explain", "{run}", "{tmp}/missing.npy"], "prepared array not found"),
     (["explain", "{run}", "{tmp}/bad.nii.gz"], "could not be read"),
-    (["explain", "{run}", "{array}", "--method", "magic"], "unknown --method"),
-    (["explain", "{run}", "{array}", "--sex", "X"], "--sex must be F or M"),
+    (["explain", "{run}", "{array}", "--method", "magic"], "unknown method 'magic'"),
+    (["explain", "{run}", "{array}", "--sex", "X"], "sex must be F or M"),
 ])
 def test_user_errors_are_brainage_errors(run_and_arrays, tmp_path, args, message):
     run, arrays = run_and_arrays

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from synthetic_runs import make_prepared, one_torch_thread  # noqa: E402
 
 from brainage.cli import predict as predict_cli  # noqa: E402
@@ -85,6 +85,25 @@ def test_bad_override_is_a_clear_error(prepared, tmp_path):
     assert not (tmp_path / "r").exists()  # nothing written for a bad config
 
 
+@pytest.mark.parametrize(("typo", "message"), [
+    ("model.kwargs.chanels=[4, 8, 4]", "did you mean 'channels'"),
+    ("loss.name=tsn", "Did you mean 'tsan'"),
+    ("loss.kwargs.beta=1", "takes none"),
+    ("optim.name=adamm", "Did you mean 'adam'"),
+    ("scheduler.name=cosin", "Did you mean 'cosine'"),
+    ("model.kwargs.channels=[4, 8, 8, 8, 8, 8, 8]", "too small for this model"),
+])
+def test_a_typo_leaves_no_run_folder_and_the_corrected_command_trains(prepared, tmp_path,
+                                                                      typo, message):
+    run = tmp_path / "r"
+    result = CliRunner().invoke(app(), ["train", str(prepared), str(run), *TINY, "--set", typo])
+    assert result.exit_code != 0 and message in str(result.exception), result.output
+    assert not run.exists()  # checked before anything was written
+    result = CliRunner().invoke(app(), ["train", str(prepared), str(run), *TINY])
+    assert result.exit_code == 0, result.output
+    assert (run / "run.json").is_file()
+
+
 def test_ages_from_another_cohort_table(prepared, tmp_path):
     import shutil
 
@@ -104,5 +123,4 @@ def test_predict_mixed_inputs_refused(tmp_path):
     from brainage.inference.predictor import Predictor
 
     with pytest.raises(BrainAgeError, match="mixed kinds"):
-        predict_cli.run_inputs(Predictor.__new__(Predictor),
-                               [tmp_path / "a.nii.gz", tmp_path / "cohort"])
+        Predictor.__new__(Predictor).predict([tmp_path / "a.nii.gz", tmp_path / "cohort"])

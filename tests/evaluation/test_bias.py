@@ -16,9 +16,8 @@ from brainage.evaluation.bias import (
     BiasCorrector,
     CorrectionNotFittedError,
     SameSubjectsWarning,
-    crossfit_correct,
 )
-from brainage.evaluation.crossfit import apply_to_table, fit_on_table
+from brainage.evaluation.crossfit import apply_to_table, crossfit_correct, fit_on_table
 
 ALPHA, BETA = -0.3, 15.0  # known bias: gap = ALPHA * age + BETA + noise
 

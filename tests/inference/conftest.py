@@ -1,4 +1,4 @@
-"""Fixtures of the predictor tests; the synthetic helpers live in tests/tasks."""
+"""Fixtures of the predictor tests; the synthetic helpers live in tests/training."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from synthetic_runs import one_torch_thread  # noqa: E402
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)

@@ -16,7 +16,7 @@ from brainage.inference.explain import explain_scan, explain_scans, load_run
 from brainage.inference.predictor import Predictor
 from brainage.preprocessing import pipeline
 from brainage.preprocessing.known_pose import random_pose
-from brainage.tasks.train import train_cohort
+from brainage.training.fit import train_cohort
 
 TEMPLATE = "space-MNI152NLin2009aSym_res-8_desc-saliency"
 

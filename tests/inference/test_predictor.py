@@ -11,8 +11,8 @@ from synthetic_runs import make_prepared, spec_for_tests, tiny_config
 
 from brainage.errors import BrainAgeError
 from brainage.inference.predictor import Predictor
-from brainage.tasks.config import SplitSpec
-from brainage.tasks.train import train_cohort
+from brainage.training.config import SplitSpec
+from brainage.training.fit import train_cohort
 
 
 @pytest.fixture(scope="module")

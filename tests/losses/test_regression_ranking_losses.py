@@ -33,7 +33,7 @@ def test_mse_and_l1() -> None:
 
 
 def test_shape_mismatch_is_refused_not_broadcast() -> None:
-    with pytest.raises(BrainAgeError, match=r"\(B, B\)"):
+    with pytest.raises(ValueError, match=r"\(B, B\)"):
         mse_loss(torch.zeros(4), torch.zeros(4, 1))
 
 

@@ -11,7 +11,7 @@ from brainage.models import count_parameters, create_model
 def test_paper_configuration_layout() -> None:
     with torch.device("meta"):
         model = create_model("sfcn", age_range=[42, 82], bin_width=1)
-    assert model.bins.num_bins == 40
+    assert model.age_bins.num_bins == 40
     convs = [m for m in model.features.modules() if isinstance(m, nn.Conv3d)]
     assert [c.out_channels for c in convs] == [32, 64, 128, 256, 256, 64]
     assert [c.kernel_size[0] for c in convs] == [3, 3, 3, 3, 3, 1]
@@ -28,7 +28,7 @@ def test_block_order_is_conv_norm_pool_act() -> None:
 
 def test_default_bins_and_expected_age() -> None:
     model = create_model("sfcn", channels=[4, 8, 8, 4])
-    assert model.bins.num_bins == 50
+    assert model.age_bins.num_bins == 50
     assert model.bin_centres[:2].tolist() == [1.0, 3.0]
     model.eval()
     x = torch.randn(2, 1, 24, 28, 20)

@@ -69,7 +69,7 @@ def _run_metrics(df: pd.DataFrame, column: str) -> dict:
 
 
 def _model_card(info: dict, spec: dict, spec_hash: str, metrics: dict, bias: dict) -> dict:
-    """A model card as ``brainage train`` writes it (see brainage.tasks.run_folder)."""
+    """A model card as ``brainage train`` writes it (see brainage.runs)."""
     return {
         "format": "brainage-model-card", "brainage_version": "0.1.0",
         "model": {"name": "sfcn", "kwargs": {"channels": [8, 16, 32]}, "members": ["."],
@@ -87,9 +87,9 @@ def _model_card(info: dict, spec: dict, spec_hash: str, metrics: dict, bias: dic
 
 def make_run(folder: Path, with_predictions: bool = True, prepared: Path | None = None) -> Path:
     """A run folder like ``brainage train`` writes (no weights: the report does not need them)."""
+    from brainage import runs as rf
     from brainage.evaluation.bias import BiasCorrector
     from brainage.preprocessing.spec import PreprocessingSpec
-    from brainage.tasks import run_folder as rf
 
     folder.mkdir(parents=True, exist_ok=True)
     df = make_predictions(n=60, seed=1, sets=("test", "val"), groups=False)

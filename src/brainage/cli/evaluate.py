@@ -33,9 +33,10 @@ def register(app: typer.Typer) -> None:
         otherwise a correction is cross-fitted within the table (k-fold), and the output
         says so.
         """
-        from brainage.evaluation.pipeline import format_summary, run_evaluation
+        import brainage
+        from brainage.evaluation.pipeline import format_summary
 
-        result = run_evaluation(
+        result = brainage.evaluate(
             predictions, output, correction=correction, method=method, fit_on=fit_on,
             per_site=per_site, n_boot=n_boot, seed=seed, folds=folds, reference=reference,
         )

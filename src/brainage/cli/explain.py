@@ -37,18 +37,11 @@ def register(app: typer.Typer) -> None:
         sub-<label>[_ses-<label>]_space-<template>_res-<r>_desc-saliency_T1w.nii.gz,
         ..._space-T1w_desc-saliency_T1w.nii.gz and ..._desc-saliency_regions.tsv.
         """
-        from brainage.errors import BrainAgeError
-        from brainage.inference.explain import METHODS, explain_scan, load_run
+        import brainage
 
-        if method not in METHODS:
-            raise BrainAgeError(f"unknown --method {method!r}; expected one of "
-                                f"{', '.join(METHODS)}.")
-        if sex is not None and sex not in ("F", "M"):
-            raise BrainAgeError(f"--sex must be F or M, got {sex!r}.")
-        loaded = load_run(run_dir, device)
-        for scan in scans:
-            result = explain_scan(loaded, scan, output, method, steps=steps, batch=batch,
-                                  patch=patch, sex=sex)
+        results = brainage.explain(run_dir, scans, output, method, steps=steps, batch=batch,
+                                   patch=patch, sex=sex, device=device)
+        for scan, result in zip(scans, results, strict=True):
             typer.echo(summary(scan, result))
 
 

@@ -42,6 +42,7 @@ def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
     from brainage.cli import (
         cohort,
+        config,
         evaluate,
         explain,
         models,
@@ -53,8 +54,8 @@ def _register() -> None:
         train,
     )
 
-    for module in (simulate, cohort, split, prepare, models, train, predict, evaluate, explain,
-                   report):
+    for module in (simulate, cohort, split, prepare, models, config, train, predict, evaluate,
+                   explain, report):
         module.register(app)
 
 

@@ -41,8 +41,8 @@ def import_sfcn(
     model = convert(state_dict, out_dir, age_range=age_range, bin_width=bin_width)
     typer.echo(
         f"wrote {out_dir}/weights.safetensors and model.json: sfcn, "
-        f"{count_parameters(model):,} parameters, {model.bins.num_bins} bins "
-        f"[{model.bins.start:g}, {model.bins.stop:g}) of {model.bins.width:g} y"
+        f"{count_parameters(model):,} parameters, {model.age_bins.num_bins} bins "
+        f"[{model.age_bins.start:g}, {model.age_bins.stop:g}) of {model.age_bins.width:g} y"
     )
 
 

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from brainage.inference.predictor import Predictor
 
 
 def register(app: typer.Typer) -> None:
@@ -36,32 +30,14 @@ def register(app: typer.Typer) -> None:
         must have been prepared with that spec. Ages outside the training range are
         flagged in 'ood', QC problems in 'qc_flags'.
         """
+        from brainage import Predictor
         from brainage.evaluation.predictions import write_predictions
-        from brainage.inference.predictor import Predictor
 
         predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
                                        allow_library_drift=allow_library_drift)
-        table = run_inputs(predictor, inputs, cohort)
+        table = predictor.predict(inputs, cohort)
         write_predictions(output, table)
         typer.echo(summary(table, output))
-
-
-def run_inputs(predictor: Predictor, inputs: list[Path], cohort: Path | None = None
-               ) -> pd.DataFrame:
-    """Dispatch on the kind of input: prepared folder, NIfTI files, or a cohort source."""
-    from brainage.data.prepared import is_prepared
-    from brainage.errors import BrainAgeError
-
-    nifti = [p for p in inputs if p.name.endswith((".nii", ".nii.gz"))]
-    if nifti and len(nifti) == len(inputs):
-        return predictor.predict_files(nifti)
-    if len(inputs) != 1:
-        raise BrainAgeError(
-            f"got {len(inputs)} inputs of mixed kinds; expected NIfTI files only, or one "
-            "prepared folder or cohort source. Fix: call predict once per cohort.")
-    if is_prepared(inputs[0]):
-        return predictor.predict_prepared(inputs[0], cohort)
-    return predictor.predict_cohort(inputs[0])
 
 
 def summary(table: object, output: Path) -> str:

@@ -56,22 +56,18 @@ def prepare(
     Exit status 0 when every selected scan is prepared (flagged scans included), 1 when
     some failed (each failure is recorded in index.tsv), 2 on a usage error.
     """
-    from brainage.data.sources import load_cohort
-    from brainage.preprocessing import PreprocessingSpec, parse_shard, run_cohort
+    import brainage
+    from brainage.preprocessing import parse_shard
 
     labels = [lab for item in participant_label or [] for lab in item.split(",") if lab]
+    options = {} if spec_file is not None else {
+        "grid": grid, "n4": n4, "skullstrip": skullstrip, "nonlinear": nonlinear,
+        "normalisation": normalisation}
     try:
-        if spec_file is not None:
-            spec = PreprocessingSpec.load(spec_file).with_current_libraries()
-        else:
-            spec = PreprocessingSpec.create(grid, n4=n4, skullstrip=skullstrip,
-                                            nonlinear=nonlinear, normalisation=normalisation)
-        shard_ij = parse_shard(shard) if shard else None
-        # headers are checked per scan by the pipeline, so one bad image fails alone
-        cohort = load_cohort(source, format=format, check_images=False)
-        summary = run_cohort(cohort, out, spec, jobs=jobs, shard=shard_ij,
-                             participant_labels=labels or None, threads=threads,
-                             progress=progress)
+        summary = brainage.prepare(
+            source, out, spec_file, jobs=jobs, shard=parse_shard(shard) if shard else None,
+            participant_labels=labels or None, threads=threads, progress=progress,
+            format=format, **options)
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         Figures are embedded; the page needs no network and no JavaScript. Sections
         without data say "not available".
         """
-        from brainage.reporting.report import write_report
+        import brainage
 
-        path = write_report(source_dir, output, qc=qc, title=title, n_boot=n_boot, seed=seed)
+        path = brainage.report(source_dir, output, qc=qc, title=title, n_boot=n_boot, seed=seed)
         typer.echo(f"Wrote {path}")

@@ -46,23 +46,21 @@ def simulate(
     """
     import time
 
-    from brainage.data.simulate import make_config, write_cohort
+    import brainage
 
-    config = make_config(
-        n=n, sites=sites, seed=seed, voxel_size=voxel_size, sessions=sessions,
-        interval=interval, age_min=age_min, age_max=age_max, confound=confound, gap_sd=gap_sd,
+    start = time.perf_counter()
+    path = brainage.simulate(
+        out, n=n, sites=sites, seed=seed, jobs=jobs, overwrite=overwrite, masks=masks,
+        progress=_progress, voxel_size=voxel_size, sessions=sessions, interval=interval,
+        age_min=age_min, age_max=age_max, confound=confound, gap_sd=gap_sd,
         patient_fraction=patient_fraction, patient_effect=patient_effect,
         patient_rate=patient_rate, site_effects=site_effects, variability=variability,
     )
-    start = time.perf_counter()
-    path = write_cohort(out, config, jobs=jobs, overwrite=overwrite, masks=masks,
-                        progress=_progress)
     seconds = time.perf_counter() - start
-    scans = config.n * config.sessions
     typer.echo(f"Wrote {path}")
     typer.echo(
-        f"{config.n} subjects x {config.sessions} session(s) = {scans} T1w scans, "
-        f"{config.sites} site(s), {config.voxel_size:g} mm, seed {config.seed}, "
+        f"{n} subjects x {sessions} session(s) = {n * sessions} T1w scans, "
+        f"{sites} site(s), {voxel_size:g} mm, seed {seed}, "
         f"in {seconds:.1f} s; ground truth in {path / 'derivatives' / 'simulation'}"
     )
 

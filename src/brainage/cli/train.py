@@ -14,17 +14,19 @@ def register(app: typer.Typer) -> None:
     def train(
         prepared: Path = typer.Argument(..., help="Prepared cohort (brainage prepare)."),
         run_dir: Path = typer.Argument(..., help="Run folder to create, or to resume."),
-        config: Path | None = typer.Option(
+        config: str | None = typer.Option(
             None, "--config", "-c",
-            help="YAML config (configs/tsan.yaml, ...); default: the CPU preset."),
+            help="Preset name (quickstart, tsan, tsan_cpu, sfcn; `brainage config list`) or "
+                 "a YAML file; default: the CPU preset."),
         overrides: list[str] = typer.Option(
             [], "--set", help="Override a config field, e.g. --set epochs=5 (repeatable)."),
         folds: int | None = typer.Option(
             None, "--folds", min=2, help="K-fold cross-validation: one model per fold."),
         cascade: bool = typer.Option(
             False, "--cascade", help="TSAN two-stage cascade (stage 2 on out-of-fold ages)."),
-        stage2_config: Path | None = typer.Option(
-            None, "--stage2-config", help="Stage-2 YAML (default: TSAN's, from stage 1)."),
+        stage2_config: str | None = typer.Option(
+            None, "--stage2-config",
+            help="Stage-2 preset or YAML (default: TSAN's, from stage 1)."),
         splits: Path | None = typer.Option(
             None, "--splits", help="Splits file to use instead of making new splits."),
         cohort: Path | None = typer.Option(
@@ -37,38 +39,21 @@ def register(app: typer.Typer) -> None:
         --cascade, --set changes stage 1; stage 2 follows --stage2-config (or TSAN's
         stage-2 recipe derived from stage 1) and shares stage 1's splits and hardware.
         """
-        from brainage.tasks.cascade import train_cascade
-        from brainage.tasks.config import load_train_config
-        from brainage.tasks.train import global_rank, train_cohort
+        import brainage
+        from brainage.training.trainer import global_rank
 
-        cfg = load_train_config(config, split_overrides(overrides, folds, cascade))
-        if cascade:
-            cfg2 = load_train_config(stage2_config) if stage2_config else None
-            run = train_cascade(prepared, run_dir, cfg, cfg2, splits, cohort)
-        else:
-            if stage2_config is not None:
-                typer.echo("--stage2-config is only used with --cascade.", err=True)
-                raise typer.Exit(2)
-            run = train_cohort(prepared, run_dir, cfg, splits, cohort=cohort)
+        run = brainage.train(prepared, run_dir, config, overrides=overrides, folds=folds,
+                             cascade=cascade, stage2_config=stage2_config, splits=splits,
+                             cohort=cohort)
         if global_rank() == 0:
             typer.echo(summary(run))
-
-
-def split_overrides(overrides: list[str], folds: int | None, cascade: bool) -> list[str]:
-    """``--set`` items plus the split implied by --folds (k-fold) or --cascade (k-fold)."""
-    sets = list(overrides)
-    if folds is not None:
-        sets += ["split.method=kfold", f"split.folds={folds}"]
-    elif cascade:
-        sets += ["split.method=kfold"]
-    return sets
 
 
 def summary(run: Path) -> str:
     """A few lines on a finished run: members and held-out metrics."""
     import json
 
-    from brainage.tasks import run_folder as rf
+    from brainage import runs as rf
 
     info = rf.read_run_info(run)
     metrics = json.loads((run / rf.METRICS).read_text())

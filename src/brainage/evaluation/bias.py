@@ -282,12 +282,3 @@ class BiasCorrector(BaseEstimator):
     def load(cls, path: str | os.PathLike[str]) -> BiasCorrector:
         """Read a correction from a JSON file or a run folder holding ``bias_correction.json``."""
         return cls.from_dict(design.read_json(path, FILENAME))
-
-
-def __getattr__(name: str) -> Any:
-    # Table helpers live in crossfit.py (they import this module); re-exported lazily.
-    if name in ("crossfit_correct", "fit_on_table", "apply_to_table"):
-        from brainage.evaluation import crossfit
-
-        return getattr(crossfit, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

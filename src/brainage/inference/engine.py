@@ -30,7 +30,7 @@ def predict_dataset(model: BrainAgeModel, dataset: ScanDataset, batch_size: int 
     Returns:
         ``(N,)`` float64 predictions.
     """
-    from brainage.tasks.regression import forward_batch
+    from brainage.models.base import forward_batch
 
     dev = torch.device(device) if device is not None else default_device()
     was_training = model.training

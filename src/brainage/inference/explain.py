@@ -52,7 +52,7 @@ class RunFunction(nn.Module):
 
     def forward(self, x: Tensor, sex: Tensor | None = None) -> Tensor:
         """Predicted age ``(B,)``; unknown sex is the all-zero code, as in prediction."""
-        from brainage.tasks.regression import forward_batch
+        from brainage.models.base import forward_batch
 
         batch = {"image": x, "sex": sex if sex is not None else x.new_zeros(len(x), 2)}
         s1 = torch.stack([forward_batch(m, batch) for m in self.stage1]).mean(0)  # (B,)

@@ -1,6 +1,6 @@
-"""Predict brain age with a finished run folder: ``Predictor.from_run(run).predict_...``.
+"""Predict brain age with a finished run folder: ``Predictor.from_run(run).predict(inputs)``.
 
-The run folder alone is enough (DESIGN.md rule 5): weights (safetensors), model names and
+The run folder alone is enough: weights (safetensors), model names and
 kwargs, the preprocessing spec and hash, the training age range and the bias correction.
 Inputs prepared with another spec are refused; raw NIfTI files are preprocessed with the
 run's own spec. Fold models are averaged (``ensemble_sd`` = their SD); a cascade feeds the
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.datasets import ScanDataset
-from brainage.data.prepared import open_prepared
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.inference.engine import predict_dataset
 from brainage.models import BrainAgeModel, load_model
-from brainage.tasks import run_folder as rf
+from brainage.preprocessing.prepared import is_prepared, open_prepared
 
 OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "predicted_age", "gap", "sex",
                   "site", "group")
@@ -92,6 +92,33 @@ class Predictor:
                    device, allow_library_drift)
 
     # ------------------------------------------------------------------ inputs
+    def predict(self, inputs: str | Path | Sequence[str | Path],
+                cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
+        """Predict any kind of input: NIfTI files, one prepared folder, or one cohort source.
+
+        Raw scans (files or a BIDS/table cohort) are preprocessed with the run's own spec; a
+        prepared folder must have been prepared with it.
+
+        Args:
+            inputs: NIfTI paths, or a single prepared folder or cohort source.
+            cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``.
+
+        Returns:
+            One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
+            ensemble SD, QC and out-of-distribution flags).
+        """
+        items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+        nifti = [p for p in items if p.name.endswith((".nii", ".nii.gz"))]
+        if nifti and len(nifti) == len(items):
+            return self.predict_files(nifti)
+        if len(items) != 1:
+            raise InputError(
+                f"got {len(items)} inputs of mixed kinds; expected NIfTI files only, or one "
+                "prepared folder or cohort source. Fix: call predict once per cohort.")
+        if is_prepared(items[0]):
+            return self.predict_prepared(items[0], cohort)
+        return self.predict_cohort(items[0])
+
     def predict_prepared(self, prepared_dir: str | Path,
                          cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
         """Predict every usable scan of a prepared cohort (prepared with the run's spec).

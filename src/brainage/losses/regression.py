@@ -6,13 +6,16 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.registry import Registry
+
+PointLoss = Callable[[Tensor, Tensor], Tensor]
 
 
 def check_same_shape(pred: Tensor, target: Tensor) -> None:
-    """Raise unless prediction and target have the same shape."""
+    """Raise unless prediction and target have the same shape (a programming error: the
+    training code passes both as ``(B,)``)."""
     if pred.shape != target.shape:
-        raise BrainAgeError(
+        raise ValueError(
             f"prediction shape {tuple(pred.shape)} differs from target shape "
             f"{tuple(target.shape)}. Fix: reshape both to (B,) (a (B,) vs (B, 1) pair would "
             "broadcast to (B, B))."
@@ -31,13 +34,16 @@ def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
     return nn.functional.l1_loss(pred, target.to(pred.dtype))
 
 
-REGRESSION_LOSSES = {"mse": mse_loss, "l1": l1_loss}
+#: Point losses on predicted ages, by name (also TSAN's ``main`` term).
+REGRESSION_LOSSES: Registry[PointLoss] = Registry("regression loss", "mse or l1")
+REGRESSION_LOSSES.add("mse", mse_loss)
+REGRESSION_LOSSES.add("l1", l1_loss)
 
 
-def regression_loss(name: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The loss function called ``name`` (``mse`` or ``l1``)."""
-    if name not in REGRESSION_LOSSES:
-        raise BrainAgeError(
-            f"unknown regression loss {name!r}. Fix: use one of {', '.join(REGRESSION_LOSSES)}."
-        )
-    return REGRESSION_LOSSES[name]
+def regression_loss(name: str) -> PointLoss:
+    """The loss function called ``name`` (``mse`` or ``l1``).
+
+    Raises:
+        UnknownNameError: another name.
+    """
+    return REGRESSION_LOSSES.get(name)

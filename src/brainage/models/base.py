@@ -7,14 +7,17 @@ Cascades, contrastive pretraining and linear probes rely only on this interface.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.models.input_stage import DEFAULT_RANGE, InputStage
+
+if TYPE_CHECKING:
+    from brainage.losses.soft_label import AgeBins
 
 
 class BrainAgeModel(nn.Module):
@@ -37,6 +40,8 @@ class BrainAgeModel(nn.Module):
         input_stage: The parameter-free first step (intensity bins, pooling), see
             :mod:`brainage.models.input_stage`.
         covariates: Keyword inputs the forward pass requires besides the image.
+        age_bins: The age bins of a distribution head (SFCN's soft labels), whose
+            ``forward_outputs`` then also give ``log_probs``; None for a point estimate.
         config: ``{"name": ..., "kwargs": {...}}`` to rebuild this model.
     """
 
@@ -46,6 +51,7 @@ class BrainAgeModel(nn.Module):
     min_input_shape: tuple[int, int, int] = (1, 1, 1)
     covariates: tuple[str, ...] = ()
     input_pool: int = 1
+    age_bins: AgeBins | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +73,14 @@ class BrainAgeModel(nn.Module):
         """Image ``(B, C, D, H, W)`` (+ sex codes ``(B,)``) -> predicted age ``(B,)``."""
         cov = self.collect_covariates(sex=sex)
         return self.forward_head(self.forward_features(x), **cov)
+
+    def forward_outputs(self, x: Tensor, **cov: Tensor) -> dict[str, Tensor]:
+        """Everything the head gives for a batch, for the training objective.
+
+        Returns:
+            ``{"age": (B,)}``; a model with ``age_bins`` adds ``"log_probs"`` ``(B, K)``.
+        """
+        return {"age": self(x, **cov)}
 
     def collect_covariates(self, **given: Tensor | None) -> dict[str, Tensor]:
         """Check the covariates passed against ``self.covariates`` and return the given ones.
@@ -154,3 +168,26 @@ def check_num_outputs(num_outputs: int) -> None:
     """Raise unless ``num_outputs`` is a positive integer."""
     if int(num_outputs) != num_outputs or num_outputs < 1:
         raise BrainAgeError(f"num_outputs must be a positive integer, got {num_outputs!r}.")
+
+
+def batch_covariates(model: BrainAgeModel, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The covariates `model` takes (sex, stage-1 age), picked from a data batch.
+
+    Raises:
+        InputError: the batch lacks one of them.
+    """
+    cov: dict[str, Tensor] = {}
+    for name in model.covariates:
+        if name not in batch:
+            raise InputError(
+                f"model {model.config.get('name', type(model).__name__)!r} needs {name!r}, "
+                "which the data do not provide. Fix: a stage-2 model needs the cascade "
+                "(`brainage train --cascade`); a model with sex needs sex in the cohort."
+            )
+        cov[name] = batch[name]
+    return cov
+
+
+def forward_batch(model: BrainAgeModel, batch: Mapping[str, Tensor]) -> Tensor:
+    """Predicted age ``(B,)`` of a data batch, passing exactly the covariates the model takes."""
+    return model(batch["image"], **batch_covariates(model, batch))

@@ -113,10 +113,10 @@ def import_sfcn(state_dict_path: str | os.PathLike[str], out_dir: str | os.PathL
     model = create_model("sfcn", in_channels=in_channels, channels=channels,
                          age_range=list(age_range), bin_width=bin_width)
     n_bins = mapped.get("classifier.weight")
-    if n_bins is not None and n_bins.shape[0] != model.bins.num_bins:
+    if n_bins is not None and n_bins.shape[0] != model.age_bins.num_bins:
         raise BrainAgeError(
             f"the weights predict {n_bins.shape[0]} age bins but age_range {tuple(age_range)} "
-            f"with bin width {bin_width} gives {model.bins.num_bins}. Fix: pass the bins the "
+            f"with bin width {bin_width} gives {model.age_bins.num_bins}. Fix: pass the bins the "
             "model was trained with (the UK Biobank release: --age-range 42 82 --bin-width 1)."
         )
     expected = model.state_dict()

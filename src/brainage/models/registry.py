@@ -14,14 +14,14 @@ Example:
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
+from brainage.registry import Registry
 
 if TYPE_CHECKING:
     from brainage.models.base import BrainAgeModel
@@ -62,7 +62,7 @@ class ModelInfo:
         return _jsonable({**defaults, **self.presets})
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+MODELS: Registry[ModelInfo] = Registry("model", "`brainage models` lists them")
 
 
 def register_model(
@@ -86,13 +86,11 @@ def register_model(
 
     def decorator(fn: Builder) -> Builder:
         name = fn.__name__
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = ModelInfo(
+        MODELS.add(name, ModelInfo(
             name=name, description=doc[0] if doc else "", model_cls=model_cls, builder=fn,
             presets=dict(presets or {}), tiny=dict(tiny or {}), paper=paper,
-        )
+        ))
         return fn
 
     return decorator
@@ -100,24 +98,16 @@ def register_model(
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted; ``pattern`` is a shell wildcard such as ``"*3d"``."""
-    names = sorted(_REGISTRY)
-    return names if pattern is None else [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return MODELS.names(pattern)
 
 
 def model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``.
 
     Raises:
-        BrainAgeError: unknown name; the message lists valid names and the closest one.
+        UnknownNameError: unknown name; the message lists valid names and the closest one.
     """
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise BrainAgeError(
-        f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}. "
-        "Fix: use one of these names (`brainage models` lists them)."
-    )
+    return MODELS.get(name)
 
 
 def create_model(name: str, **kwargs: Any) -> BrainAgeModel:
@@ -128,7 +118,7 @@ def create_model(name: str, **kwargs: Any) -> BrainAgeModel:
         **kwargs: Constructor overrides, e.g. ``width=4``.
 
     Raises:
-        BrainAgeError: unknown name or unknown keyword argument.
+        UnknownNameError, InputError: unknown name or unknown keyword argument.
     """
     info = model_info(name)
     allowed = info.default_kwargs
@@ -139,7 +129,7 @@ def create_model(name: str, **kwargs: Any) -> BrainAgeModel:
                 k, list(allowed), n=1)) else "")
             for k in unknown
         ]
-        raise BrainAgeError(
+        raise InputError(
             f"model {name!r} got unknown argument(s) {', '.join(hints)}. "
             f"Fix: use only {', '.join(sorted(allowed))}."
         )
@@ -154,7 +144,7 @@ def _jsonable(obj: dict[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(obj))
     except TypeError as exc:
-        raise BrainAgeError(
+        raise InputError(
             f"model arguments must be plain numbers, strings, booleans or lists ({exc}). "
             "Fix: pass names such as norm='batch' instead of objects."
         ) from exc

@@ -80,7 +80,7 @@ class SFCN(BrainAgeModel):
         check_dropout(dropout)
         _check_single_output(num_outputs)
         self.in_channels, self.num_outputs = in_channels, 1
-        self.bins = AgeBins.from_range(age_range, bin_width)
+        self.age_bins = AgeBins.from_range(age_range, bin_width)
         widths = [first, *channels]
         self.features = nn.Sequential(*(
             SFCNBlock(widths[i], widths[i + 1], i < len(channels) - 1, norm, act)
@@ -90,8 +90,8 @@ class SFCN(BrainAgeModel):
         self.min_input_shape = (2 ** (len(channels) - 1),) * 3
         self.dropout = dropout
         self.drop = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.num_features, self.bins.num_bins)
-        self.register_buffer("bin_centres", self.bins.centres(), persistent=False)
+        self.classifier = nn.Linear(self.num_features, self.age_bins.num_bins)
+        self.register_buffer("bin_centres", self.age_bins.centres(), persistent=False)
 
     def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
         """Image ``(B, C, D, H, W)`` -> pooled features ``(B, F)``."""
@@ -109,6 +109,12 @@ class SFCN(BrainAgeModel):
     def expected_age(self, log_probs: Tensor) -> Tensor:
         """Log-probabilities ``(B, num_bins)`` -> expected age ``(B,)``."""
         return log_probs.exp() @ self.bin_centres.to(log_probs)  # (B, N) @ (N,) -> (B,)
+
+    def forward_outputs(self, x: Tensor, **cov: Tensor) -> dict[str, Tensor]:
+        """``{"age": (B,), "log_probs": (B, num_bins)}`` from one forward pass."""
+        self.collect_covariates(**cov)
+        log_probs = self.forward_logits(x)
+        return {"age": self.expected_age(log_probs), "log_probs": log_probs}
 
     def forward_head(self, features: Tensor, **cov: Tensor) -> Tensor:
         """Features ``(B, F)`` -> expected age ``(B,)``."""

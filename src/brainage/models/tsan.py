@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
+from brainage.ages import discretize_age
 from brainage.errors import BrainAgeError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import ResidualAgeHead, TSANHead
@@ -22,14 +22,6 @@ from brainage.models.scaledense import ScaleDenseTrunk
 
 PAPER = ("Liu et al., Brain age estimation from MRI using a two-stage cascade network with "
          "ranking loss, MICCAI 2020; IEEE TMI 2021")
-
-
-def discretize_age(age: Tensor, step: float = 5.0) -> Tensor:
-    """Round ages to the nearest multiple of ``step``, halves up: ``step * floor(a/step + 0.5)``.
-
-    62.5 -> 65, 57.4 -> 55, 57.5 -> 60. Same shape as ``age``; not differentiable.
-    """
-    return step * torch.floor(age / step + 0.5)
 
 
 class _TSANBase(BrainAgeModel):

@@ -236,7 +236,7 @@ def run_cohort(
     store.prepare()
     store.clean_stale()
     derivatives.write_dataset_description(root, spec, cohort.source)
-    cohort.to_tsv(root / COHORT_FILE)  # ages, sex, site for training (brainage.data.prepared)
+    cohort.to_tsv(root / COHORT_FILE)  # ages, sex, site for training (brainage.preprocessing.prepared)
     todo = [_task(r) for k, (_, r) in zip(keys, rows.iterrows(), strict=True)
             if not store.is_done(k)]
     summary = RunSummary(total=len(rows), skipped=len(rows) - len(todo), out=root,

@@ -10,13 +10,15 @@ import pytest
 import torch
 from synthetic_runs import make_prepared, tiny_config
 
+from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
 from brainage.inference.predictor import Predictor
 from brainage.models import load_model
-from brainage.tasks import run_folder as rf
-from brainage.tasks.cascade import bin_spread, discretize, stage2_config, train_cascade
-from brainage.tasks.config import ModelSpec, OptimSpec, SplitSpec
+from brainage.ages import discretize_age as discretize
+from brainage.evaluation.oof import bin_spread
+from brainage.training.cascade import stage2_config, train_cascade
+from brainage.training.config import ModelSpec, OptimSpec, SplitSpec
 
 
 def test_discretize_rounds_to_5_years_halves_up():

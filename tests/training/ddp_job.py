@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_runs import make_prepared, tiny_config  # noqa: E402
 
-from brainage.tasks import train as train_mod  # noqa: E402
+from brainage.training import fit as train_mod  # noqa: E402
 
 
 class DumpWeights(L.Callback):

@@ -1,9 +1,11 @@
 """The run folder: everything needed to predict, and nothing that needs unpickling.
 
-Layout (DESIGN.md rule 5)::
+Training writes it and inference reads it; this module is the format both share, so it
+imports neither Lightning nor the training code. Layout::
 
     run/
-      run.json              written last: format, kind, members, training range, spec hash
+      run.json              written last: format, kind, members, training range, spec hash,
+                            library versions
       config.yaml           resolved TrainConfig (stage 1 for a cascade)
       preprocessing_spec.json  the prepared cohort's preprocessing spec + its hash
       splits.json           subject splits (a user-provided file wins)
@@ -25,15 +27,16 @@ written last, so a folder without it is an unfinished run (rerun training to res
 
 from __future__ import annotations
 
+import math
+import platform
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from brainage import __version__
-from brainage.config import save_config, to_dict
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.io import parse_json_file, write_json
-from brainage.tasks.config import TrainConfig, load_train_config
 
 RUN_JSON = "run.json"
 FORMAT = "brainage-run"
@@ -77,7 +80,8 @@ class RunInfo:
         return {"format": FORMAT, "version": VERSION, "brainage_version": __version__,
                 "kind": self.kind, "members": self.members,
                 "training_range": self.training_range, "spec_hash": self.spec_hash,
-                "input_shape": self.input_shape, "stages": self.stages, **self.extra}
+                "input_shape": self.input_shape, "stages": self.stages,
+                "environment": environment(), **self.extra}
 
 
 def member_dir(run_dir: Path, fold: int, n_folds: int, repeat: int = 0, repeats: int = 1
@@ -109,89 +113,88 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     """Read ``run.json``.
 
     Raises:
-        BrainAgeError: not a run folder, unfinished run, or a newer format.
+        NotFoundError: not a run folder, or an unfinished run.
+        InputError: a damaged or tampered ``run.json`` (wrong values, member folders outside
+            the run), or a newer format.
     """
     run = Path(run_dir)
     path = run / RUN_JSON
     if not run.is_dir():
-        raise BrainAgeError(f"{run}: run folder not found. Fix: pass the folder given to "
+        raise NotFoundError(f"{run}: run folder not found. Fix: pass the folder given to "
                             "`brainage train`.")
     if not path.is_file():
         hint = (" It holds a config.yaml: training did not finish. Fix: rerun the same "
                 "`brainage train` command to resume." if (run / CONFIG).exists()
                 else " Fix: pass a folder written by `brainage train`.")
-        raise BrainAgeError(f"{run}: no {RUN_JSON}, so this is not a finished run.{hint}")
+        raise NotFoundError(f"{run}: no {RUN_JSON}, so this is not a finished run.{hint}")
     data = parse_json_file(path, "rerun the same `brainage train` command")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BrainAgeError(f"{path}: not a brainage run description (format {FORMAT!r}).")
+        raise InputError(f"{path}: not a brainage run description (format {FORMAT!r}).")
     if int(data.get("version", 0)) > VERSION:
-        raise BrainAgeError(f"{path}: written by a newer brainage. Fix: upgrade brainage.")
+        raise InputError(f"{path}: written by a newer brainage. Fix: upgrade brainage.")
     known = {"format", "version", "brainage_version", "kind", "members", "training_range",
              "spec_hash", "input_shape", "stages"}
-    return RunInfo(kind=data["kind"], members=list(data["members"]),
-                   training_range=[float(a) for a in data["training_range"]],
-                   spec_hash=str(data["spec_hash"]), input_shape=list(data["input_shape"]),
-                   stages=dict(data.get("stages") or {}),
-                   extra={k: v for k, v in data.items() if k not in known})
+    info = _checked_info(path, data)
+    info.extra = {k: v for k, v in data.items() if k not in known}
+    for rel in [*info.members, *info.stages.values()]:
+        inside_run(run, rel, path)
+    return info
 
 
-def start_run(run_dir: Path, config: TrainConfig) -> bool:
-    """Write ``config.yaml`` for a new run, or check it matches when resuming.
+def _checked_info(path: Path, data: dict[str, Any]) -> RunInfo:
+    """The fields of ``run.json`` with their types checked (a damaged file is refused)."""
+    fix = "Fix: the run folder is damaged; retrain, or restore run.json from a copy."
+    try:
+        rng = [float(a) for a in data["training_range"]]
+        info = RunInfo(kind=str(data["kind"]), members=[str(m) for m in data["members"]],
+                       training_range=rng, spec_hash=str(data["spec_hash"]),
+                       input_shape=[int(n) for n in data["input_shape"]],
+                       stages={str(k): str(v) for k, v in (data.get("stages") or {}).items()})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: a field is missing or has the wrong type ({exc!r}). {fix}"
+                         ) from exc
+    if len(rng) != 2 or not all(map(math.isfinite, rng)) or rng[0] > rng[1]:
+        raise InputError(f"{path}: training_range is {data['training_range']!r}; expected "
+                         f"[min, max] ages in years. {fix}")
+    if info.kind not in ("models", "cascade") or not all(n > 0 for n in info.input_shape):
+        raise InputError(f"{path}: kind {info.kind!r} / input_shape {info.input_shape!r}: "
+                         f"expected kind 'models' or 'cascade' and a positive shape. {fix}")
+    return info
 
-    Returns:
-        True when the run is already complete (``run.json`` exists).
+
+def inside_run(run: Path, rel: str, where: Path | None = None) -> Path:
+    """``run / rel``, refusing a path that leaves the run folder (``../``, absolute paths).
 
     Raises:
-        BrainAgeError: the folder holds a run with a different config.
+        InputError: the path points outside the run folder.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CONFIG
-    if path.exists():
-        old = load_train_config(path)
-        if _comparable(old) != _comparable(config):
-            raise BrainAgeError(
-                f"{run_dir} already holds a run with another configuration ({path}). "
-                "Fix: use a new run folder, or rerun with the same config to resume.")
-    else:
-        save_config(config, path)
-    return (run_dir / RUN_JSON).exists()
-
-
-def _comparable(config: TrainConfig) -> dict[str, Any]:
-    """Config fields that change the result (display and hardware settings excluded)."""
-    skip = {"progress_bar", "log_every_n_steps", "tensorboard", "num_workers", "devices",
-            "num_nodes", "strategy", "accelerator"}
-    return {k: v for k, v in to_dict(config).items() if k not in skip}
-
-
-def read_config(run_dir: str | Path) -> TrainConfig:
-    """The resolved config of a run."""
-    return load_train_config(Path(run_dir) / CONFIG)
+    target = (run / rel).resolve()
+    root = run.resolve()
+    if target != root and root not in target.parents:
+        raise InputError(f"{where or run / RUN_JSON}: member folder {rel!r} points outside the "
+                         f"run folder {run}; expected a folder inside it. Fix: the run folder "
+                         "was edited or damaged; retrain, or restore run.json from a copy.")
+    return target
 
 
 def read_json(path: Path) -> Any:
     """Read a JSON file written by brainage, with a clear error when missing."""
     if not path.is_file():
-        raise BrainAgeError(f"{path}: not found. Fix: the run folder is incomplete; retrain.")
+        raise NotFoundError(f"{path}: not found. Fix: the run folder is incomplete; retrain.")
     return parse_json_file(path, "the run folder is damaged; retrain")
 
 
-def model_card(config: TrainConfig, info: RunInfo, data_summary: dict[str, Any],
-               spec: Any, metrics: dict[str, Any],
-               bias: dict[str, Any] | None) -> dict[str, Any]:
-    """Model card (field.md conventions): data, preprocessing, input, metrics, use."""
-    return {
-        "format": "brainage-model-card", "brainage_version": __version__,
-        "model": {"name": config.model.name, "kwargs": config.model.kwargs,
-                  "members": info.members, "kind": info.kind},
-        "training_data": data_summary,
-        "preprocessing": {"spec": spec.to_dict(), "hash": info.spec_hash,
-                          "file": PREPROCESSING},
-        "input": {"shape": info.input_shape, "dtype": "float32 (stored float16)"},
-        "training": {"loss": to_dict(config.loss), "optim": to_dict(config.optim),
-                     "epochs": config.epochs, "batch_size": config.batch_size,
-                     "precision": config.precision, "seed": config.seed},
-        "metrics": metrics,
-        "bias_correction": bias,
-        "intended_use": INTENDED_USE,
-    }
+def environment() -> dict[str, str | None]:
+    """Versions of brainage, Python, torch, Lightning and CUDA (None when absent), as
+    recorded in ``run.json`` and the model card. Reads package metadata; imports nothing."""
+    out: dict[str, str | None] = {"brainage": __version__,
+                                  "python": platform.python_version()}
+    for name in ("torch", "lightning"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    import torch  # already imported wherever a run is written
+
+    out["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
+    return out

@@ -14,21 +14,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainage import runs as rf
+from brainage.config import to_dict
 from brainage.data.datasets import ScanDataset
-from brainage.data.prepared import PreparedCohort
 from brainage.data.splits_file import Splits
-from brainage.errors import BrainAgeError
-from brainage.evaluation import metrics as M
+from brainage.evaluation.oof import fit_bias, fit_intervals, set_metrics, stage2_spread
 from brainage.inference.engine import predict_dataset
 from brainage.io import write_json
 from brainage.models.base import BrainAgeModel
-from brainage.tasks import run_folder as rf
-from brainage.tasks.config import TrainConfig
+from brainage.preprocessing.prepared import PreparedCohort
+from brainage.training.config import TrainConfig
 
 #: Lower is preferred when a scan is predicted under several roles.
 ROLE_PRIORITY = {"test": 0, "internal_test": 0, "external_test": 0, "val": 1,
                  "unlabelled": 2, "unassigned": 2}
-EVAL_ROLES = ("test", "internal_test", "external_test", "val")
 KEEP_COLUMNS = ("participant_id", "session", "run", "age", "sex", "site", "group")
 
 
@@ -81,106 +80,6 @@ def aggregate(table: pd.DataFrame, fold_preds: list[pd.DataFrame]) -> pd.DataFra
     if "stage1_age" in base:
         out["stage1_age"] = base.loc[agg.index, "stage1_age"]
     return out.reset_index(drop=True)
-
-
-def summary_metrics(age: Any, predicted: Any) -> dict[str, float | int]:
-    """MAE, RMSE, r, R², mean gap, gap slope and Spearman r(gap, age) (uncorrected)."""
-    y, p = np.asarray(age, float), np.asarray(predicted, float)
-    out: dict[str, float | int] = {"n": int(len(y))}
-    if len(y) == 0:
-        return out
-    out.update(mae=M.mae(y, p), rmse=M.rmse(y, p), mean_gap=M.mean_gap(y, p))
-    if len(y) > 2 and np.ptp(y) > 0 and np.ptp(p) > 0:
-        out.update(pearson_r=M.pearson_r(y, p), r2=M.r2(y, p), gap_slope=M.gap_slope(y, p),
-                   spearman_gap_age=M.spearman_gap_age(y, p))
-    return out
-
-
-def set_metrics(preds: pd.DataFrame, column: str = "predicted_age") -> dict[str, Any]:
-    """Metrics of each evaluation set (rows with an age only)."""
-    out = {}
-    for name in EVAL_ROLES:
-        rows = preds[(preds["set"] == name) & preds["age"].notna()]
-        if len(rows):
-            out[name] = summary_metrics(rows["age"], rows[column])
-    return out
-
-
-def stage2_spread(preds: pd.DataFrame) -> dict[str, Any]:
-    """Per-5-year-bin spread of final predictions for each set (see ``bin_spread``)."""
-    from brainage.tasks.cascade import bin_spread
-
-    out = {}
-    for name in EVAL_ROLES:
-        rows = preds[preds["set"] == name]
-        if len(rows):
-            out[name] = bin_spread(rows["stage1_age"], rows["predicted_age"])
-    return out
-
-
-def fit_bias(preds: pd.DataFrame) -> tuple[Any, str | None]:
-    """Beheshti correction on validation predictions (else out-of-fold test predictions).
-
-    Returns:
-        ``(BiasCorrector or None, name of the set it was fitted on)``.
-    """
-    from brainage.evaluation.bias import BiasCorrector
-
-    for name in ("val", "test"):
-        rows = preds[(preds["set"] == name) & preds["age"].notna()]
-        if len(rows) == 0:
-            continue
-        try:
-            corrector = BiasCorrector("beheshti").fit(
-                rows["age"], rows["predicted_age"], subject_ids=rows["participant_id"])
-        except BrainAgeError as exc:
-            warnings.warn(f"no bias correction stored: {exc}", stacklevel=2)
-            return None, None
-        return corrector, name
-    return None, None
-
-
-def fit_intervals(preds: pd.DataFrame, fitted_on: str | None, alpha: float = 0.1,
-                  seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """Split-conformal interval calibration on held-out predictions, with a coverage check.
-
-    The check calibrates on a random half of the held-out subjects and measures coverage
-    on the other half (repeated 20 times), so the reported coverage is honest.
-
-    Returns:
-        ``(ConformalInterval or None, metrics dict)``.
-    """
-    from brainage.evaluation.uncertainty import ConformalInterval, coverage
-
-    name = fitted_on or ("val" if (preds["set"] == "val").any() else "test")
-    rows = preds[(preds["set"] == name) & preds["age"].notna()]
-    try:
-        cal = ConformalInterval(alpha=alpha).fit(rows["age"], rows["predicted_age"])
-    except BrainAgeError as exc:
-        warnings.warn(f"no predictive intervals stored: {exc}", stacklevel=2)
-        return None, {}
-    rng = np.random.default_rng(seed)
-    covs, widths = [], []
-    y, p = rows["age"].to_numpy(float), rows["predicted_age"].to_numpy(float)
-    for _ in range(20):
-        idx = rng.permutation(len(y))
-        half, rest = idx[: len(y) // 2], idx[len(y) // 2:]
-        check = ConformalInterval(alpha=alpha, min_subjects=10)
-        try:
-            lo, hi = check.fit(y[half], p[half]).predict_interval(p[rest])
-        except BrainAgeError:
-            break
-        c = coverage(y[rest], lo, hi)
-        covs.append(c["coverage"])
-        widths.append(c["mean_width"])
-    info = {"procedure": "split-conformal (absolute residuals)", "nominal": 1 - alpha,
-            "fitted_on": name, "n_calibration": cal.n_calibration_,
-            "half_width": cal.quantile_,
-            "check_coverage": float(np.mean(covs)) if covs else None,
-            "check_mean_width": float(np.mean(widths)) if widths else None,
-            "check": "calibrate on a random half of the held-out subjects, cover the other "
-                     "half; mean of 20 repeats"}
-    return cal, info
 
 
 def training_range(table: pd.DataFrame, splits: Splits) -> list[float]:
@@ -240,7 +139,29 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
                       training_range=training_range(table, splits),
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
                       extra={"model": config.model.name})
-    card = rf.model_card(config, info, data_summary(table, splits), prepared.spec, metrics, bias)
+    card = model_card(config, info, data_summary(table, splits), prepared.spec, metrics, bias)
     write_json(run / rf.MODEL_CARD, card)
     rf.write_run_info(run, info)
     return preds
+
+
+def model_card(config: TrainConfig, info: rf.RunInfo, data_summary: dict[str, Any],
+               spec: Any, metrics: dict[str, Any],
+               bias: dict[str, Any] | None) -> dict[str, Any]:
+    """Model card: training data, preprocessing, input, training, metrics, use, versions."""
+    return {
+        "format": "brainage-model-card", "brainage_version": rf.__version__,
+        "environment": rf.environment(),
+        "model": {"name": config.model.name, "kwargs": config.model.kwargs,
+                  "members": info.members, "kind": info.kind},
+        "training_data": data_summary,
+        "preprocessing": {"spec": spec.to_dict(), "hash": info.spec_hash,
+                          "file": rf.PREPROCESSING},
+        "input": {"shape": info.input_shape, "dtype": "float32 (stored float16)"},
+        "training": {"loss": to_dict(config.loss), "optim": to_dict(config.optim),
+                     "epochs": config.epochs, "batch_size": config.batch_size,
+                     "precision": config.precision, "seed": config.seed},
+        "metrics": metrics,
+        "bias_correction": bias,
+        "intended_use": rf.INTENDED_USE,
+    }

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainage.tasks.results import fit_intervals
+from brainage.evaluation.oof import fit_intervals
 
 
 def _preds(n, sd, seed=0):

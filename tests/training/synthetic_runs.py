@@ -1,7 +1,7 @@
 """Tiny synthetic prepared cohorts and configs shared by the training and inference tests.
 
 The prepared folders are written with the cache's own writer (``CacheStore``) plus a
-``cohort.tsv``, and opened with :func:`brainage.data.prepared.open_prepared`, exactly as
+``cohort.tsv``, and opened with :func:`brainage.preprocessing.prepared.open_prepared`, exactly as
 ``brainage prepare`` output is.
 """
 
@@ -15,10 +15,10 @@ import pandas as pd
 import torch
 
 from brainage.data.cohort import Cohort
-from brainage.data.prepared import COHORT_FILE, PreparedCohort, open_prepared
 from brainage.preprocessing.cache import CacheStore, ScanKey
+from brainage.preprocessing.prepared import COHORT_FILE, PreparedCohort, open_prepared
 from brainage.preprocessing.spec import PreprocessingSpec
-from brainage.tasks.config import LossSpec, ModelSpec, SplitSpec, TrainConfig
+from brainage.training.config import LossSpec, ModelSpec, SplitSpec, TrainConfig
 
 SHAPE = (20, 24, 18)  # unequal axes so axis mix-ups fail
 

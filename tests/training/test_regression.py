@@ -10,9 +10,11 @@ import torch
 from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
+from brainage.losses.registry import build_loss
 from brainage.models import create_model
-from brainage.tasks.losses import build_loss
-from brainage.tasks.regression import RegressionTask, build_optimizer, forward_batch
+from brainage.models.base import forward_batch
+from brainage.training.module import RegressionTask
+from brainage.training.optim import build_optimizer
 
 OPTIM = {"name": "adam", "lr": 3e-3, "weight_decay": 0.0, "amsgrad": True, "momentum": 0.0}
 PLATEAU = {"name": "plateau", "factor": 0.5, "patience": 5, "step_size": 10, "gamma": 0.9}
@@ -67,13 +69,13 @@ def test_tsan_and_soft_label_losses_train(loss, model, kwargs):
 def test_loss_errors_are_clear():
     sd = create_model("scaledense", width=2, num_blocks=2)
     with pytest.raises(BrainAgeError, match="Did you mean 'mse'"):
-        build_loss("mse2", sd)
-    with pytest.raises(BrainAgeError, match="forward_logits"):
-        build_loss("soft_label", sd)
-    with pytest.raises(BrainAgeError, match="loss 'tsan'"):
-        build_loss("tsan", sd, lamda=3)
-    with pytest.raises(BrainAgeError, match="takes no arguments"):
-        build_loss("mse", sd, beta=1)
+        build_loss("mse2", sd.age_bins)
+    with pytest.raises(BrainAgeError, match="distribution over age bins"):
+        build_loss("soft_label", sd.age_bins, "scaledense")
+    with pytest.raises(BrainAgeError, match="loss 'tsan'.*did you mean 'lam'"):
+        build_loss("tsan", sd.age_bins, lamda=3)
+    with pytest.raises(BrainAgeError, match="takes none"):
+        build_loss("mse", sd.age_bins, beta=1)
 
 
 def test_forward_batch_passes_declared_covariates_only():
@@ -129,8 +131,8 @@ def test_cosine_schedule_and_channels_last_weights():
 
 
 def test_ema_weights_average_the_steps_and_are_saved(tmp_path):
-    from brainage.tasks.regression import ema_update
-    from brainage.tasks.train import best_weights
+    from brainage.training.module import ema_update
+    from brainage.training.trainer import best_weights
 
     a, b = create_model("sfcn", channels=[4, 8, 4]), create_model("sfcn", channels=[4, 8, 4])
     before = {k: v.clone() for k, v in a.state_dict().items()}
@@ -156,8 +158,8 @@ def test_ema_weights_average_the_steps_and_are_saved(tmp_path):
         RegressionTask({"name": "sfcn"}, {"name": "soft_label"}, OPTIM, PLATEAU, ema=1.5)
 
 
-def test_compile_option_compiles_the_parts_in_place_and_keeps_parameter_names():
-    from brainage.tasks.regression import RegressionTask, compile_network
+def test_compile_option_compiles_the_parts_in_place_and_keeps_parameter_names(monkeypatch):
+    from brainage.training.module import RegressionTask
 
     kwargs = dict(model={"name": "sfcn", "kwargs": {"channels": [4, 8, 4]}},
                   loss={"name": "soft_label", "kwargs": {}},
@@ -165,12 +167,17 @@ def test_compile_option_compiles_the_parts_in_place_and_keeps_parameter_names():
                   scheduler={"name": "none"})
     task = RegressionTask(**kwargs, compile=True)
     names = list(task.state_dict())
-    task.setup("fit")
-    assert task.model.features._compiled_call_impl is not None  # forward_logits uses it too
-    assert task.model.input_stage._compiled_call_impl is None  # no parameters: left alone
+    task.setup("fit")  # the real in-place compile (lazy: nothing is traced yet)
     assert list(task.state_dict()) == names  # checkpoints unchanged
-    plain = RegressionTask(**kwargs)
-    plain.setup("fit")
-    assert plain.model.features._compiled_call_impl is None
-    compile_network(plain.model)
-    assert plain.model.classifier._compiled_call_impl is not None
+
+    compiled: list[torch.nn.Module] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    task = RegressionTask(**kwargs, compile=True)
+    task.setup("fit")
+    parts = {id(m) for m in compiled}
+    assert id(task.model.features) in parts and id(task.model.classifier) in parts
+    assert id(task.model.input_stage) not in parts  # no parameters: left alone
+    assert id(task.model) not in parts  # the parts, so forward_outputs uses them too
+    compiled.clear()
+    RegressionTask(**kwargs).setup("fit")
+    assert compiled == []  # off by default

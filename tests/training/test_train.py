@@ -12,14 +12,15 @@ import torch
 from safetensors.torch import load_file
 from synthetic_runs import make_prepared, tiny_config
 
+from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
 from brainage.inference.engine import predict_dataset
 from brainage.models import load_model
-from brainage.tasks import run_folder as rf
-from brainage.tasks import train as train_mod
-from brainage.tasks.config import ModelSpec, SplitSpec, TrainConfig, load_train_config
-from brainage.tasks.train import train_cohort
+from brainage.training import fit as train_mod
+from brainage.training.config import ModelSpec, SplitSpec, TrainConfig, load_train_config
+from brainage.training.fit import train_cohort
+from brainage.training.trainer import best_weights
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_subject_without_age_is_not_trained_on_but_predicted(run, cohort):
 
 def test_saved_predictions_come_from_the_best_checkpoint(run, cohort):
     model = load_model(run)
-    best = train_mod.best_weights(run / "checkpoints" / "best.ckpt")
+    best = best_weights(run / "checkpoints" / "best.ckpt")
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
     preds = pd.read_csv(run / "predictions.tsv", sep="\t").set_index("participant_id")
     table = cohort.table.set_index("participant_id").loc[preds.index].reset_index()
@@ -109,8 +110,8 @@ def test_resume_after_interruption_matches_uninterrupted(run, cohort, tmp_path, 
         train_cohort(cohort, tmp_path / "c", tiny_config())
     a, c = _weights(run), _weights(tmp_path / "c")
     assert all(torch.equal(a[k], c[k]) for k in a)
-    last_a = train_mod.best_weights(run / "checkpoints/last.ckpt")
-    last_c = train_mod.best_weights(tmp_path / "c/checkpoints/last.ckpt")
+    last_a = best_weights(run / "checkpoints/last.ckpt")
+    last_c = best_weights(tmp_path / "c/checkpoints/last.ckpt")
     assert all(torch.equal(last_a[k], last_c[k]) for k in last_a)  # epoch 3, not just best
     epochs = pd.concat(pd.read_csv(f) for f in (tmp_path / "c/logs").glob("*/metrics.csv"))
     assert sorted(epochs["epoch"].dropna().unique()) == [0, 1, 2]
@@ -171,31 +172,49 @@ def test_no_trainable_scan_is_refused(tmp_path):
         train_cohort(cohort, tmp_path / "r", tiny_config())
 
 
-def test_config_presets_load(tmp_path):
-    from pathlib import Path
+def test_config_presets_load_by_name():
+    from brainage.models import model_info
+    from brainage.training.presets import list_presets
 
-    root = Path(__file__).resolve().parents[2] / "configs"
-    tsan = load_train_config(root / "tsan.yaml")
+    tsan = load_train_config("tsan")
     assert (tsan.optim.name, tsan.optim.lr, tsan.optim.weight_decay, tsan.optim.amsgrad) == \
         ("adam", 1e-3, 5e-4, True)
     assert (tsan.scheduler.factor, tsan.scheduler.patience, tsan.early_stopping,
             tsan.epochs, tsan.batch_size) == (0.5, 5, 20, 150, 32)
-    stage2 = load_train_config(root / "tsan_stage2.yaml")
+    stage2 = load_train_config("tsan_stage2")  # inherits: tsan
     assert (stage2.optim.name, stage2.optim.lr, stage2.model.name) == ("sgd", 1e-5,
                                                                        "tsan_stage2")
-    quick = load_train_config(root / "quickstart.yaml")
-    assert quick == TrainConfig()
-    assert load_train_config(root / "sfcn.yaml").loss.name == "soft_label"
-    from brainage.models import model_info
-
-    for name in ("quickstart", "tsan", "tsan_stage2", "sfcn", "tsan_cpu", "tsan_cpu_stage2"):
-        model = load_train_config(root / f"{name}.yaml").model
+    assert (stage2.scheduler, stage2.epochs, stage2.loss) == (tsan.scheduler, 150, tsan.loss)
+    assert load_train_config("quickstart") == TrainConfig()
+    assert load_train_config("sfcn").loss.name == "soft_label"
+    cpu, cpu2 = load_train_config("tsan_cpu"), load_train_config("tsan_cpu_stage2")
+    assert cpu2.model.name == "tsan_stage2" and cpu2.model.kwargs["normalise_age"] is True
+    assert (cpu2.optim, cpu2.epochs, cpu2.split) == (cpu.optim, cpu.epochs, cpu.split)
+    assert set(list_presets()) >= {"quickstart", "tsan", "tsan_stage2", "sfcn", "tsan_cpu",
+                                   "tsan_cpu_stage2"}
+    for name in list_presets():
+        model = load_train_config(name).model
         assert set(model.kwargs) <= set(model_info(model.name).default_kwargs), name
+
+
+def test_inherits_chains_files_and_refuses_loops(tmp_path):
+    (tmp_path / "base.yaml").write_text("inherits: tsan_cpu\nepochs: 7\n")
+    (tmp_path / "child.yaml").write_text("inherits: base.yaml\nbatch_size: 3\n")
+    child = load_train_config(tmp_path / "child.yaml")
+    assert (child.epochs, child.batch_size, child.model.name) == (7, 3, "scaledense")
+    (tmp_path / "a.yaml").write_text("inherits: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("inherits: a.yaml\n")
+    with pytest.raises(BrainAgeError, match="loop"):
+        load_train_config(tmp_path / "a.yaml")
+    with pytest.raises(BrainAgeError, match="unknown preset 'tsan_cpx'.*Did you mean 'tsan_cpu'"):
+        load_train_config("tsan_cpx")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_train_config(tmp_path / "missing.yaml")
 
 
 def test_augmentation_is_for_training_only(cohort):
     from brainage.data.splits import train_val_test
-    from brainage.tasks.config import AugmentSpec
+    from brainage.training.config import AugmentSpec
 
     splits = train_val_test(cohort.cohort(), val=0.25, test=0.25)
     data = train_mod.fold_data(tiny_config(augment=AugmentSpec(enabled=True)), cohort.table,

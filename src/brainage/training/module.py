@@ -14,24 +14,11 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
+from brainage.losses.registry import build_loss
 from brainage.models import create_model
-from brainage.models.base import BrainAgeModel
-from brainage.tasks.losses import build_loss
-
-
-def forward_batch(model: BrainAgeModel, batch: dict[str, Tensor]) -> Tensor:
-    """Predicted age ``(B,)`` for a batch, passing exactly the covariates the model takes."""
-    cov: dict[str, Tensor] = {}
-    for name in model.covariates:
-        if name not in batch:
-            raise BrainAgeError(
-                f"model {model.config.get('name', type(model).__name__)!r} needs {name!r}, "
-                "which the data do not provide. Fix: a stage-2 model needs the cascade "
-                "(`brainage train --cascade`); a model with sex needs sex in the cohort."
-            )
-        cov[name] = batch[name]
-    return model(batch["image"], **cov)
+from brainage.models.base import BrainAgeModel, batch_covariates, forward_batch
+from brainage.training.optim import build_optimizer, build_schedule
 
 
 class RegressionTask(L.LightningModule):
@@ -39,9 +26,9 @@ class RegressionTask(L.LightningModule):
 
     Args:
         model: ``{"name": ..., "kwargs": {...}}`` for :func:`brainage.models.create_model`.
-        loss: ``{"name": "mse"|"l1"|"tsan"|"soft_label", "kwargs": {...}}``.
-        optim: Fields of :class:`brainage.tasks.config.OptimSpec`.
-        scheduler: Fields of :class:`brainage.tasks.config.SchedulerSpec`.
+        loss: ``{"name": ..., "kwargs": {...}}`` for :func:`brainage.losses.build_loss`.
+        optim: Fields of :class:`brainage.training.config.OptimSpec`.
+        scheduler: Fields of :class:`brainage.training.config.SchedulerSpec`.
         monitor: Metric the plateau scheduler follows (``val_mae``; ``train_mae`` when
             there is no validation set).
         channels_last: Keep the network's weights in the ``channels_last_3d`` memory format
@@ -62,10 +49,10 @@ class RegressionTask(L.LightningModule):
         self.save_hyperparameters()
         self.model = create_model(model["name"], **model.get("kwargs", {}))
         if not 0.0 <= ema < 1.0:
-            raise BrainAgeError(f"ema={ema!r}: expected a decay in [0, 1) (0 = off), e.g. 0.99.")
+            raise InputError(f"ema={ema!r}: expected a decay in [0, 1) (0 = off), e.g. 0.99.")
         self.ema_model = _frozen_copy(self.model) if ema > 0 else None
-        self.loss_name = loss["name"]
-        self.criterion = build_loss(loss["name"], self.model, **loss.get("kwargs", {}))
+        self.criterion = build_loss(loss["name"], self.model.age_bins, model["name"],
+                                    **loss.get("kwargs", {}))
         self.train_mae = MeanAbsoluteError()
         self.val_mae = MeanAbsoluteError()
         #: The data yield images already through the model's input stage (set by
@@ -102,14 +89,11 @@ class RegressionTask(L.LightningModule):
             return forward_batch(self.net, batch)
 
     def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Loss and predicted age (float32) of a batch."""
-        age = batch["age"].float()
-        if self.loss_name == "soft_label":
-            with self.input_mode():
-                log_probs = self.net.forward_logits(batch["image"]).float()  # (B, bins)
-            return self.criterion(log_probs, age), self.net.expected_age(log_probs)
-        pred = self(batch).float()  # (B,)
-        return self.criterion(pred, age), pred
+        """Loss and predicted age ``(B,)`` (float32) of a batch."""
+        net = self.net
+        with self.input_mode():
+            outputs = net.forward_outputs(batch["image"], **batch_covariates(net, batch))
+        return self.criterion(outputs, batch["age"]), outputs["age"].float()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, pred = self._step(batch)
@@ -132,7 +116,7 @@ class RegressionTask(L.LightningModule):
         state = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-        gen = getattr(self.criterion, "generator", None)
+        gen = self.criterion.generator
         if gen is not None:
             state["loss"] = gen.get_state()
         checkpoint["brainage_rng"] = state
@@ -144,27 +128,15 @@ class RegressionTask(L.LightningModule):
             torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(list(state["cuda"]))
-        gen = getattr(self.criterion, "generator", None)
+        gen = self.criterion.generator
         if gen is not None and "loss" in state:
             gen.set_state(state["loss"])
 
     def configure_optimizers(self) -> Any:
-        opt = build_optimizer([p for p in self.parameters() if p.requires_grad], self.hparams["optim"])
-        sched = self.hparams["scheduler"]
-        if sched["name"] == "none":
-            return opt
-        if sched["name"] == "step":
-            lr_sched: Any = torch.optim.lr_scheduler.StepLR(
-                opt, step_size=sched["step_size"], gamma=sched["gamma"])
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_sched}}
-        if sched["name"] == "cosine":
-            epochs = max(int(self.trainer.max_epochs or 1), 1)
-            lr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": lr_sched}}
-        lr_sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=sched["factor"], patience=sched["patience"])
-        return {"optimizer": opt, "lr_scheduler": {
-            "scheduler": lr_sched, "monitor": self.hparams["monitor"], "interval": "epoch"}}
+        opt = build_optimizer([p for p in self.parameters() if p.requires_grad],
+                              self.hparams["optim"])
+        epochs = int(self.trainer.max_epochs or 1)
+        return build_schedule(opt, self.hparams["scheduler"], epochs, self.hparams["monitor"])
 
 
 def compile_network(model: nn.Module) -> None:
@@ -177,18 +149,6 @@ def compile_network(model: nn.Module) -> None:
     for part in model.children():
         if any(True for _ in part.parameters()):
             part.compile()
-
-
-def build_optimizer(params: Any, optim: dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam (optionally AMSGrad), AdamW or SGD from an ``OptimSpec`` dict."""
-    name, lr, wd = optim["name"], optim["lr"], optim["weight_decay"]
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, amsgrad=optim["amsgrad"])
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, amsgrad=optim["amsgrad"])
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=optim["momentum"])
-    raise BrainAgeError(f"unknown optimiser {name!r}; expected adam, adamw or sgd.")
 
 
 def _frozen_copy(model: nn.Module) -> Any:
@@ -209,8 +169,3 @@ def ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
             a.lerp_(m, 1.0 - decay)
         else:
             a.copy_(m)
-
-
-def module_weights(model: nn.Module) -> dict[str, Tensor]:
-    """Detached CPU copies of a model's state (for comparisons and export)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -1,18 +1,18 @@
-"""Typed training configuration (DESIGN.md rule 3).
+"""Typed training configuration: dataclasses that YAML files and ``--set`` flags override.
 
 The defaults of :class:`TrainConfig` are the CPU preset used by the real-data benchmark
-(``configs/quickstart.yaml`` spells the same values out). ``configs/tsan.yaml`` and
-``configs/tsan_stage2.yaml`` are the published TSAN recipes (Liu et al., MICCAI 2020):
+(the ``quickstart`` preset spells the same values out). The ``tsan`` and ``tsan_stage2``
+presets are the published TSAN recipes (Liu et al., MICCAI 2020):
 
 * stage 1: Adam (amsgrad) lr 1e-3, weight decay 5e-4;
 * stage 2: SGD lr 1e-5, weight decay 5e-4;
 * both: ReduceLROnPlateau on validation MAE (factor 0.5, patience 5), early stop after 20
   epochs without improvement, at most 150 epochs, batch 32, best checkpoint by val MAE.
 
-Load with :func:`load_train_config` (defaults, then a YAML file, then ``key=value``
-overrides). Unlike a plain recursive merge, a layer that names the model or loss defines its
-``kwargs`` completely, so ``model: {name: resnet18_3d}`` does not inherit SFCN's arguments
-and a saved ``config.yaml`` loads exactly.
+Load with :func:`load_train_config` (defaults, then a preset or YAML file with the files it
+``inherits:``, then ``key=value`` overrides). Unlike a plain recursive merge, a layer that
+names the model or loss defines its ``kwargs`` completely, so ``model: {name: resnet18_3d}``
+does not inherit SFCN's arguments and a saved ``config.yaml`` loads exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from brainage.config import load_config
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 #: Model name of the TSAN second stage (the cascade's default stage 2).
 STAGE2_MODEL = "tsan_stage2"
@@ -52,13 +52,19 @@ class LossSpec:
     """Training objective.
 
     Attributes:
-        name: ``mse``, ``l1``, ``tsan`` (MSE + λ·(Spearman + β·age-difference)) or
-            ``soft_label`` (KL to Gaussian soft labels; SFCN's ``forward_logits``).
+        name: A name of :data:`brainage.losses.LOSSES`: ``mse``, ``l1``, ``tsan`` (MSE +
+            λ·(Spearman + β·age-difference)) or ``soft_label`` (KL to Gaussian soft labels
+            over the model's age bins).
         kwargs: Arguments of the loss (e.g. ``{lam: 10, beta: 1}`` for ``tsan``).
     """
 
-    name: Literal["mse", "l1", "tsan", "soft_label"] = "soft_label"
+    name: str = "soft_label"
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from brainage.losses.registry import LOSSES
+
+        LOSSES.get(self.name)
 
 
 @dataclass
@@ -66,18 +72,27 @@ class OptimSpec:
     """Optimiser.
 
     Attributes:
-        name: ``adam``, ``adamw`` or ``sgd``.
+        name: A name of :data:`brainage.training.optim.OPTIMIZERS`: ``adam``, ``adamw``
+            or ``sgd``.
         lr: Learning rate.
         weight_decay: L2 weight decay (decoupled for ``adamw``).
         amsgrad: AMSGrad variant of Adam (TSAN stage 1 uses it).
         momentum: SGD momentum.
     """
 
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    name: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 5e-4
     amsgrad: bool = False
     momentum: float = 0.0
+
+    def __post_init__(self) -> None:
+        from brainage.training.optim import OPTIMIZERS
+
+        OPTIMIZERS.get(self.name)
+        if self.lr <= 0:
+            raise InputError(f"optim.lr={self.lr!r}: expected a positive number. "
+                             "Fix: e.g. optim.lr=0.001.")
 
 
 @dataclass
@@ -85,7 +100,8 @@ class SchedulerSpec:
     """Learning-rate schedule.
 
     Attributes:
-        name: ``plateau`` (ReduceLROnPlateau on val MAE), ``step`` (× gamma every
+        name: A name of :data:`brainage.training.optim.SCHEDULERS`: ``plateau``
+            (ReduceLROnPlateau on val MAE), ``step`` (× gamma every
             step_size epochs), ``cosine`` (cosine decay to 0 over ``epochs``; suits short
             fixed-length CPU runs, where a small validation set makes plateaus noisy) or
             ``none``.
@@ -95,11 +111,16 @@ class SchedulerSpec:
         gamma: ``step`` reduction factor.
     """
 
-    name: Literal["plateau", "step", "cosine", "none"] = "plateau"
+    name: str = "plateau"
     factor: float = 0.5
     patience: int = 5
     step_size: int = 10
     gamma: float = 0.9
+
+    def __post_init__(self) -> None:
+        from brainage.training.optim import SCHEDULERS
+
+        SCHEDULERS.get(self.name)
 
 
 @dataclass
@@ -212,11 +233,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "num_nodes", "repeats"):
             if getattr(self, name) < 1:
-                raise BrainAgeError(f"{name}={getattr(self, name)!r}: expected at least 1.")
+                raise InputError(f"{name}={getattr(self, name)!r}: expected at least 1. "
+                                 f"Fix: e.g. --set {name}=1.")
         if self.early_stopping < 0 or self.num_workers < 0:
-            raise BrainAgeError("early_stopping and num_workers must be >= 0.")
-        if self.optim.lr <= 0:
-            raise BrainAgeError(f"optim.lr={self.optim.lr!r}: expected a positive number.")
+            raise InputError(f"early_stopping={self.early_stopping!r}, num_workers="
+                             f"{self.num_workers!r}: expected numbers >= 0 (0 = off).")
 
 
 def stage2_defaults(stage1: TrainConfig) -> TrainConfig:
@@ -239,12 +260,21 @@ def stage2_defaults(stage1: TrainConfig) -> TrainConfig:
 
 def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()
                       ) -> TrainConfig:
-    """Defaults, then the YAML file at `path`, then ``key=value`` overrides.
+    """Defaults, then the preset or YAML file `path` (after what it ``inherits:``), then
+    ``key=value`` overrides.
 
     A layer that names ``model.name`` / ``loss.name`` defines that section's ``kwargs``
     completely; ``model.kwargs.x=...`` without a name changes one argument.
 
+    Args:
+        path: A preset name (``tsan``, ``quickstart``; ``brainage config list``) or a file.
+        overrides: ``key=value`` items, e.g. ``["epochs=5", "optim.lr=1e-3"]``.
+
     Raises:
-        BrainAgeError: missing or invalid file, unknown keys, wrong types.
+        BrainAgeError: unknown preset, missing or invalid file, unknown keys, wrong types,
+            unknown component names.
     """
-    return load_config(TrainConfig, path, overrides)
+    from brainage.training.presets import resolve_config
+
+    file = resolve_config(path) if path is not None else None
+    return load_config(TrainConfig, file, overrides, resolve=resolve_config)

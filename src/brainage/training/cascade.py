@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,52 +21,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from brainage import runs as rf
 from brainage.data.cohort import Cohort
-from brainage.data.prepared import PreparedCohort, open_prepared
-from brainage.errors import BrainAgeError
-from brainage.tasks import run_folder as rf
-from brainage.tasks.config import STAGE2_MODEL, TrainConfig, stage2_defaults
-from brainage.tasks.regression import RegressionTask
-
-
-def discretize(age: Any, step: float = 5.0) -> np.ndarray:
-    """``step * floor(age / step + 0.5)`` (halves round up), as TSAN."""
-    return step * np.floor(np.asarray(age, dtype=float) / step + 0.5)
-
-
-def bin_spread(stage1_age: Any, predicted: Any, step: float = 5.0, decimals: int = 1
-               ) -> dict[str, Any]:
-    """Spread of final predictions within each discretized stage-1 bin.
-
-    A collapsed stage 2 gives nearly one value per bin: SD near 0 and one or two distinct
-    rounded values however many scans the bin holds.
-
-    Args:
-        stage1_age: Stage-1 predictions (the bins are their discretized values).
-        predicted: Final (stage-2) predictions.
-        step: Bin width in years (5).
-        decimals: Rounding used to count distinct values (0.1 y).
-
-    Returns:
-        ``{"bins": [{"bin", "n", "sd", "distinct", "min", "max"}, ...], "mean_sd",
-        "distinct_per_scan"}`` (summaries over bins with at least 2 scans).
-    """
-    s1, pred = np.asarray(stage1_age, float), np.asarray(predicted, float)
-    ok = np.isfinite(s1) & np.isfinite(pred)
-    bins_, pred = discretize(s1[ok], step), pred[ok]
-    rows = []
-    for b in np.unique(bins_):
-        p = pred[bins_ == b]
-        rows.append({"bin": float(b), "n": int(len(p)), "sd": float(p.std()),
-                     "distinct": int(len(np.unique(np.round(p, decimals)))),
-                     "min": float(p.min()), "max": float(p.max())})
-    multi = [r for r in rows if r["n"] >= 2]
-    return {
-        "step": step, "decimals": decimals, "bins": rows,
-        "mean_sd": float(np.mean([r["sd"] for r in multi])) if multi else None,
-        "distinct_per_scan": (float(sum(r["distinct"] for r in multi) / sum(r["n"] for r in multi))
-                              if multi else None),
-    }
+from brainage.errors import InputError
+from brainage.evaluation.oof import bin_spread
+from brainage.preprocessing.prepared import PreparedCohort, open_prepared
+from brainage.training.checks import check_config, check_trainable, start_run
+from brainage.training.config import STAGE2_MODEL, TrainConfig, stage2_defaults
+from brainage.training.module import RegressionTask
 
 
 class CascadeTask(RegressionTask):
@@ -78,8 +41,11 @@ class CascadeTask(RegressionTask):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "stage1_age" not in self.model.covariates:
-            raise BrainAgeError(f"the cascade's stage 2 must take the stage-1 age (e.g. "
-                                f"{STAGE2_MODEL!r}); got {self.hparams['model']['name']!r}.")
+            raise InputError(f"the cascade's stage 2 must take the stage-1 age (e.g. "
+                             f"{STAGE2_MODEL!r}); got {self.hparams['model']['name']!r}. "
+                             f"Fix: set model.name: {STAGE2_MODEL} in the stage-2 config.")
+        #: Width of the stage-1 age bins stage 2 refines (the model's ``step``, 5 years).
+        self.bin_step = float(self.model.config.get("kwargs", {}).get("step", 5.0))
         self._val: list[tuple[Tensor, Tensor]] = []
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -93,8 +59,7 @@ class CascadeTask(RegressionTask):
         s1 = torch.cat([a for a, _ in self._val]).numpy()
         pred = torch.cat([p for _, p in self._val]).numpy()
         self._val.clear()
-        step = float(getattr(self.model, "step", 5.0))
-        spread = bin_spread(s1, pred, step)["mean_sd"]
+        spread = bin_spread(s1, pred, self.bin_step)["mean_sd"]
         if spread is not None:
             self.log("val_bin_sd", float(spread), sync_dist=True)
 
@@ -120,10 +85,24 @@ def stage2_config(config1: TrainConfig, config2: TrainConfig | None, train_ages:
                                stage1_run="../stage1", **shared)
 
 
+def warn_shared_fields(config1: TrainConfig, config2: TrainConfig | None) -> None:
+    """Warn when a stage-2 config sets fields the cascade takes from stage 1 anyway."""
+    if config2 is None:
+        return
+    default = TrainConfig()
+    ignored = [name for name in SHARED_FIELDS
+               if getattr(config2, name) != getattr(config1, name)
+               and getattr(config2, name) != getattr(default, name)]
+    if ignored:
+        warnings.warn(f"the stage-2 config sets {', '.join(ignored)}, which the cascade takes "
+                      "from stage 1 (same folds, same hardware); the stage-2 values are "
+                      "ignored. Fix: remove them from the stage-2 file.", stacklevel=3)
+
+
 def check_cascade_config(config1: TrainConfig) -> None:
     """The cascade needs k-fold splits (out-of-fold stage-1 predictions)."""
     if config1.split.method != "kfold":
-        raise BrainAgeError(
+        raise InputError(
             f"the cascade trains stage 2 on out-of-fold stage-1 predictions, which needs "
             f"k-fold splits; split.method is {config1.split.method!r}. "
             "Fix: pass --folds K (or split.method=kfold).")
@@ -139,7 +118,8 @@ def align_stage1(table: pd.DataFrame, preds: pd.DataFrame) -> np.ndarray:
     lookup = pd.Series(preds["predicted_age"].to_numpy(float), index=key(preds).to_numpy())
     out = lookup.reindex(key(table).to_numpy()).to_numpy(float)
     if np.isnan(out).any():
-        raise BrainAgeError("stage 1 did not predict every prepared scan; retrain stage 1.")
+        raise InputError("stage 1 did not predict every prepared scan. Fix: delete the run's "
+                         "stage1 folder and train again.")
     return out
 
 
@@ -168,22 +148,27 @@ def train_cascade(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path
     Returns:
         The run folder (``kind: cascade``).
     """
-    from brainage.tasks.train import barrier, check_trainable, global_rank, train_cohort
+    from brainage.training.fit import train_cohort
+    from brainage.training.trainer import barrier, global_rank
 
     config1 = config1 or dataclasses.replace(
         TrainConfig(), split=dataclasses.replace(TrainConfig().split, method="kfold"))
     check_cascade_config(config1)
     prepared = open_prepared(prepared_dir, cohort)
-    check_trainable(prepared)
+    check_trainable(prepared, config1)
+    train_ages = prepared.table["age"].dropna().to_numpy(float)
+    warn_shared_fields(config1, config2)
+    config2 = stage2_config(config1, config2, train_ages)
+    age = float(np.median(train_ages))  # both stages, before anything is written
+    check_config(config1, prepared.shape, age=age)
+    check_config(config2, prepared.shape, CascadeTask, age)
     run = Path(run_dir)
-    if rf.start_run(run, config1):
+    if start_run(run, config1):
         return run
     stage1 = run / "stage1"
     train_cohort(prepared, stage1, config1, splits)
     barrier()  # other ranks wait for rank 0's stage-1 predictions
     s1 = align_stage1(prepared.table, read_predictions_of(stage1))
-    train_ages = prepared.table["age"].dropna().to_numpy(float)
-    config2 = stage2_config(config1, config2, train_ages)
     train_cohort(prepared, run / "stage2", config2, stage1 / rf.SPLITS, stage1=s1,
                  task_cls=CascadeTask)
     if global_rank() == 0:
