@@ -142,3 +142,21 @@ def test_bad_inputs_are_explained() -> None:
         generator_loss(mean_critic, torch.zeros(SHAPE), torch.zeros(SHAPE), alpha=-1, beta=0)
     with pytest.raises(BrainAgeError, match="gp_weight must be >= 0"):
         critic_loss(mean_critic, torch.zeros(SHAPE), torch.zeros(SHAPE), gp_weight=float("nan"))
+
+
+def test_one_step_of_the_tiny_networks_reaches_every_parameter() -> None:
+    from brainage.models import create_model, model_info
+
+    torch.manual_seed(0)
+    gen, critic, reg = (create_model(n, **model_info(n).tiny)
+                        for n in ("tgbgan_generator", "tgbgan_critic", "vgg3d"))
+    x, age = torch.rand(2, 1, 16, 24, 8), torch.tensor([21.0, 27.0])
+    fake = gen(x)
+    d_step = critic_loss(critic, x, fake, rng=_rng())
+    d_step.total.backward()  # the penalty's double backward through conv + ReLU
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in critic.parameters())
+    assert all(p.grad is None for p in gen.parameters())
+    g_step = generator_loss(critic, fake, x, age, reg)
+    g_step.total.backward()
+    assert all(p.grad is not None for p in [*gen.parameters(), *reg.parameters()])
+    assert torch.isfinite(torch.stack([g_step.total, d_step.total])).all()
