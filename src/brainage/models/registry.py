@@ -1,7 +1,11 @@
 """Model registry (timm style): ``@register_model`` on small builder functions.
 
-A builder is a function returning a :class:`~brainage.models.base.BrainAgeModel`; its first
-docstring line is the one-line description shown by ``brainage models``. The registry knows
+A builder is a function returning a network; its first docstring line is the one-line
+description shown by ``brainage models``. Every entry has a ``kind``: ``"age"`` networks
+implement :class:`~brainage.models.base.BrainAgeModel` and are what ``brainage train`` and
+``brainage models`` use; ``"generator"`` and ``"critic"`` networks (the TGB-GAN autoencoder
+and its WGAN-GP critic) are plain modules built, saved and loaded the same way but listed
+only when asked for (``list_models(kind="generator")``, ``kind=None`` for all). The registry knows
 the model class, so unknown keyword arguments are rejected before anything is built, and the
 fully resolved keyword arguments (class defaults + variant presets + caller overrides) are
 stored on the model as ``model.config`` so a run folder can rebuild it.
@@ -28,6 +32,9 @@ if TYPE_CHECKING:
 
 Builder = Callable[..., "BrainAgeModel"]
 
+#: Kinds of registered network: age regressors, image generators, GAN critics.
+KINDS: tuple[str, ...] = ("age", "generator", "critic")
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -41,6 +48,7 @@ class ModelInfo:
         presets: Keyword arguments the variant fixes by default (callers may override).
         tiny: Keyword arguments for a small CPU variant (tests, smoke runs).
         paper: Citation of the architecture's source.
+        kind: ``"age"`` (a BrainAgeModel), ``"generator"`` or ``"critic"`` (see KINDS).
     """
 
     name: str
@@ -50,6 +58,7 @@ class ModelInfo:
     presets: dict[str, Any] = field(default_factory=dict)
     tiny: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
+    kind: str = "age"
 
     @property
     def default_kwargs(self) -> dict[str, Any]:
@@ -71,6 +80,7 @@ def register_model(
     presets: dict[str, Any] | None = None,
     tiny: dict[str, Any] | None = None,
     paper: str = "",
+    kind: str = "age",
 ) -> Callable[[Builder], Builder]:
     """Register a builder function under its own name.
 
@@ -79,26 +89,59 @@ def register_model(
         presets: Default kwargs fixed by this variant (e.g. ResNet-18's layer counts).
         tiny: Kwargs of a small variant for CPU tests.
         paper: Citation shown in ``model_info``.
+        kind: One of KINDS; only ``"age"`` models must implement BrainAgeModel.
 
     Returns:
         A decorator that records the builder and returns it unchanged.
     """
+
+    _check_kind(kind)
 
     def decorator(fn: Builder) -> Builder:
         name = fn.__name__
         doc = (fn.__doc__ or "").strip().splitlines()
         MODELS.add(name, ModelInfo(
             name=name, description=doc[0] if doc else "", model_cls=model_cls, builder=fn,
-            presets=dict(presets or {}), tiny=dict(tiny or {}), paper=paper,
+            presets=dict(presets or {}), tiny=dict(tiny or {}), paper=paper, kind=kind,
         ))
         return fn
 
     return decorator
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names, sorted; ``pattern`` is a shell wildcard such as ``"*3d"``."""
-    return MODELS.names(pattern)
+def list_models(pattern: str | None = None, kind: str | None = "age") -> list[str]:
+    """Registered names, sorted.
+
+    Args:
+        pattern: Shell wildcard such as ``"*3d"`` (None = every name).
+        kind: Only networks of this kind (``"age"`` by default, the models ``brainage
+            train`` accepts); ``"generator"``, ``"critic"``, or None for every kind.
+    """
+    if kind is not None:
+        _check_kind(kind)
+    return [n for n in MODELS.names(pattern) if kind is None or MODELS.get(n).kind == kind]
+
+
+def check_kind(name: str, kind: str) -> ModelInfo:
+    """The entry for ``name``, which must be a network of ``kind``.
+
+    Raises:
+        BrainAgeError: unknown name, or a network of another kind (e.g. a critic where an
+            age model is needed); the message lists the names of the right kind.
+    """
+    _check_kind(kind)
+    info = model_info(name)
+    if info.kind != kind:
+        raise InputError(
+            f"model {name!r} is a {info.kind} network, but a {kind} network is needed here. "
+            f"Fix: use one of {', '.join(list_models(kind=kind)) or '(none registered)'}."
+        )
+    return info
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InputError(f"unknown model kind {kind!r}. Fix: use one of {', '.join(KINDS)}.")
 
 
 def model_info(name: str) -> ModelInfo:
@@ -111,7 +154,10 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, **kwargs: Any) -> BrainAgeModel:
-    """Build a registered model; ``model.config`` records its name and resolved kwargs.
+    """Build a registered network; ``model.config`` records its name and resolved kwargs.
+
+    Works for every kind; a ``"generator"`` or ``"critic"`` entry returns a plain
+    ``nn.Module`` (not a BrainAgeModel), see :func:`check_kind`.
 
     Args:
         name: Registered name (see :func:`list_models`).
