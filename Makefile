@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   the main job on the embedded default: simulate a small aging cohort, then
 #               prepare -> train (5-fold, CPU preset) -> predict -> evaluate -> report
-#   make test   run the test suite
+#   make test   run the test suite (make test-fast skips the slow tests)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -14,7 +14,7 @@ JOBS    ?= 2
 # One model per fold keeps the demo near 10 minutes on 2 cores (the preset trains three).
 DEMO_REPEATS ?= 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q
+
+# The inner loop: everything but the tests marked slow (the whole suite is `make test`).
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -33,7 +33,7 @@ def run_and_arrays(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     cohort = make_prepared(tmp_path_factory.mktemp("prep"), n=8)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         run = train_cohort(cohort, tmp_path_factory.mktemp("r") / "run", tiny_config(epochs=1))
     yield run, list(cohort.table["array_path"].iloc[:2])
     torch.set_num_threads(threads)

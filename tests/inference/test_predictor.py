@@ -22,14 +22,14 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def single(cohort, tmp_path_factory):
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         return train_cohort(cohort, tmp_path_factory.mktemp("r") / "one", tiny_config(epochs=1))
 
 
 @pytest.fixture(scope="module")
 def ensemble(cohort, tmp_path_factory):
     cfg = tiny_config(epochs=1, split=SplitSpec(method="kfold", folds=2, val=0.25))
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         return train_cohort(cohort, tmp_path_factory.mktemp("r") / "ens", cfg)
 
 
@@ -141,7 +141,8 @@ def test_raw_scan_failing_preprocessing_is_skipped_with_a_warning(single, monkey
     with pytest.warns(UserWarning, match="bad_T1w.nii.*preprocessing failed"):
         out = predictor.predict_files([tmp_path / "sub-1_T1w.nii", tmp_path / "bad_T1w.nii"])
     assert out["participant_id"].tolist() == ["sub-1"]
-    with pytest.raises(BrainAgeError, match="no input scan"), pytest.warns(UserWarning):
+    with pytest.raises(BrainAgeError, match="no input scan"), \
+            pytest.warns(UserWarning, match="bad_T1w.nii.*preprocessing failed"):
         predictor.predict_files([tmp_path / "bad_T1w.nii"])
 
 

@@ -11,12 +11,12 @@ import torch
 from synthetic_runs import make_prepared, tiny_config
 
 from brainage import runs as rf
+from brainage.ages import discretize_age as discretize
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
+from brainage.evaluation.oof import bin_spread
 from brainage.inference.predictor import Predictor
 from brainage.models import load_model
-from brainage.ages import discretize_age as discretize
-from brainage.evaluation.oof import bin_spread
 from brainage.training.cascade import stage2_config, train_cascade
 from brainage.training.config import ModelSpec, OptimSpec, SplitSpec
 
@@ -63,7 +63,7 @@ def cascade(tmp_path_factory):
     cfg2 = tiny_config(epochs=1, split=split, optim=OptimSpec("sgd", lr=1e-5),
                        model=ModelSpec("tsan_stage2", {"width": 2, "num_blocks": 2}))
     run = tmp_path_factory.mktemp("runs") / "cascade"
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         train_cascade(cohort, run, cfg1, cfg2)
     return cohort, run
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,11 @@ def test_ddp_two_cpu_processes_agree(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
-    assert ranks[0][1:] == ["2", ranks[0][2]] and ranks[1][1] == "2"
+    assert [r[1] for r in ranks] == ["2", "2"]  # both processes saw a world of 2
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    n_train = len(splits["folds"][0]["train"])  # one scan per subject in this cohort
+    assert 0 < n_train < 12
+    assert [int(r[2]) for r in ranks] == [n_train, n_train]  # the fold's whole train set
     assert ranks[0][0] == ranks[1][0]  # gradients were all-reduced: same weights
     preds = pd.read_csv(tmp_path / "run" / "predictions.tsv", sep="\t")
     assert preds["predicted_age"].notna().all()

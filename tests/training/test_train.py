@@ -80,7 +80,7 @@ def test_saved_predictions_come_from_the_best_checkpoint(run, cohort):
 
 
 def test_same_seed_gives_identical_weights(run, cohort, tmp_path):
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         other = train_cohort(cohort, tmp_path / "b", tiny_config())
     a, b = _weights(run), _weights(other)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -99,14 +99,15 @@ def test_resume_after_interruption_matches_uninterrupted(run, cohort, tmp_path, 
         return original(*args, **{**kwargs, "callbacks": [_Interrupt()]})
 
     monkeypatch.setattr(train_mod, "fit_member", interrupted)
-    with pytest.warns(UserWarning), pytest.raises((KeyboardInterrupt, SystemExit)):
+    with pytest.warns(UserWarning, match="without an age"), \
+            pytest.raises((KeyboardInterrupt, SystemExit)):
         train_cohort(cohort, tmp_path / "c", tiny_config())
     assert (tmp_path / "c/checkpoints/last.ckpt").exists()
     assert not (tmp_path / "c/run.json").exists()
     with pytest.raises(BrainAgeError, match="training did not finish"):
         rf.read_run_info(tmp_path / "c")
     monkeypatch.setattr(train_mod, "fit_member", original)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         train_cohort(cohort, tmp_path / "c", tiny_config())
     a, c = _weights(run), _weights(tmp_path / "c")
     assert all(torch.equal(a[k], c[k]) for k in a)
@@ -124,7 +125,7 @@ def test_resume_refuses_another_config(run, cohort):
 
 def test_kfold_predictions_are_out_of_fold(cohort, tmp_path):
     cfg = tiny_config(epochs=1, split=SplitSpec(method="kfold", folds=3, val=0.2, seed=1))
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         run = train_cohort(cohort, tmp_path / "k", cfg)
     splits = json.loads((run / "splits.json").read_text())
     preds = pd.read_csv(run / "predictions.tsv", sep="\t", dtype={"fold": str})
@@ -147,7 +148,7 @@ def test_kfold_predictions_are_out_of_fold(cohort, tmp_path):
 def test_repeats_train_seeded_members_per_fold_and_average_them(cohort, tmp_path):
     cfg = tiny_config(epochs=1, repeats=2,
                       split=SplitSpec(method="kfold", folds=2, val=0.0, seed=1))
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         run = train_cohort(cohort, tmp_path / "r", cfg)
     names = ["fold-0-seed-0", "fold-0-seed-1", "fold-1-seed-0", "fold-1-seed-1"]
     assert rf.read_run_info(run).members == names
@@ -240,11 +241,11 @@ def test_cached_input_stage_trains_exactly_as_staging_every_step(cohort, tmp_pat
         return staged[-1]
 
     monkeypatch.setattr(BrainAgeDataModule, "stage_inputs", spy)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         cached = train_cohort(cohort, tmp_path / "cached", cfg)
     assert staged == [True]
     monkeypatch.setattr(BrainAgeDataModule, "stage_inputs", lambda self, stage, **kw: False)
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="no bias correction stored"):
         plain = train_cohort(cohort, tmp_path / "plain", cfg)
     a, b = _weights(cached), _weights(plain)
     assert a.keys() == b.keys()

@@ -1,0 +1,199 @@
+"""The public Python API: one function per step of the pipeline, as the CLI runs them.
+
+Each ``brainage`` command is a thin shell over one of these (it parses options, calls the
+function, prints the result), and ``import brainage`` exposes them lazily::
+
+    brainage.simulate -> brainage.load_cohort -> brainage.prepare -> brainage.train
+    -> brainage.Predictor.from_run(run).predict(...) -> brainage.evaluate
+    -> brainage.explain / brainage.report
+
+Heavy libraries (torch, ANTsPy, Lightning) load inside the functions, on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from brainage.evaluation.pipeline import EvaluationResult
+    from brainage.inference.explain import Explanation
+    from brainage.preprocessing.runner import RunSummary
+    from brainage.preprocessing.spec import PreprocessingSpec
+    from brainage.training.config import TrainConfig
+
+PathLike = str | os.PathLike[str]
+
+
+def simulate(out: PathLike, n: int = 200, sites: int = 4, seed: int = 0, *, jobs: int = 1,
+             overwrite: bool = False, masks: bool = False,
+             progress: Callable[[int, int], None] | None = None, **options: Any) -> Path:
+    """Simulate a synthetic aging cohort (MNI152-based T1w heads) as a BIDS dataset.
+
+    Args:
+        out: The BIDS folder to write (built under a temporary name, then renamed).
+        n: Subjects.
+        sites: Scanner sites.
+        seed: Seed; the same seed gives identical files whatever `jobs`.
+        jobs: Worker processes.
+        overwrite: Replace an existing `out`.
+        masks: Also write the true brain masks to ``derivatives/simulation``.
+        progress: Called as ``progress(done, total)`` after each subject.
+        **options: Other fields of :class:`brainage.data.simulate.SimulationConfig`
+            (``sessions``, ``voxel_size``, ``age_min``, ``site_effects``, ...).
+
+    Returns:
+        The dataset folder (ground truth in ``derivatives/simulation``).
+    """
+    from brainage.data.simulate import make_config, write_cohort
+
+    config = make_config(n=n, sites=sites, seed=seed, **options)
+    return write_cohort(out, config, jobs=jobs, overwrite=overwrite, masks=masks,
+                        progress=progress)
+
+
+def load_cohort(source: PathLike, **options: Any) -> Any:
+    """Read and validate a cohort (BIDS folder, table, OpenBHB folder) into a :class:`Cohort`.
+
+    Options are those of :func:`brainage.data.sources.load_cohort` (``format``,
+    ``participant_labels``, ``check_images``, ...). Every bad row is reported at once.
+    """
+    from brainage.data.sources import load_cohort as _load
+
+    return _load(Path(source), **options)
+
+
+def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | None = None, *,
+            jobs: int = 1, shard: tuple[int, int] | None = None,
+            participant_labels: Sequence[str] | None = None, threads: int | None = None,
+            progress: bool = True, format: str | None = None, **spec_options: Any
+            ) -> RunSummary:
+    """Preprocess every scan of a cohort into `out`: MNI152 grid, brain mask, QC, cache,
+    BIDS derivatives. Reruns skip finished scans; a failed scan fails alone.
+
+    Args:
+        source: A :class:`Cohort` or anything :func:`load_cohort` reads.
+        out: The prepared folder.
+        spec: A :class:`PreprocessingSpec`, the path of a saved one (e.g. a run folder's
+            ``preprocessing_spec.json``), or None for a new spec from `spec_options`
+            (``grid``, ``n4``, ``skullstrip``, ``nonlinear``, ``normalisation``).
+        jobs: Scans processed in parallel.
+        shard: ``(i, n)``: process only the i-th of n shards (cluster array jobs).
+        participant_labels: Only these participants.
+        threads: Threads per scan.
+        progress: Show a progress bar.
+        format: Force the source format.
+
+    Returns:
+        The run summary (counts, failures, flags; ``.format()`` prints it).
+    """
+    from brainage.data.cohort import Cohort
+    from brainage.preprocessing import PreprocessingSpec, run_cohort
+
+    if spec is None:
+        spec = PreprocessingSpec.create(**spec_options)
+    elif not isinstance(spec, PreprocessingSpec):
+        spec = PreprocessingSpec.load(spec).with_current_libraries()
+    # headers are checked per scan by the pipeline, so one bad image fails alone
+    cohort = source if isinstance(source, Cohort) else load_cohort(
+        source, format=format, check_images=False)
+    return run_cohort(cohort, out, spec, jobs=jobs, shard=shard,
+                      participant_labels=list(participant_labels) if participant_labels
+                      else None, threads=threads, progress=progress)
+
+
+def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = None, *,
+          overrides: Sequence[str] = (), folds: int | None = None, cascade: bool = False,
+          stage2_config: TrainConfig | PathLike | None = None, splits: PathLike | None = None,
+          cohort: Any = None) -> Path:
+    """Train a model (or the TSAN cascade) on a prepared cohort and write its run folder.
+
+    Args:
+        prepared: The folder written by :func:`prepare` (or an opened ``PreparedCohort``).
+        run: The run folder to create, or to resume (rerun the same call).
+        config: A :class:`TrainConfig`, a preset name (``quickstart``, ``tsan``, ...;
+            :func:`brainage.training.presets.list_presets`) or a YAML file; default the
+            CPU preset.
+        overrides: ``key=value`` changes, e.g. ``["epochs=20", "optim.lr=1e-3"]``.
+        folds: K-fold cross-validation with this many folds.
+        cascade: Train TSAN's two stages (stage 2 on out-of-fold stage-1 ages).
+        stage2_config: The cascade's stage-2 config (default: TSAN's, from stage 1).
+        splits: A splits file to use instead of making new splits.
+        cohort: Ages/sex/site when the prepared folder has no ``cohort.tsv``.
+
+    Returns:
+        The run folder.
+    """
+    from brainage.errors import InputError
+    from brainage.training.cascade import train_cascade
+    from brainage.training.config import TrainConfig, load_train_config
+    from brainage.training.fit import train_cohort
+
+    sets = list(overrides)
+    if folds is not None:
+        sets += ["split.method=kfold", f"split.folds={folds}"]
+    elif cascade:
+        sets += ["split.method=kfold"]
+    cfg = _with_overrides(config, sets) if isinstance(config, TrainConfig) \
+        else load_train_config(config, sets)
+    if cascade:
+        cfg2 = stage2_config if isinstance(stage2_config, TrainConfig) or stage2_config is None \
+            else load_train_config(stage2_config)
+        return train_cascade(prepared, run, cfg, cfg2, splits, cohort)
+    if stage2_config is not None:
+        raise InputError("stage2_config is only used with cascade=True (--cascade). "
+                         "Fix: add --cascade, or drop --stage2-config.")
+    return train_cohort(prepared, run, cfg, splits, cohort=cohort)
+
+
+def _with_overrides(config: TrainConfig, sets: Sequence[str]) -> TrainConfig:
+    """`config` with ``key=value`` overrides applied (checked as at load time)."""
+    if not sets:
+        return config
+    from brainage.config import from_dict, merge, parse_overrides, to_dict
+    from brainage.training.config import TrainConfig
+
+    return from_dict(TrainConfig, merge(to_dict(config), parse_overrides(sets)), "config")
+
+
+def evaluate(predictions: PathLike, output: PathLike, **options: Any) -> EvaluationResult:
+    """Metrics with bootstrap confidence intervals, bias correction, per set/site/age bin.
+
+    Options are those of :func:`brainage.evaluation.pipeline.run_evaluation`
+    (``correction``, ``method``, ``fit_on``, ``per_site``, ``n_boot``, ``seed``, ...).
+    Writes the evaluation folder and returns its result (``format_summary`` prints it).
+    """
+    from brainage.evaluation.pipeline import run_evaluation
+
+    return run_evaluation(predictions, output, **options)
+
+
+def explain(run: PathLike, scans: Sequence[PathLike], output: PathLike, method: str = "ig",
+            **options: Any) -> list[Explanation]:
+    """Saliency maps (template and native space) and region tables for raw scans.
+
+    Options are those of :func:`brainage.inference.explain.explain_scan` (``steps``,
+    ``batch``, ``patch``, ``sex``, ``device``).
+    """
+    from brainage.errors import InputError
+    from brainage.inference.explain import METHODS, explain_scans
+
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}. "
+                         "Fix: e.g. --method ig.")
+    if options.get("sex") not in (None, "F", "M"):
+        raise InputError(f"sex must be F or M, got {options['sex']!r}. Fix: --sex F or M.")
+    return explain_scans(run, [Path(s) for s in scans], output, method=method, **options)
+
+
+def report(source: PathLike, output: PathLike, **options: Any) -> Path:
+    """One self-contained HTML page for a run or evaluation folder (figures embedded).
+
+    Options are those of :func:`brainage.reporting.report.write_report` (``qc``,
+    ``title``, ``n_boot``, ``seed``).
+    """
+    from brainage.reporting.report import write_report
+
+    return write_report(source, output, **options)

@@ -1,0 +1,52 @@
+"""``brainage models`` (list the registry) and ``brainage import-sfcn`` (safe weight import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def models(
+    pattern: str | None = typer.Argument(None, help="Shell wildcard on names, e.g. '*3d'."),
+) -> None:
+    """List registered models with parameter counts at their default settings."""
+    import torch
+
+    from brainage.models import count_parameters, create_model, list_models, model_info
+
+    names = list_models(pattern)
+    if not names:
+        typer.echo(f"no model matches {pattern!r}")
+        raise typer.Exit(1)
+    width = max(len(n) for n in names)
+    for name in names:
+        with torch.device("meta"):  # count without allocating the weights
+            n_params = count_parameters(create_model(name))
+        typer.echo(f"{name:<{width}}  {n_params / 1e6:8.2f} M  {model_info(name).description}")
+
+
+def import_sfcn(
+    state_dict: Path = typer.Argument(..., help="Published SFCN state dict (.p / .pt)."),
+    out_dir: Path = typer.Argument(..., help="Folder for weights.safetensors + model.json."),
+    age_range: tuple[float, float] = typer.Option(
+        (42.0, 82.0), "--age-range", help="Bins the weights were trained with (start stop)."
+    ),
+    bin_width: float = typer.Option(1.0, "--bin-width", help="Bin width in years."),
+) -> None:
+    """Convert published SFCN weights (read with weights_only=True) into a brainage model."""
+    from brainage.models.convert import import_sfcn as convert
+    from brainage.models.io import count_parameters
+
+    model = convert(state_dict, out_dir, age_range=age_range, bin_width=bin_width)
+    typer.echo(
+        f"wrote {out_dir}/weights.safetensors and model.json: sfcn, "
+        f"{count_parameters(model):,} parameters, {model.age_bins.num_bins} bins "
+        f"[{model.age_bins.start:g}, {model.age_bins.stop:g}) of {model.age_bins.width:g} y"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models`` and ``import-sfcn`` to the ``brainage`` app."""
+    app.command("models")(models)
+    app.command("import-sfcn")(import_sfcn)

@@ -1,0 +1,207 @@
+"""Typed configuration: dataclasses, overridden by YAML files and ``key=value`` flags.
+
+Rules (DESIGN.md rule 3): unknown keys and values of the wrong type fail at load time
+with the key path, the value and the expected type; there is no expression language.
+The resolved config is saved with every run (:func:`to_dict` + YAML).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from brainage.errors import BrainAgeError, InputError, NotFoundError, WrongTypeError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
+    """Build dataclass `cls` from a (nested) mapping, checking keys and types."""
+    if not isinstance(data, Mapping):
+        raise WrongTypeError(f"{where}: expected a mapping of options, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InputError(
+            f"{where}: unknown option(s) {unknown}; valid options are {sorted(fields)}. "
+            "Fix: correct the spelling or remove them."
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except BrainAgeError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is typing.Literal:
+        if value not in args:
+            raise InputError(f"{where}: got {value!r}; expected one of {list(args)}.")
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return from_dict(tp, value, where)
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise WrongTypeError(f"{where}: got {value!r}; expected a list.")
+        item = args[0] if args else Any
+        seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(seq) if origin is tuple or tp is tuple else seq
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise WrongTypeError(f"{where}: got {value!r}; expected a mapping.")
+        return dict(value)
+    return _scalar(value, tp, where)
+
+
+def _scalar(value: Any, tp: Any, where: str) -> Any:
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is Path and isinstance(value, str | Path):
+        return Path(value)
+    if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    name = getattr(tp, "__name__", str(tp))
+    raise WrongTypeError(f"{where}: got {value!r} ({type(value).__name__}); expected {name}.")
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (nested) -> plain dict/list values suitable for YAML/JSON."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["optim.lr=1e-3", "epochs=5"]`` -> nested dict; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"override {item!r}: expected KEY=VALUE, e.g. optim.lr=0.001. Fix: add '='."
+            )
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; `update` wins.
+
+    A section of `update` that names its component (``{"name": ..., "kwargs": {...}}``)
+    defines it completely: its ``kwargs`` start from empty instead of merging into the
+    previous ones (another model's widths would not fit; a saved config must load exactly,
+    not pick up a preset's extra arguments). Sections without ``name`` (such as the override
+    ``model.kwargs.dropout=0.1``) merge key by key.
+    """
+    out = dict(base)
+    for k, v in update.items():
+        old = out.get(k)
+        if isinstance(v, Mapping) and isinstance(old, Mapping):
+            if "name" in v and "kwargs" in old:
+                old = {**old, "kwargs": {}}
+            out[k] = merge(old, v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
+    """The top-level mapping of a YAML file (an empty file is an empty mapping).
+
+    Raises:
+        BrainAgeError: missing file, invalid YAML, or a top level that is not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"{p}: config file not found. Fix: check the path.")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{p}: not valid YAML ({exc}).") from exc
+    return _check_mapping(loaded, str(p))
+
+
+#: Finds the file a config's ``inherits:`` names: ``resolve(name, relative_to) -> Path``.
+Resolver = Callable[[str, Path], Path]
+
+
+def read_layers(path: str | Path, resolve: Resolver | None = None,
+                _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML config with the files it ``inherits:`` merged beneath it.
+
+    ``inherits: NAME`` names another config (``resolve`` maps names such as presets to
+    files; default: a path relative to this file). The chain may be as long as needed.
+
+    Raises:
+        BrainAgeError: a missing or invalid file, or a file that inherits from itself.
+    """
+    p = Path(path)
+    if p.resolve() in _seen:
+        chain = " -> ".join(str(s) for s in (*_seen, p.resolve()))
+        raise InputError(f"{p}: configs inherit from each other in a loop ({chain}). "
+                         "Fix: remove one of the 'inherits:' lines.")
+    data = dict(read_yaml_mapping(p))
+    parent = data.pop("inherits", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise InputError(f"{p}: inherits is {parent!r}; expected the name of a preset or a "
+                         "config file. Fix: e.g. 'inherits: tsan_cpu'.")
+    parent_path = resolve(parent, p.parent) if resolve else p.parent / parent
+    return merge(read_layers(parent_path, resolve, (*_seen, p.resolve())), data)
+
+
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (),
+    resolve: Resolver | None = None,
+) -> T:
+    """Defaults of `cls`, then the YAML file at `path` (after the files it inherits from),
+    then ``key=value`` overrides.
+
+    Layers merge with :func:`merge` (a section switching ``name`` drops its old ``kwargs``).
+    """
+    data: dict[str, Any] = to_dict(cls())
+    if path is not None:
+        data = merge(data, read_layers(path, resolve))
+    data = merge(data, parse_overrides(overrides))
+    return from_dict(cls, data, str(path) if path else "config")
+
+
+def _check_mapping(obj: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise WrongTypeError(f"{where}: expected a mapping of options at the top level.")
+    return obj
+
+
+def save_config(obj: Any, path: str | Path) -> None:
+    """Write a resolved config as YAML, atomically."""
+    from brainage.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Cohorts: readers, validation, splits, datasets and the synthetic aging cohort."""

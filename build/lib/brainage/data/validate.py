@@ -1,0 +1,272 @@
+"""Validation of cohort values and image headers; every problem is collected, none raised.
+
+Readers call :func:`parse_labels` on each table they read (so a problem names that file
+and row), then :func:`validate_cohort` checks the assembled rows: image headers,
+duplicates and sites. Images are checked from their headers only (see
+:mod:`brainage.data.headers`; no voxel is read), so 10,000 rows validate in seconds.
+
+Rows of an assembled table carry their provenance in two private columns, :data:`WHERE`
+(the file describing the row) and :data:`ROW` (its 1-based data row, or missing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from pathlib import Path
+
+import pandas as pd
+
+from brainage.data.cohort import KEY
+from brainage.data.headers import flat_issues, image_issues, issue_problems
+from brainage.data.sex import NUMERIC_CONVENTIONS, normalise_sex
+from brainage.errors import Problem
+from brainage.io import MISSING
+
+AGE_MIN, AGE_MAX = 0.0, 120.0
+#: Private provenance columns: file and 1-based row a cohort row was described in.
+WHERE, ROW = "_where", "_row"
+#: BIDS entities (besides sub, ses, run) that keep two images of one session distinct.
+ENTITY_COLUMNS: tuple[str, ...] = ("acq", "ce", "rec", "dir", "echo", "part", "inv", "mt", "chunk")
+
+
+def is_missing(value: object) -> bool:
+    """True for None, NaN/NA and the strings read as missing (``""``, ``n/a``, ...)."""
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() in MISSING
+
+
+def row_number(idx: Hashable) -> int:
+    """1-based data row of a table read with a default index (header excluded)."""
+    return int(idx) + 1  # type: ignore[call-overload]
+
+
+def _number(raw: object) -> float:
+    try:
+        return float(str(raw).strip())
+    except ValueError:
+        return math.nan
+
+
+def parse_ages(
+    values: pd.Series, where: str, column: str = "age"
+) -> tuple[pd.Series, list[Problem]]:
+    """Parse ages in years; missing stays missing, bad values become Problems (and NaN).
+
+    Args:
+        values: Raw values, indexed by 0-based data row of the file `where`.
+        where: File the values come from.
+        column: Column name, for the messages.
+
+    Returns:
+        Float ages (NaN where missing or invalid) and one Problem per invalid value.
+    """
+    ages: list[float] = []
+    problems = []
+    for idx, raw in zip(values.index, values.tolist(), strict=True):
+        age = math.nan if is_missing(raw) else _number(raw)
+        if not is_missing(raw) and not AGE_MIN <= age <= AGE_MAX:  # NaN and inf fail
+            age = math.nan
+            problems.append(Problem(
+                where, expected=f"a number of years between {AGE_MIN:g} and {AGE_MAX:g}",
+                fix="correct the value or write n/a if unknown",
+                value=raw, row=row_number(idx), column=column,
+            ))
+        ages.append(age)
+    return pd.Series(ages, index=values.index, dtype=float), problems
+
+
+def parse_sex(
+    values: pd.Series, where: str, numeric: str | None = None, column: str = "sex"
+) -> tuple[pd.Series, list[Problem]]:
+    """Normalise sex codes to ``F``/``M`` (missing stays missing); bad codes become Problems."""
+    codes: list[str | None] = []
+    problems = []
+    for idx, raw in zip(values.index, values.tolist(), strict=True):
+        try:
+            codes.append(normalise_sex(raw, numeric))
+        except ValueError:
+            codes.append(None)
+            problems.append(_sex_problem(raw, where, row_number(idx), column, numeric))
+    return pd.Series(codes, index=values.index, dtype="string"), problems
+
+
+def _sex_problem(raw: object, where: str, row: int, column: str, numeric: str | None) -> Problem:
+    text = str(raw).strip().removesuffix(".0")
+    if text.isdigit() and numeric is None:
+        return Problem(
+            where, expected="F/M or female/male; numeric codes need a declared convention",
+            fix=f"declare the convention with --sex-codes ({' | '.join(NUMERIC_CONVENTIONS)})",
+            value=raw, row=row, column=column,
+        )
+    codes = f"F/M, female/male or the numeric codes of '{numeric}'" if numeric else "F/M"
+    return Problem(
+        where, expected=f"a sex code ({codes})",
+        fix="correct the value (F or M), or write n/a if unknown",
+        value=raw, row=row, column=column,
+    )
+
+
+def parse_ints(
+    values: pd.Series, where: str, column: str = "run", minimum: int = 1
+) -> tuple[pd.Series, list[Problem]]:
+    """Parse whole numbers >= `minimum` (run numbers, array rows); missing stays missing."""
+    out: list[int | None] = []
+    problems = []
+    for idx, raw in zip(values.index, values.tolist(), strict=True):
+        text = "" if is_missing(raw) else str(raw).strip().removesuffix(".0")
+        out.append(int(text) if text.isdigit() and int(text) >= minimum else None)
+        if text and out[-1] is None:
+            problems.append(Problem(
+                where, expected=f"a whole number >= {minimum}", fix="correct the value",
+                value=raw, row=row_number(idx), column=column,
+            ))
+    return pd.Series(out, index=values.index, dtype="Int64"), problems
+
+
+def parse_labels(
+    df: pd.DataFrame, where: str, sex_codes: str | None = None
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Parse the age, sex, run and array_index columns of a table read as strings.
+
+    Args:
+        df: Table as read by :func:`brainage.io.read_table`, index = 0-based data row.
+        where: The table's file, for the messages.
+        sex_codes: Declared numeric sex convention, if any.
+    """
+    out = df.copy()
+    problems: list[Problem] = []
+    if "age" in out.columns:
+        out["age"], found = parse_ages(out["age"], where)
+        problems += found
+    if "sex" in out.columns:
+        out["sex"], found = parse_sex(out["sex"], where, sex_codes)
+        problems += found
+    for column, minimum in (("run", 1), ("array_index", 0)):
+        if column in out.columns:
+            out[column], found = parse_ints(out[column], where, column, minimum)
+            problems += found
+    return out, problems
+
+
+def check_images(table: pd.DataFrame, paths_listed: bool) -> list[Problem]:
+    """Check the header of every distinct image path once.
+
+    Rows with an ``array_index`` are rows of a flat array: the array must be 2D with
+    enough rows.
+
+    Args:
+        table: Assembled rows with ``path`` and the provenance columns.
+        paths_listed: The paths were written in a table (then problems point at its rows);
+            otherwise they were found on disk and problems name the image file.
+    """
+    problems: list[Problem] = []
+    first: dict[str, tuple[str, int] | None] = {}
+    rows_needed: dict[str, int] = {}
+    index = table["array_index"] if "array_index" in table.columns else [None] * len(table)
+    columns = (table["path"].tolist(), table[WHERE].tolist(), table[ROW].tolist(), list(index))
+    for path, where, row, i in zip(*columns, strict=True):
+        if is_missing(path):
+            continue
+        if path not in first:
+            first[path] = (str(where), int(row)) if paths_listed and not is_missing(row) else None
+        if not is_missing(i):
+            rows_needed[path] = max(rows_needed.get(path, 0), int(i) + 1)
+    for path, loc in first.items():
+        if path in rows_needed:
+            issues = flat_issues(Path(path), rows_needed[path], at_least=True)
+        else:
+            issues = image_issues(Path(path))
+        problems += issue_problems(issues, Path(path), loc)
+    return problems
+
+
+def _locate(table: pd.DataFrame, pos: int, row_per_scan: bool) -> tuple[str, int | None]:
+    row = table[ROW].iloc[pos]
+    if row_per_scan and not is_missing(row):
+        return str(table[WHERE].iloc[pos]), int(row)
+    return str(table["path"].iloc[pos]), None
+
+
+def _keys(table: pd.DataFrame, cols: list[str]) -> list[str]:
+    values = zip(*(table[c].tolist() for c in cols), strict=True)
+    return [" ".join(f"{c}={v}" for c, v in zip(cols, row, strict=True) if not is_missing(v))
+            for row in values]
+
+
+def check_duplicates(table: pd.DataFrame, row_per_scan: bool) -> list[Problem]:
+    """Rows sharing participant/session/run (and acq, rec, ...) or the same image.
+
+    Args:
+        table: Assembled rows with the provenance columns.
+        row_per_scan: Each table row describes one scan (plain, flat OpenBHB and TSAN
+            tables): problems name those rows. Otherwise they name the image files.
+    """
+    cols = [c for c in (*KEY, *ENTITY_COLUMNS) if c in table.columns]
+    path_cols = ["path"] + (["array_index"] if "array_index" in table.columns else [])
+    problems: list[Problem] = []
+    flagged: set[int] = set()
+    for columns, what in ((cols, "scan"), (path_cols, "image")):
+        first: dict[str, int] = {}
+        for pos, key in enumerate(_keys(table, columns)):
+            if key not in first:
+                first[key] = pos
+            elif pos not in flagged:
+                flagged.add(pos)
+                problems.append(_duplicate(table, pos, first[key], key, what, row_per_scan))
+    return problems
+
+
+def _duplicate(table: pd.DataFrame, pos: int, first: int, key: str, what: str,
+               row_per_scan: bool) -> Problem:
+    where, row = _locate(table, pos, row_per_scan)
+    other, other_row = _locate(table, first, row_per_scan)
+    earlier = other if other_row is None else f"{other}, row {other_row}"
+    return Problem(
+        where, expected=f"each {what} listed once (the same {what} is at {earlier})",
+        fix="remove the duplicate, or tell the scans apart (a run-<n> or acq-<label> entity)",
+        value=key, row=row,
+    )
+
+
+def check_site(table: pd.DataFrame, source: str) -> list[Problem]:
+    """Every scan needs a site when a site-aware split is asked for."""
+    fix = "fill in the site of every participant, or leave out --require-site"
+    if "site" not in table.columns or table["site"].isna().all():
+        return [Problem(source, expected="a 'site' column (a site-aware split was asked for)",
+                        fix=fix, column="site")]
+    problems = []
+    seen: set[object] = set()
+    cols = (table["participant_id"], table["site"], table[WHERE], table[ROW])
+    for pid, site, where, row in zip(*cols, strict=True):
+        if is_missing(site) and (where, row, pid) not in seen:
+            seen.add((where, row, pid))
+            problems.append(Problem(
+                str(where), expected="a site for every scan (a site-aware split was asked for)",
+                fix=fix, value=None if not is_missing(row) else pid,
+                row=None if is_missing(row) else int(row), column="site",
+            ))
+    return problems
+
+
+def validate_cohort(table: pd.DataFrame, source: str, *, paths_listed: bool,
+                    row_per_scan: bool, check_files: bool = True,
+                    require_site: bool = False) -> list[Problem]:
+    """All cohort-level problems: image headers, duplicates and (optionally) sites.
+
+    Args:
+        table: Assembled rows with the provenance columns WHERE and ROW.
+        source: The cohort source, for problems about the whole cohort.
+        paths_listed: Image paths were written in the table (see :func:`check_images`).
+        row_per_scan: Each table row describes one scan (see :func:`check_duplicates`).
+        check_files: Check image headers.
+        require_site: Every scan needs a site.
+    """
+    problems = check_images(table, paths_listed) if check_files else []
+    problems += check_duplicates(table, row_per_scan)
+    if require_site:
+        problems += check_site(table, source)
+    return problems

@@ -1,0 +1,2 @@
+"""Evaluation: predictions table, metrics with bootstrap intervals, bias correction, group and
+longitudinal analyses (``brainage evaluate``), uncertainty."""

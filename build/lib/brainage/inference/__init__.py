@@ -1,0 +1,1 @@
+"""Prediction from a run folder (``Predictor``) and explanation maps."""

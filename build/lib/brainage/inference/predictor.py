@@ -1,0 +1,263 @@
+"""Predict brain age with a finished run folder: ``Predictor.from_run(run).predict(inputs)``.
+
+The run folder alone is enough: weights (safetensors), model names and
+kwargs, the preprocessing spec and hash, the training age range and the bias correction.
+Inputs prepared with another spec are refused; raw NIfTI files are preprocessed with the
+run's own spec. Fold models are averaged (``ensemble_sd`` = their SD); a cascade feeds the
+stage-1 ensemble to every stage-2 model.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from brainage import runs as rf
+from brainage.data.cohort import Cohort
+from brainage.data.datasets import ScanDataset
+from brainage.errors import BrainAgeError, InputError
+from brainage.inference.engine import predict_dataset
+from brainage.models import BrainAgeModel, load_model
+from brainage.preprocessing.prepared import is_prepared, open_prepared
+
+OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "predicted_age", "gap", "sex",
+                  "site", "group")
+
+
+@dataclass
+class Predictor:
+    """Models of a run plus what is needed to use them safely.
+
+    Attributes:
+        run_dir: The run folder.
+        stage1: Models averaged for the (stage-1) prediction.
+        stage2: Stage-2 models of a cascade (empty otherwise).
+        spec: ``PreprocessingSpec`` the models were trained on.
+        training_range: ``[min, max]`` training age; other ages are flagged.
+        bias: Fitted bias correction, or None.
+        intervals: Calibrated ``ConformalInterval`` (90 % by default), or None.
+        batch_size: Scans per forward pass.
+        device: ``cpu``/``cuda``; None picks CUDA when available.
+        allow_library_drift: Accept prepared inputs whose spec differs from the run's only
+            in library versions (with a warning).
+    """
+
+    run_dir: Path
+    stage1: list[BrainAgeModel]
+    stage2: list[BrainAgeModel]
+    spec: Any
+    training_range: list[float]
+    bias: Any = None
+    intervals: Any = None
+    batch_size: int = 8
+    device: str | None = None
+    allow_library_drift: bool = False
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str | None = None, batch_size: int = 8,
+                 allow_library_drift: bool = False) -> Predictor:
+        """Load every model and record of a finished run folder."""
+        from brainage.preprocessing.spec import PreprocessingSpec
+
+        run = Path(run_dir)
+        info = rf.read_run_info(run)
+        if info.kind == "cascade":
+            stage1 = _members(run / info.stages["stage1"])
+            stage2 = _members(run / info.stages["stage2"])
+        else:
+            stage1, stage2 = [load_model(run / m) for m in info.members], []
+        spec = PreprocessingSpec.load(run / rf.PREPROCESSING)
+        if spec.hash != info.spec_hash:
+            raise BrainAgeError(f"{run / rf.PREPROCESSING} does not match the spec the run was "
+                                "trained on (run.json). Fix: restore the run folder.")
+        bias = None
+        if (run / rf.BIAS).exists():
+            from brainage.evaluation.bias import BiasCorrector
+
+            bias = BiasCorrector.load(run / rf.BIAS)
+        intervals = None
+        if (run / rf.INTERVALS).exists():
+            from brainage.evaluation.uncertainty import ConformalInterval
+
+            intervals = ConformalInterval.from_dict(
+                json.loads((run / rf.INTERVALS).read_text()))
+        return cls(run, stage1, stage2, spec, info.training_range, bias, intervals, batch_size,
+                   device, allow_library_drift)
+
+    # ------------------------------------------------------------------ inputs
+    def predict(self, inputs: str | Path | Sequence[str | Path],
+                cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
+        """Predict any kind of input: NIfTI files, one prepared folder, or one cohort source.
+
+        Raw scans (files or a BIDS/table cohort) are preprocessed with the run's own spec; a
+        prepared folder must have been prepared with it.
+
+        Args:
+            inputs: NIfTI paths, or a single prepared folder or cohort source.
+            cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``.
+
+        Returns:
+            One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
+            ensemble SD, QC and out-of-distribution flags).
+        """
+        items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+        nifti = [p for p in items if p.name.endswith((".nii", ".nii.gz"))]
+        if nifti and len(nifti) == len(items):
+            return self.predict_files(nifti)
+        if len(items) != 1:
+            raise InputError(
+                f"got {len(items)} inputs of mixed kinds; expected NIfTI files only, or one "
+                "prepared folder or cohort source. Fix: call predict once per cohort.")
+        if is_prepared(items[0]):
+            return self.predict_prepared(items[0], cohort)
+        return self.predict_cohort(items[0])
+
+    def predict_prepared(self, prepared_dir: str | Path,
+                         cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
+        """Predict every usable scan of a prepared cohort (prepared with the run's spec).
+
+        Ages, sex, site and group come from its ``cohort.tsv`` or from `cohort`; without
+        either, ages are unknown (no gap).
+
+        Raises:
+            BrainAgeError: the cohort was prepared with another spec; the message lists
+                the differences.
+        """
+        from brainage.preprocessing.spec import check_spec_compatible
+
+        prepared = open_prepared(prepared_dir, cohort)
+        try:
+            check_spec_compatible(self.spec, prepared.spec, what=("run", "input"),
+                                  allow_library_drift=self.allow_library_drift)
+        except BrainAgeError as exc:
+            raise BrainAgeError(
+                f"{prepared.root} cannot be predicted with run {self.run_dir}: {exc} "
+                "Or pass the raw cohort / NIfTI files to `brainage predict`, which prepares "
+                "them with the run's own spec.") from exc
+        return self.predict_table(prepared.table)
+
+    def predict_files(self, paths: Sequence[str | Path]) -> pd.DataFrame:
+        """Preprocess raw NIfTI files with the run's spec, then predict (age unknown)."""
+        rows = [{"participant_id": _entity(p, "sub") or Path(p).name.split(".")[0],
+                 "session": _entity(p, "ses"), "path": str(p)} for p in paths]
+        return self.predict_raw(pd.DataFrame(rows))
+
+    def predict_cohort(self, source: str | Path) -> pd.DataFrame:
+        """Read a cohort (BIDS, table, folder), preprocess each scan, predict."""
+        from brainage.data.sources import load_cohort
+
+        return self.predict_raw(load_cohort(source).table)
+
+    def predict_raw(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Rows with a raw image ``path`` (+ age, sex, ...): preprocess in memory, predict.
+
+        Scans whose preprocessing fails are left out with a warning naming them.
+
+        Raises:
+            BrainAgeError: no scan could be preprocessed.
+        """
+        from brainage.preprocessing.pipeline import preprocess_image
+
+        data = table.reset_index(drop=True).copy()
+        images, flags, failed = [], [], []
+        for i, path in enumerate(data["path"]):
+            try:
+                array, _affine, qc = preprocess_image(path, self.spec)
+            except BrainAgeError as exc:
+                failed.append(i)
+                warnings.warn(f"{path}: not predicted, preprocessing failed ({exc})",
+                              stacklevel=2)
+                continue
+            images.append(np.asarray(array, dtype=np.float32))
+            flags.append(_qc_text(qc))
+        if len(failed) == len(data):
+            raise BrainAgeError("no input scan could be preprocessed; see the warnings above.")
+        data = data.drop(index=failed).reset_index(drop=True)
+        data["array_path"] = images
+        data["qc_flags"] = flags
+        return self.predict_table(data)
+
+    # ------------------------------------------------------------------ core
+    def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Predict rows with ``array_path`` (paths or arrays); returns the output table."""
+        data = table.reset_index(drop=True)
+        preds = np.stack([self._predict(m, data) for m in self.stage1])  # (M, N)
+        out = _base_columns(data)
+        if self.stage2:
+            data = data.assign(stage1_age=preds.mean(axis=0))
+            out["stage1_age"] = data["stage1_age"]
+            preds = np.stack([self._predict(m, data) for m in self.stage2])
+        out["predicted_age"] = preds.mean(axis=0)
+        out["gap"] = out["predicted_age"] - out["age"]
+        if len(preds) > 1:
+            out["ensemble_sd"] = preds.std(axis=0)
+        self._correct(out)
+        if self.intervals is not None:
+            out["interval_low"], out["interval_high"] = self.intervals.predict_interval(
+                out["predicted_age"])
+        out["qc_flags"] = data.get("qc_flags", pd.NA)
+        out["ood"] = self.ood_flags(out["age"])
+        return out
+
+    def _predict(self, model: BrainAgeModel, data: pd.DataFrame) -> np.ndarray:
+        return predict_dataset(model, ScanDataset.from_table(data), self.batch_size,
+                               self.device)
+
+    def _correct(self, out: pd.DataFrame) -> None:
+        if self.bias is None or out["age"].isna().all():
+            return
+        out["corrected_age"] = self.bias.transform(out["age"], out["predicted_age"])
+        out["corrected_gap"] = out["corrected_age"] - out["age"]
+
+    def ood_flags(self, age: pd.Series) -> pd.Series:
+        """``age_out_of_range`` where a known age lies outside the training range."""
+        lo, hi = self.training_range
+        outside = age.notna() & ((age < lo) | (age > hi))
+        return pd.Series(np.where(outside, "age_out_of_range", None), index=age.index,
+                         dtype="string")
+
+
+def _members(stage_dir: Path) -> list[BrainAgeModel]:
+    info = rf.read_run_info(stage_dir)
+    return [load_model(stage_dir / m) for m in info.members]
+
+
+def _base_columns(data: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in OUTPUT_COLUMNS if c in data and c not in ("predicted_age", "gap")]
+    out = data[cols].copy()
+    for col in ("participant_id", "session", "age"):
+        if col not in out:
+            out[col] = np.nan if col == "age" else pd.NA
+    out["age"] = pd.to_numeric(out["age"], errors="coerce").astype(float)
+    if "run" in out and out["run"].isna().all():
+        out = out.drop(columns="run")
+    return out
+
+
+def _entity(path: str | Path, key: str) -> str | None:
+    """BIDS entity ``key-<label>`` from a file name (``sub-01_ses-2_T1w`` -> ``sub-01``)."""
+    for part in Path(path).name.split(".")[0].split("_"):
+        if part.startswith(f"{key}-"):
+            return part
+    return None
+
+
+def _qc_text(qc: Any) -> str | None:
+    """QC result -> ``;``-joined flags (None when clean)."""
+    if qc is None:
+        return None
+    if isinstance(qc, dict):
+        flags = qc.get("flags", [k for k, v in qc.items() if v is True])
+    else:
+        flags = getattr(qc, "flags", qc)
+    if isinstance(flags, str):
+        return flags or None
+    flags = [str(f) for f in flags]
+    return ";".join(flags) or None

@@ -1,0 +1,144 @@
+"""Train on a prepared cohort: one model per fold (and seed), predictions, run folder.
+
+``train_cohort(prepared, run_dir, config)`` is what ``brainage train`` calls. Each fold's
+model is trained with early stopping on its validation subjects, the best epoch (lowest
+val MAE) is kept, and every scan is then predicted only by models that never trained on
+its subject (out-of-fold for k-fold; held-out for train/val/test). Everything is checked
+before the run folder is written (:mod:`brainage.training.checks`); an interrupted run
+resumes from ``last.ckpt`` when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from brainage import runs as rf
+from brainage.data.cohort import Cohort
+from brainage.data.datamodule import BrainAgeDataModule
+from brainage.data.datasets import augmentation
+from brainage.data.splits_file import Splits
+from brainage.models import BrainAgeModel, load_model, save_model
+from brainage.models.io import WEIGHTS
+from brainage.preprocessing.prepared import PreparedCohort, open_prepared
+from brainage.training.checks import check_config, check_trainable, start_run
+from brainage.training.config import TrainConfig
+from brainage.training.module import RegressionTask
+from brainage.training.results import finish_run, fold_predictions
+from brainage.training.trainer import fit_member, global_rank
+
+
+def fold_data(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int
+              ) -> BrainAgeDataModule:
+    """DataModule of `fold`: scans with an age of its train and val subjects."""
+    aug = config.augment
+    transform = augmentation(aug.degrees, aug.scale, aug.translation, aug.flip, aug.kind) \
+        if aug.enabled else None
+    return BrainAgeDataModule.from_fold(table, splits, fold, config.batch_size,
+                                        config.num_workers, config.seed, transform)
+
+
+def split_params(config: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """Split method and parameters from ``config.split``."""
+    s = config.split
+    if s.method == "kfold":
+        return "kfold", {"k": s.folds, "seed": s.seed, "val_fraction": s.val}
+    if s.method == "holdout":
+        return "holdout", {"val": s.val, "test": s.test, "seed": s.seed}
+    if s.method == "sites":
+        return "sites", {"val": s.val, "seed": s.seed}
+    return "openbhb", {"val_fraction": s.val, "seed": s.seed}
+
+
+def resolve_splits(run_dir: Path, prepared: PreparedCohort, config: TrainConfig,
+                   splits: str | Path | Splits | None) -> Splits:
+    """Splits of the run, checked against the cohort, without writing anything: given ones
+    (object or file) win, then the run's own ``splits.json``, else new ones from
+    ``config.split``."""
+    from brainage.data.splits import load_or_make_splits, make_splits
+
+    cohort = prepared.cohort()
+    if isinstance(splits, Splits):
+        splits.check(cohort, "given splits")
+        return splits
+    if splits is not None:
+        given = Splits.from_json(splits)
+        given.check(cohort, str(splits))
+        return given
+    method, params = split_params(config)
+    if (run_dir / rf.SPLITS).exists():
+        return load_or_make_splits(run_dir / rf.SPLITS, cohort, method, **params)
+    return make_splits(cohort, method, **params)
+
+
+def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
+                 config: TrainConfig | None = None, splits: str | Path | Splits | None = None,
+                 stage1: np.ndarray | None = None,
+                 task_cls: type[RegressionTask] = RegressionTask,
+                 cohort: Cohort | str | Path | None = None) -> Path:
+    """Train (or resume) a run on a prepared cohort and write its run folder.
+
+    Args:
+        prepared_dir: Output of ``brainage prepare``.
+        run_dir: Run folder to create (or resume).
+        config: Training config; default: the CPU preset (:class:`TrainConfig` defaults).
+        splits: A :class:`Splits` or a splits file; default ``config.split`` (saved once).
+        stage1: Cascade stage 2 only: stage-1 out-of-fold age of every prepared scan.
+        task_cls: LightningModule class (``CascadeTask`` for stage 2).
+        cohort: Ages/sex/site of the scans when the prepared folder has no ``cohort.tsv``
+            (a Cohort, table or BIDS folder).
+
+    Returns:
+        The run folder.
+    """
+    config = config or TrainConfig()
+    run = Path(run_dir)
+    prepared = open_prepared(prepared_dir, cohort)
+    check_trainable(prepared, config)
+    check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
+    the_splits = resolve_splits(run, prepared, config, splits)
+    if start_run(run, config):
+        warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
+        return run
+    if splits is not None or not (run / rf.SPLITS).exists():
+        the_splits.to_json(run / rf.SPLITS)
+    table = prepared.table.copy()
+    n_missing = int(table["age"].isna().sum())
+    if n_missing:
+        warnings.warn(f"{n_missing} scan(s) without an age are left out of training and "
+                      "evaluation; they are still predicted (set 'unlabelled').", stacklevel=2)
+    if stage1 is not None:
+        table["stage1_age"] = np.asarray(stage1, dtype=float)
+    models: list[tuple[int, BrainAgeModel]] = []
+    for fold in range(the_splits.n_folds):
+        for repeat in range(config.repeats):
+            model = train_fold(config, table, the_splits, fold, run, task_cls, repeat)
+            if model is not None:  # rank 0 only
+                models.append((fold, model))
+    if global_rank() == 0 and len(models) == the_splits.n_folds * config.repeats:
+        preds = [fold_predictions(m, table, the_splits, k, config.batch_size)
+                 for k, m in models]
+        finish_run(run, config, prepared, the_splits, table, preds)
+    return run
+
+
+def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,
+               run: Path, task_cls: type[RegressionTask] = RegressionTask, repeat: int = 0
+               ) -> BrainAgeModel | None:
+    """Train model `repeat` of fold `fold` (seed ``config.seed + repeat``) unless its weights
+    are already saved; rank 0 gets the model."""
+    member = rf.member_dir(run, fold, splits.n_folds, repeat, config.repeats)
+    if (member / WEIGHTS).exists():
+        return load_model(member)
+    if repeat:
+        config = dataclasses.replace(config, seed=config.seed + repeat)
+    data = fold_data(config, table, splits, fold)
+    model = fit_member(config, data, member, task_cls)
+    if model is not None:
+        save_model(model, member)
+    return model

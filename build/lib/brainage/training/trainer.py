@@ -1,0 +1,148 @@
+"""The Lightning side of training: Trainer set-up, fitting one model, ranks.
+
+:func:`fit_member` trains one model of a run (resuming from its ``last.ckpt``) with the
+callbacks and loggers of :func:`build_trainer`; the rest of training needs no Lightning.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from brainage.config import to_dict
+from brainage.data.datamodule import BrainAgeDataModule
+from brainage.models import BrainAgeModel, create_model
+from brainage.training.config import TrainConfig
+from brainage.training.module import RegressionTask
+
+#: Lightning hints that are noise for brainage's small cohorts.
+QUIET = (".*does not have many workers.*", ".*smaller than the logging interval.*",
+         ".*isinstance\\(treespec, LeafSpec\\).*",
+         ".*Total length of `list` across ranks is zero.*",  # no validation set, by choice
+         ".*module\\(s\\) in eval mode at the start of training.*")  # the frozen EMA copy
+
+
+class _NoAdverts(logging.Filter):
+    """Drop Lightning's "Tip: try installing litlogger" line printed on every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
+
+
+def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] = RegressionTask
+              ) -> RegressionTask:
+    """The LightningModule for `config` (plain-dict hyper-parameters)."""
+    return task_cls(model=to_dict(config.model), loss=to_dict(config.loss),
+                    optim=to_dict(config.optim), scheduler=to_dict(config.scheduler),
+                    monitor=monitor, channels_last=config.channels_last, ema=config.ema,
+                    compile=config.compile)
+
+
+def _on_cpu(config: TrainConfig) -> bool:
+    return config.accelerator == "cpu" or not torch.cuda.is_available()
+
+
+def build_trainer(config: TrainConfig, member: Path, has_val: bool,
+                  callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    """Trainer with best/last checkpoints, early stopping, LR monitor and CSV logs."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    monitor = "val_mae" if has_val else "train_mae"
+    ckpt_dir = member / "checkpoints"
+    cbs: list[L.Callback] = [  # best first: it is `trainer.checkpoint_callback`
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
+                        save_top_k=1, enable_version_counter=False),
+        # Every epoch (Lightning's save_last only follows improvements of the monitor).
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
+                        enable_version_counter=False),
+        LearningRateMonitor(logging_interval="epoch"),
+        *(callbacks or []),
+    ]
+    if has_val and config.early_stopping:
+        cbs.append(EarlyStopping(monitor=monitor, mode="min", patience=config.early_stopping))
+    loggers: list[Any] = [CSVLogger(member, name="logs")]
+    if config.tensorboard and _has_tensorboard():
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(member, name="tensorboard"))
+    deterministic: bool | str = True if _on_cpu(config) else (
+        "warn" if config.deterministic else False)
+    return L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
+        strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
+        callbacks=cbs, logger=loggers, deterministic=deterministic,
+        use_distributed_sampler=False, num_sanity_val_steps=0,
+        enable_progress_bar=config.progress_bar, enable_model_summary=False,
+        log_every_n_steps=config.log_every_n_steps, default_root_dir=member,
+    )
+
+
+def _has_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def best_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The network's state dict from a brainage Lightning checkpoint (no unpickling)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "ema_model." if any(k.startswith("ema_model.") for k in state) else "model."
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+
+def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
+               task_cls: type[RegressionTask] = RegressionTask,
+               callbacks: list[L.Callback] | None = None) -> BrainAgeModel | None:
+    """Train one model (resuming from ``last.ckpt``); return its best weights on rank 0.
+
+    Returns:
+        The model with the best epoch's weights (by validation MAE; the last epoch's when
+        there is no validation set), or None on ranks other than 0.
+    """
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    has_val = data.val_set is not None and len(data.val_set) > 0
+    if not has_val and config.split.val > 0:  # asked for, but the fold has none
+        warnings.warn(f"{member}: no validation scans; early stopping is off and the last "
+                      "epoch's weights are kept.", stacklevel=2)
+    task = make_task(config, "val_mae" if has_val else "train_mae", task_cls)
+    # Pooling/intensity bins once per scan, not at every step (no augmentation: cached).
+    task.inputs_staged = data.stage_inputs(task.model.input_stage)
+    trainer = build_trainer(config, member, has_val, callbacks)
+    last = member / "checkpoints" / "last.ckpt"
+    with warnings.catch_warnings():
+        for pattern in QUIET:
+            warnings.filterwarnings("ignore", pattern)
+        trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None,
+                    weights_only=True)
+    if not trainer.is_global_zero:
+        return None
+    best = Path(trainer.checkpoint_callback.best_model_path or member / "checkpoints/best.ckpt")
+    if not has_val:  # nothing held out to choose an epoch by: the end of the schedule
+        best = last
+    model = create_model(config.model.name, **config.model.kwargs)
+    model.load_state_dict(best_weights(best))
+    return model.eval()
+
+
+def global_rank() -> int:
+    """This process's rank in a (multi-node) DDP job; 0 when not distributed."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
+def barrier() -> None:
+    """Wait for every DDP process (no-op when not distributed)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
