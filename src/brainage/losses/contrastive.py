@@ -48,10 +48,11 @@ METHODS: tuple[str, ...] = ("yaware", "threshold_code", "threshold_paper", "exp"
 KERNELS: tuple[str, ...] = ("rbf", "gaussian", "cauchy")
 #: Default cap (bytes) on the loss's N x N working memory: 4 GiB.
 DEFAULT_MEMORY_LIMIT = 4 * 1024**3
-#: (N x N buffers of the feature dtype, bytes per N x N entry of float64/int64/bool
-#: buffers) alive at once in forward and autograd, per method; counted generously.
-_BUFFERS = {"yaware": (8, 9), "supcon": (8, 9), "exp": (9, 9), "threshold_code": (10, 26),
-            "threshold_paper": (9, 49)}
+#: Peak bytes per (N x N) entry, forward + backward, as ``(per byte of the float dtype,
+#: fixed)``: the peak resident memory measured on CPU at N = 2048 (float32 and float64),
+#: plus about 25 %.
+_BUFFERS = {"yaware": (7, 24), "supcon": (7, 24), "exp": (8, 24), "threshold_code": (6, 34),
+            "threshold_paper": (12, 45)}
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -73,11 +74,11 @@ def age_kernel(age: Tensor, kernel: str = "rbf", sigma: float = 2.0) -> Tensor:
     if not (math.isfinite(sigma) and sigma > 0):
         raise BrainAgeError(f"kernel sigma must be a number > 0, got {sigma!r}. Fix: e.g. 2.")
     y = age.detach().to(torch.float64)
-    diff2 = (y[:, None] - y[None, :]).pow(2)  # (N, N)
+    w = (y[:, None] - y[None, :]).square_()  # (N, N) Δ², in place: one matrix (no gradient)
     if kernel == "cauchy":
-        return 1.0 / (sigma * diff2 + 1.0)
-    w = torch.exp(-diff2 / (2 * sigma**2))
-    return w / (math.sqrt(2 * math.pi) * sigma) if kernel == "gaussian" else w
+        return w.mul_(sigma).add_(1.0).reciprocal_()
+    w.mul_(-1 / (2 * sigma**2)).exp_()
+    return w.div_(math.sqrt(2 * math.pi) * sigma) if kernel == "gaussian" else w
 
 
 def bin_ages(age: Tensor, width: float = 2.0) -> Tensor:
@@ -94,9 +95,11 @@ def bin_ages(age: Tensor, width: float = 2.0) -> Tensor:
 def loss_memory_bytes(n: int, method: str, itemsize: int = 4) -> int:
     """Estimated peak working memory (bytes) of the loss on ``n = B·V`` feature vectors.
 
-    Every method holds a few (N, N) matrices (O(N²); the threshold variants the most, about
-    85·N² bytes in float32 against 41·N² for yaware). ``itemsize`` is the bytes per element
-    of the loss's float dtype (4 for float32 and below, 8 for float64).
+    Every method holds a few (N, N) matrices, so the need is O(N²): in float32 about
+    52·N² bytes for yaware and supcon, 56·N² for exp, 58·N² for threshold_code and 93·N²
+    for threshold_paper (e.g. 0.4 GiB at N = 2048; the 4 GiB default limit is reached
+    near N = 6,800). ``itemsize`` is the bytes per element of the loss's float dtype (4 for
+    float32 and below, 8 for float64).
     """
     _choice("method", method, METHODS)
     per_float, fixed = _BUFFERS[method]
@@ -229,7 +232,7 @@ def _loss(features: Tensor, age: Tensor, method: str, kernel: str, sigma: float,
         w = age_kernel(y, kernel, sigma)  # (N, N) float64: exact ties for the thresholds
     w = w.to(z.device)
     off = ~torch.eye(n, dtype=torch.bool, device=z.device)
-    weight = (w * off).to(dtype)  # positives exclude the anchor itself
+    weight = w.to(dtype).masked_fill(~off, 0.0)  # positives exclude the anchor itself
     log_d, valid = _log_denominator(logits, w, off, method)
     log_p = logits - log_d  # (N, N)
     total = weight.sum(dim=1)  # (N,)
