@@ -4,8 +4,8 @@ Every model sees the same five folds (written once to ``<out>/splits.json``):
 
 baseline   PCA of the masked registered volume (2 mm) + ridge (alpha chosen by inner CV on the
            training folds only), as in the classical brain-age literature.
-sfcn       ``brainage train`` with the default CPU preset (configs/quickstart.yaml) on k-fold.
-tsan       the TSAN cascade at CPU scale (configs/tsan_cpu.yaml + its stage 2): ScaleDense
+sfcn       ``brainage train`` with the default CPU preset (quickstart) on k-fold.
+tsan       the TSAN cascade at CPU scale (presets tsan_cpu + tsan_cpu_stage2): ScaleDense
            stage 1 trained with MSE + ranking losses, stage 2 on the out-of-fold stage-1 ages.
 
 For each model it prints out-of-fold MAE, Pearson r, bias-corrected MAE (Beheshti, cross-fitted
@@ -37,7 +37,6 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 IXI = ROOT / ".." / "shared" / "data" / "ixi-hh-2mm"
-CONFIGS = ROOT / "configs"
 
 
 def load_line() -> str:
@@ -106,11 +105,11 @@ def train(kind: str, prepared: Path, out: Path, overrides: list[str]) -> pd.Data
 
     split = ["split.method=kfold", "split.folds=5", "progress_bar=false"]
     if kind == "sfcn":
-        config = load_train_config(CONFIGS / "quickstart.yaml", [*split, *overrides])
+        config = load_train_config("quickstart", [*split, *overrides])
         run = train_cohort(prepared, out / "sfcn", config, splits=out / "splits.json")
     else:
-        config1 = load_train_config(CONFIGS / "tsan_cpu.yaml", [*split, *overrides])
-        config2 = load_train_config(CONFIGS / "tsan_cpu_stage2.yaml", [*split])
+        config1 = load_train_config("tsan_cpu", [*split, *overrides])
+        config2 = load_train_config("tsan_cpu_stage2", [*split])
         run = train_cascade(prepared, out / "tsan", config1, config2, splits=out / "splits.json")
     return read_predictions(run / "predictions.tsv"), run
 

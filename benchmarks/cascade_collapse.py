@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "tasks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "training"))
 from synthetic_runs import make_prepared  # noqa: E402
 
 from brainage.training.cascade import CascadeTask, align_stage1, bin_spread  # noqa: E402

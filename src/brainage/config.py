@@ -1,6 +1,6 @@
 """Typed configuration: dataclasses, overridden by YAML files and ``key=value`` flags.
 
-Rules (DESIGN.md rule 3): unknown keys and values of the wrong type fail at load time
+Rules: unknown keys and values of the wrong type fail at load time
 with the key path, the value and the expected type; there is no expression language.
 The resolved config is saved with every run (:func:`to_dict` + YAML).
 """

@@ -1,4 +1,4 @@
-"""One contract over every registered model (DESIGN rule 8), on its tiny variant.
+"""One contract over every registered model, on its tiny variant.
 
 Age models share the BrainAgeModel contract; generators and critics (kinds ``"generator"``
 and ``"critic"``) have their own: a generator returns a volume of its input's shape, a

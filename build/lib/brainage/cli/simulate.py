@@ -35,6 +35,17 @@ def simulate(
         1.0, "--site-effects", help="Strength of scanner effects (0 = none)."),
     variability: float = typer.Option(
         1.0, "--variability", help="Strength of inter-subject anatomical variability."),
+    site_contrast: float = typer.Option(
+        1.0, "--site-contrast", help="Multiplies the per-site contrast (gamma) spread."),
+    site_intensity: float = typer.Option(
+        1.0, "--site-intensity", help="Multiplies the per-site intensity-scale spread (0-3)."),
+    site_noise: float = typer.Option(1.0, "--site-noise", help="Multiplies the per-site noise."),
+    site_bias: float = typer.Option(
+        1.0, "--site-bias", help="Multiplies the per-site bias-field amplitude."),
+    site_ages: str | None = typer.Option(
+        None, "--site-ages",
+        help='First-session age range per site, e.g. "6-20,20-40,60-85" (replaces '
+             "--age-min/--age-max/--confound)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (same files for any)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT."),
     masks: bool = typer.Option(
@@ -55,6 +66,8 @@ def simulate(
         age_min=age_min, age_max=age_max, confound=confound, gap_sd=gap_sd,
         patient_fraction=patient_fraction, patient_effect=patient_effect,
         patient_rate=patient_rate, site_effects=site_effects, variability=variability,
+        site_contrast=site_contrast, site_intensity=site_intensity, site_noise=site_noise,
+        site_bias=site_bias, site_ages=site_ages,
     )
     seconds = time.perf_counter() - start
     typer.echo(f"Wrote {path}")

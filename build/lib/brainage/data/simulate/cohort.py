@@ -67,9 +67,12 @@ def participant_id(index: int, n: int) -> str:
 def age_ranges(config: SimulationConfig) -> list[tuple[float, float]]:
     """Chronological age range of each site's first sessions.
 
-    With ``confound`` 0 every site covers ``age_min .. age_max``; with 1 the range is cut
-    into disjoint slices, one per site, dealt to the sites in a seeded random order.
+    ``site_ages`` when given; else with ``confound`` 0 every site covers
+    ``age_min .. age_max``, and with 1 the range is cut into disjoint slices, one per site,
+    dealt to the sites in a seeded random order.
     """
+    if config.site_ages is not None:
+        return list(config.site_ages)
     lo, hi, s, c = config.age_min, config.age_max, config.sites, config.confound
     width = (hi - lo) / s
     order = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2,)))

@@ -35,6 +35,17 @@ class SimulationConfig:
         site_effects: Strength of scanner effects (0 = none: no noise, bias, gamma or blur).
         variability: Strength of inter-subject anatomical variability (0 = none).
         interp_order: Spline order of the single resampling (1 = linear, fast; 3 = cubic).
+        site_contrast: Multiplies the spread of the per-site gamma (contrast) on top of
+            `site_effects`; e.g. 3 with site_effects 1 gives gammas in exp(±0.45).
+        site_intensity: Multiplies the spread of the per-site intensity scale: scales lie
+            in 1200 · 4^(±site_intensity / 2) (600 to 2400 at 1; one value, 1200, at 0).
+        site_noise: Multiplies the per-site Rician noise SD.
+        site_bias: Multiplies the per-site bias-field amplitude.
+        site_ages: Optional ``(low, high)`` first-session age range of each site, one pair
+            per site, e.g. ``((6, 20), (20, 40), (60, 85))`` or the text
+            ``"6-20,20-40,60-85"``; when given it replaces ``age_min``, ``age_max`` and
+            ``confound`` (which cuts one range into slices) for a strongly site-confounded
+            age distribution.
     """
 
     n: int = 200
@@ -53,6 +64,14 @@ class SimulationConfig:
     site_effects: float = 1.0
     variability: float = 1.0
     interp_order: int = 1
+    site_contrast: float = 1.0
+    site_intensity: float = 1.0
+    site_noise: float = 1.0
+    site_bias: float = 1.0
+    site_ages: tuple[tuple[float, float], ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "site_ages", _as_ranges(self.site_ages))
 
     def validate(self) -> SimulationConfig:
         """Return self if every field is valid.
@@ -68,6 +87,32 @@ class SimulationConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain fields, for the ground-truth JSON."""
         return asdict(self)
+
+
+def _as_ranges(value: Any) -> Any:
+    """``"6-20,20-40"`` or pairs -> ``((6.0, 20.0), (20.0, 40.0))``; anything else unchanged
+    (validation reports it)."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            value = [part.strip().split("-") for part in value.split(",")]
+        ranges = tuple((float(lo), float(hi)) for lo, hi in value)
+    except (TypeError, ValueError):
+        return value
+    return ranges
+
+
+def _site_ages_problem(c: SimulationConfig) -> Problem | None:
+    ranges = c.site_ages
+    if ranges is None:
+        return None
+    ok = (isinstance(ranges, tuple) and len(ranges) == c.sites and all(
+        isinstance(r, tuple) and len(r) == 2 and all(_finite(a) for a in r)
+        and 0.0 <= r[0] < r[1] <= 120.0 for r in ranges))
+    return _check(ok, "site_ages", ranges,
+                  f"one LOW-HIGH age range per site ({c.sites}), 0 <= LOW < HIGH <= 120",
+                  'pass e.g. --site-ages "6-20,20-40,60-85" (as many ranges as --sites)')
 
 
 def _field(name: str) -> str:
@@ -118,4 +163,10 @@ def _problems(c: SimulationConfig) -> list[Problem | None]:
         number("variability", 0.0, 5.0, "use 0 (none) to 1 (default strength)"),
         _check(c.interp_order in (1, 3), "interp_order", c.interp_order, "1 or 3",
                "use 1 (linear, fast) or 3 (cubic)"),
+        *[number(name, 0.0, 5.0, f"use 0 (none) to 1 (default), e.g. {_field(name)} 3 for a "
+                 "strongly multi-site cohort")
+          for name in ("site_contrast", "site_noise", "site_bias")],
+        number("site_intensity", 0.0, 3.0,
+               "use 0 (one scale) to 1 (default); above 3 int16 images would clip"),
+        _site_ages_problem(c),
     ]

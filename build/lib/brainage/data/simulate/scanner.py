@@ -73,7 +73,8 @@ class Site:
 
 
 def draw_site(config: SimulationConfig, index: int, age_range: tuple[float, float]) -> Site:
-    """Draw site `index`'s grid and effects (scaled by ``config.site_effects``)."""
+    """Draw site `index`'s grid and effects (scaled by ``config.site_effects`` and by the
+    per-effect ``site_contrast``, ``site_intensity``, ``site_noise`` and ``site_bias``)."""
     rng = site_rng(config.seed, index)
     e = config.site_effects
     u = rng.uniform(size=8)
@@ -83,11 +84,21 @@ def draw_site(config: SimulationConfig, index: int, age_range: tuple[float, floa
         voxel=config.voxel_size * np.array([1.0, 1.0, slice_factor]),
         fov=_FOV + 20.0 * u[1:4], offset=rng.normal(0.0, 15.0, 3),
         age_range=age_range,
-        gamma=float(np.exp(0.15 * e * (2 * u[4] - 1))),
-        scale=float(np.exp(np.log(600.0) + np.log(4.0) * u[5])) if e > 0 else 1000.0,
-        noise=float(e * (0.01 + 0.025 * u[6])), blur=float(e * 0.6 * u[7]),
-        bias=fields.dct_coefficients(rng, 1, 3, 0.12 * e),
+        gamma=float(np.exp(0.15 * e * config.site_contrast * (2 * u[4] - 1))),
+        scale=_intensity_scale(e, config.site_intensity, u[5]),
+        noise=float(e * config.site_noise * (0.01 + 0.025 * u[6])), blur=float(e * 0.6 * u[7]),
+        bias=fields.dct_coefficients(rng, 1, 3, 0.12 * e * config.site_bias),
     )
+
+
+def _intensity_scale(effects: float, spread: float, u: float) -> float:
+    """White-matter intensity ``1200 · 4^(spread·(u − 1/2))``; 1000 without site effects.
+
+    Written so that ``spread`` 1 gives bit for bit the former ``exp(log 600 + log 4 · u)``.
+    """
+    if effects == 0:
+        return 1000.0
+    return float(np.exp(np.log(600.0 * 2.0 ** (1.0 - spread)) + np.log(4.0) * spread * u))
 
 
 def plan_sites(config: SimulationConfig) -> list[Site]:
