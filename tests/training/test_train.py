@@ -53,6 +53,28 @@ def test_run_folder_holds_everything_needed_to_predict(run, cohort):
     assert card["preprocessing"]["hash"] == cohort.spec.hash
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["uncorrected"]) == {"val", "test"}
+    from importlib.metadata import version
+
+    versions = info.extra["environment"]
+    assert versions == card["environment"]
+    assert (versions["torch"], versions["lightning"]) == (version("torch"), version("lightning"))
+    assert versions["brainage"] and "cuda" in versions  # None on a machine without CUDA
+
+
+def test_run_json_that_was_tampered_with_is_refused(run, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(run, bad)
+    data = json.loads((bad / "run.json").read_text())
+    for field, value, message in (("members", ["../../elsewhere"], "outside the run folder"),
+                                  ("members", ["/etc"], "outside the run folder"),
+                                  ("training_range", [80, 20], "training_range"),
+                                  ("training_range", "old", "wrong type"),
+                                  ("input_shape", [20, -1, 18], "input_shape")):
+        (bad / "run.json").write_text(json.dumps({**data, field: value}))
+        with pytest.raises(ValueError, match=message):
+            rf.read_run_info(bad)
 
 
 def test_subject_without_age_is_not_trained_on_but_predicted(run, cohort):
