@@ -119,3 +119,19 @@ def test_predictor_on_a_cascade(cascade):
     np.testing.assert_allclose(out["stage1_age"], stage1.numpy(), atol=1e-3)
     np.testing.assert_allclose(out["predicted_age"], torch.stack(finals).mean(0), atol=1e-3)
     assert (out["ensemble_sd"] >= 0).all()
+
+
+def test_stage2_file_setting_stage1_fields_is_warned_about():
+    from brainage.training.cascade import warn_shared_fields
+    from brainage.training.config import load_train_config
+
+    stage1 = load_train_config("tsan_cpu", ["devices=2"])
+    with pytest.warns(UserWarning, match="sets split, num_workers.*ignored"):
+        warn_shared_fields(stage1, load_train_config("tsan_cpu_stage2",
+                                                     ["split.folds=3", "num_workers=2"]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the shipped stage-2 preset sets none of them
+        warn_shared_fields(stage1, load_train_config("tsan_cpu_stage2"))
+        warn_shared_fields(stage1, None)
