@@ -105,7 +105,7 @@ def test_every_problem_is_reported_at_once(bids_root, nifti, tsv):
         ["participant_id", "age", "sex"],
         ["sub-01", "abc", "F"], ["sub-02", "-3", "X"], ["sub-03", "150", "1"], ["sub-01", "9", "F"],
     ])
-    nifti(bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", shape=(6, 7, 5, 2))
+    nifti(bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", shape=(9, 10, 8, 2))
     (bids_root / "sub-03" / "anat" / "sub-03_T1w.nii.gz").write_text("oops")
     nifti(bids_root / "sub-01" / "anat" / "sub-01_T1w.nii")  # same entities as the .nii.gz
     problems = _problems(bids_root)

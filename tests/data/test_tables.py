@@ -47,7 +47,7 @@ def test_ids_kept_as_written_and_bids_names_give_ids(table_dir, tsv):
 
 
 def test_every_bad_row_reported_with_row_numbers(table_dir, tsv, nifti):
-    nifti(table_dir / "vol4d.nii.gz", shape=(6, 7, 5, 2))
+    nifti(table_dir / "vol4d.nii.gz", shape=(9, 10, 8, 2))
     (table_dir / "notes.txt").write_text("x")
     table = tsv(table_dir / "t.tsv", [
         ["participant_id", "path", "age", "sex"],

@@ -141,7 +141,7 @@ def preprocess(
     timer = _Timer()
     with timer("load"):
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-        conf = steps.conform(steps.load_image(source), label)
+        conf = steps.conform(steps.load_image(source, label), label)
         head = steps.head_mask(conf.data, float(p["foreground_fraction"]))
         native = antsio.to_ants(conf.data, conf.affine)
     with timer("n4"):
