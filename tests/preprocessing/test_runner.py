@@ -110,3 +110,21 @@ def test_parallel_workers_record_errors(tmp_path, mixed_cohort, small_spec):
     assert summary.processed == 3 and len(summary.failed) == 3
     record = json.loads((tmp_path / "out" / RECORDS / "sub-nan.json").read_text())
     assert record["status"] == "failed" and "NaN" in record["error"]
+
+
+def test_library_errors_are_one_line_and_memory_errors_say_so(tmp_path, small_spec, monkeypatch):
+    from brainage.preprocessing import pipeline
+
+    errors = {"sub-a": OSError("Expected 3375000000 bytes, got 3744 bytes\n - damaged?"),
+              "sub-b": MemoryError()}
+
+    def failing(source, spec, name=None):
+        raise errors[name.split(" ")[0]]
+
+    monkeypatch.setattr(pipeline, "preprocess", failing)
+    cohort = Cohort(pd.DataFrame({"participant_id": list(errors), "path": ["a.nii", "b.nii"]}))
+    failed = dict(run_cohort(cohort, tmp_path / "out", small_spec, progress=False).failed)
+    assert failed["sub-a"] == "OSError: Expected 3375000000 bytes, got 3744 bytes - damaged?"
+    assert failed["sub-b"].startswith("MemoryError: out of memory. Fix: free memory")
+    index = pd.read_csv(tmp_path / "out" / "index.tsv", sep="\t")
+    assert len(index) == 2  # no newline inside a cell

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from brainage.data.cohort import Cohort, bids_label
+from brainage.data.headers import one_line
 from brainage.errors import BrainAgeError
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey, key_of
@@ -123,11 +124,21 @@ def process_scan(root: str, spec_dict: dict[str, Any], task: dict[str, Any]) -> 
         record.update(_prepare_one(store, key, task["path"]))
     except Exception as exc:  # recorded per scan; the cohort run carries on
         user = isinstance(exc, BrainAgeError)
-        record.update(status="failed", flags=[], error=str(exc) if user else
-                      f"{type(exc).__name__}: {exc}",
+        record.update(status="failed", flags=[], error=error_text(exc),
                       traceback=None if user else traceback.format_exc(limit=8))
     store.write_record(key, record)
     return record
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for the index and the terminal: the message of a BrainAgeError, else the
+    exception's type and message (a bare ``MemoryError`` says it ran out of memory)."""
+    if isinstance(exc, BrainAgeError):
+        return one_line(exc)
+    if isinstance(exc, MemoryError):
+        return (f"MemoryError: out of memory {one_line(exc)}".rstrip() + ". Fix: free memory "
+                "or run fewer --jobs; a scan that needs this much is probably damaged.")
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
