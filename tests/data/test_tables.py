@@ -81,6 +81,17 @@ def test_unreadable_and_missing_tables(tmp_path):
     assert _problems(tmp_path / "nope.tsv")[0].expected == "an existing folder or table"
 
 
+def test_a_row_with_an_extra_field_and_a_repeated_column_are_named(table_dir, tsv):
+    extra = tsv(table_dir / "extra.tsv", [["path", "age"], ["a.nii.gz", 40],
+                                          ["b.nii", 41, "oops"]])
+    (problem,) = _problems(extra)
+    assert (problem.row, problem.value) == (2, "3 fields")
+    assert problem.expected == "2 tab-separated fields, like the header"
+    twice = tsv(table_dir / "twice.tsv", [["path", "age", "age"], ["a.nii.gz", 40, 70]])
+    (problem,) = _problems(twice)  # was accepted, with the first 'age' used
+    assert problem.value == "age" and "path, age, age" in problem.expected
+
+
 def test_round_trip_through_to_tsv(bids_root, tmp_path):
     cohort = load_cohort(bids_root)
     cohort.to_tsv(tmp_path / "cohort.tsv")
