@@ -90,11 +90,12 @@ class TableError(ValidationError):
     """A file that is not a well-formed table; ``problems`` name its rows where they can."""
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], *, as_written: bool = False) -> pd.DataFrame:
     """Read a CSV or TSV file as strings, with ``n/a`` and friends as missing.
 
     The separator is chosen from the extension (``.tsv`` tab, ``.csv`` comma) and
-    otherwise sniffed. Values stay strings so validation can report the raw text.
+    otherwise sniffed. Values stay strings so validation can report the raw text;
+    ``as_written=True`` keeps even the missing markers as written (``NaN``, ``""``).
 
     Raises:
         BrainAgeError: the file is missing or empty.
@@ -108,7 +109,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         df = pd.read_csv(
             p, sep=sep, engine="python" if sep is None else "c", dtype=str,
-            na_values=MISSING, keep_default_na=False,
+            na_values=[] if as_written else MISSING, keep_default_na=False,
+            na_filter=not as_written,
         )
     except pd.errors.EmptyDataError as exc:
         raise BrainAgeError(f"{p}: the file is empty; expected a table with a header row. "

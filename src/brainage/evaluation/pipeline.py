@@ -31,7 +31,12 @@ from brainage.evaluation.bias import BiasCorrector
 from brainage.evaluation.correction_source import correct_predictions
 from brainage.evaluation.crossfit import fit_on_table
 from brainage.evaluation.metrics import compute_metrics, json_ready, metrics_table
-from brainage.evaluation.predictions import read_predictions, write_predictions
+from brainage.evaluation.predictions import (
+    not_predicted_note,
+    read_predictions,
+    split_not_predicted,
+    write_predictions,
+)
 from brainage.io import atomic_path, write_json, write_tsv
 
 _SELECTOR = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=)\s*(.*?)\s*$")
@@ -102,11 +107,11 @@ def run_evaluation(predictions: str | os.PathLike[str], output_dir: str | os.Pat
     """
     out_dir = Path(output_dir)
     _check_output_dir(out_dir)
-    df = read_predictions(predictions)
+    df, failed = split_not_predicted(read_predictions(predictions))
+    notes: list[str] = [n for n in [not_predicted_note(failed)] if n]
     if not df["age"].notna().any():
-        raise BrainAgeError(f"{predictions}: no row has an age, so there is nothing to evaluate. "
-                            "Fix: add chronological ages to the 'age' column.")
-    notes: list[str] = []
+        raise BrainAgeError(f"{predictions}: no predicted row has an age, so there is nothing "
+                            "to evaluate. Fix: add chronological ages to the 'age' column.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         corrected, info, fitted = _correct(df, correction, method, fit_on, per_site, folds, seed)
