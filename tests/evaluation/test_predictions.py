@@ -104,3 +104,20 @@ def test_evaluate_leaves_out_and_names_rows_that_were_not_predicted(tmp_path):
     result = run_evaluation(p, tmp_path / "ev", n_boot=0)
     assert result.metrics["sets"]["overall"]["n_with_age"] == 25
     assert any("sub-99 (data cut short)" in n for n in result.notes)
+
+
+def test_evaluate_refuses_a_damaged_supplied_correction(tmp_path):
+    import json
+
+    from brainage.errors import BrainAgeError
+    from brainage.evaluation.bias import BiasCorrector
+    from brainage.evaluation.pipeline import run_evaluation
+
+    age = np.linspace(20, 80, 30)
+    data = BiasCorrector().fit(age, age + np.sin(age)).to_dict()
+    data["models"]["__pooled__"]["coef"]["intercept"] = None  # gave NaN corrected ages
+    (tmp_path / "bias.json").write_text(json.dumps(data))
+    rows = "".join(f"sub-{i:02d}\t{a:.1f}\t{a + 2:.1f}\n" for i, a in enumerate(age))
+    p = _write(tmp_path, "participant_id\tage\tpredicted_age\n" + rows)
+    with pytest.raises(BrainAgeError, match="coef.intercept is None; expected a finite number"):
+        run_evaluation(p, tmp_path / "ev", correction=tmp_path / "bias.json", n_boot=0)

@@ -37,6 +37,7 @@ from brainage.evaluation.predictions import (
     split_not_predicted,
     write_predictions,
 )
+from brainage.evaluation.stored import load_bias_correction
 from brainage.io import atomic_path, write_json, write_tsv
 
 _SELECTOR = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=)\s*(.*?)\s*$")
@@ -159,7 +160,7 @@ def _correct(df: pd.DataFrame, correction: Any, method: str | None, fit_on: str 
         if fit_on or method or per_site:
             raise BrainAgeError("--correction uses a correction fitted elsewhere; it cannot be "
                                 "combined with --fit-on, --method or --per-site.")
-        corrector = BiasCorrector.load(correction)
+        corrector = load_bias_correction(correction)  # every bad field named
         out, info = correct_predictions(df, corrector)
         info["path"] = str(correction)
         return out, info, None
