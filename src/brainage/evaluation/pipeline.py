@@ -216,7 +216,7 @@ _SHOWN = (("mae", "MAE"), ("pearson_r", "r"), ("mean_gap", "mean gap"),
 def format_summary(result: EvaluationResult) -> str:
     """Short terminal summary: headline metrics per set, the correction used, notes."""
     m = result.metrics
-    lines = [f"Bias correction: {m['correction']['description']}."]
+    lines = [f"Bias correction: {m['correction']['description'].rstrip('.')}."]
     pct = round(100 * m["level"])
     for name, s in m["sets"].items():
         lines.append(f"\n[{name}] {s['n_with_age']} scans with age, {s['n_subjects']} subjects")
@@ -224,9 +224,14 @@ def format_summary(result: EvaluationResult) -> str:
             lines.append(f"  {s.get('note', 'no metrics')}")
             continue
         lines.append(f"  {'metric':<18}{'uncorrected (' + str(pct) + '% CI)':<30}corrected")
+        undefined = s.get("undefined", {})
         for key, label in _SHOWN:
-            cells = [_cell(s[v][key]) if v in s else "n/a" for v in ("uncorrected", "corrected")]
+            cells = ["undefined" if key in undefined and v in s else
+                     _cell(s[v][key]) if v in s else "n/a" for v in ("uncorrected", "corrected")]
             lines.append(f"  {label:<18}{cells[0]:<30}{cells[1]}")
+        for why in dict.fromkeys(undefined.values()):
+            shown = [lab for key, lab in _SHOWN if undefined.get(key) == why]
+            lines.append(f"  {', '.join(shown)} undefined: {why}")
     if result.group_analysis:
         for col, d in result.group_analysis["difference"].items():
             for g, c in d["comparisons"].items():
