@@ -174,3 +174,17 @@ def test_bad_scans_of_a_raw_cohort_are_rows_not_a_refusal(run, tmp_path, monkeyp
     assert table["predicted_age"].isna().tolist() == [False, True, False]
     assert "data cut short" in table.loc[1, "error"] and table.loc[1, "age"] == 40
     assert "sub-03" in result.output and "no row in participants.tsv" in result.output
+
+
+def test_a_replaced_spec_file_is_named_not_called_failed_scans(run, prepared, tmp_path):
+    from synthetic_runs import spec_for_tests
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(prepared, swapped)
+    other = spec_for_tests(n4=False)
+    other.save(swapped / "preprocessing_spec.json")
+    result = predict(run, swapped, "-o", tmp_path / "p.tsv")
+    message = str(result.exception)
+    assert "no scan was prepared successfully" not in message
+    assert "lists 10 prepared scan(s)" in message and other.short_hash in message
+    assert "the spec file was replaced" in message and "Fix:" in message

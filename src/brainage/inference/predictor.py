@@ -94,8 +94,12 @@ class Predictor:
             BrainAgeError: the cohort was prepared with another spec; the message lists
                 the differences.
         """
+        from brainage.data.prepared_checks import spec_index_problem
         from brainage.preprocessing.spec import check_spec_compatible
 
+        problem = spec_index_problem(prepared_dir)  # else: "no scan was prepared successfully"
+        if problem:
+            raise BrainAgeError(problem)
         prepared = open_prepared(prepared_dir, cohort)
         try:
             check_spec_compatible(self.spec, prepared.spec, what=("run", "input"),
