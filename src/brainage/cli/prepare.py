@@ -53,11 +53,14 @@ def prepare(
 ) -> None:
     """Preprocess every scan; reruns skip finished scans and retry failed ones.
 
-    Exit status 0 when every selected scan is prepared (flagged scans included), 1 when
-    some failed (each failure is recorded in index.tsv), 2 on a usage error.
+    Exit status 0 when every selected scan is prepared (flagged scans included, and scans
+    another prepare process is working on: they are named), 1 when some failed (each
+    failure is recorded in index.tsv), 2 on a usage error, 130 when interrupted (Ctrl-C:
+    finished scans are kept; rerun to resume).
     """
-    from brainage.data.sources import load_cohort
+    from brainage.data.sources import read_cohort
     from brainage.preprocessing import PreprocessingSpec, parse_shard, run_cohort
+    from brainage.preprocessing.runner import PrepareInterrupted
 
     labels = [lab for item in participant_label or [] for lab in item.split(",") if lab]
     try:
@@ -68,13 +71,18 @@ def prepare(
                                             nonlinear=nonlinear, normalisation=normalisation)
         shard_ij = parse_shard(shard) if shard else None
         # headers are checked per scan by the pipeline, so one bad image fails alone
-        cohort = load_cohort(source, format=format, check_images=False)
-        summary = run_cohort(cohort, out, spec, jobs=jobs, shard=shard_ij,
+        report = read_cohort(source, format=format, check_images=False)
+        for note in report.notes:
+            typer.echo(f"note: {note}")
+        summary = run_cohort(report.cohort, out, spec, jobs=jobs, shard=shard_ij,
                              participant_labels=labels or None, threads=threads,
                              progress=progress)
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except PrepareInterrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(130) from None
     typer.echo(summary.format())
     if summary.failed:
         raise typer.Exit(1)
