@@ -141,8 +141,10 @@ class Predictor:
         Raises:
             BrainAgeError: no scan could be preprocessed (every reason listed).
         """
+        from brainage.preprocessing.antsio import deterministic_itk
         from brainage.preprocessing.pipeline import preprocess_image
 
+        deterministic_itk()  # the same scan gives the same prediction, run after run
         data = table.reset_index(drop=True).copy()
         images, flags, failed, errors = [], [], [], []
         for i, path in enumerate(data["path"]):

@@ -137,7 +137,7 @@ def _check_unique(rows: pd.DataFrame) -> list[ScanKey]:
 def run_cohort(
     cohort: Cohort, out: str | Path, spec: PreprocessingSpec, *, jobs: int = 1,
     shard: tuple[int, int] | None = None, participant_labels: list[str] | None = None,
-    threads: int | None = None, progress: bool = True,
+    threads: int | None = None, progress: bool = True, itk_threads: int = 1,
 ) -> RunSummary:
     """Preprocess every selected scan of `cohort` into `out` (cache + BIDS derivatives).
 
@@ -148,8 +148,11 @@ def run_cohort(
         jobs: Parallel worker processes.
         shard: ``(i, N)``: process only shard i of N (1-based).
         participant_labels: Only these participants (labels without ``sub-``).
-        threads: ITK/torch threads per worker (default: CPU cores / jobs).
+        threads: Torch/OpenMP threads per worker (default: CPU cores / jobs).
         progress: Show a progress bar.
+        itk_threads: ITK threads per worker. 1 (the default) makes outputs bit-identical
+            from run to run; more is faster per scan but registration then varies slightly
+            (see :data:`brainage.preprocessing.antsio.DETERMINISTIC_ITK_THREADS`).
 
     Raises:
         BrainAgeError: bad selection, duplicate scans, or `out` holds another spec.
@@ -170,7 +173,8 @@ def run_cohort(
     jobs = max(1, min(int(jobs), len(todo) or 1))
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     try:
-        for rec in execute(str(root), spec.to_dict(), todo, jobs, threads, progress):
+        for rec in execute(str(root), spec.to_dict(), todo, jobs, threads, progress,
+                           itk_threads):
             _count(summary, rec)
     except KeyboardInterrupt as exc:
         index = store.build_index()

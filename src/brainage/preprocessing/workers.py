@@ -12,6 +12,7 @@ writes nothing (files are atomic, the record last), so it is redone on the next 
 
 from __future__ import annotations
 
+import os
 import signal
 import traceback
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ def process_scan(root: str, spec_dict: dict[str, Any], task: dict[str, Any]) -> 
     with lock:
         if store.is_done(key):  # the other process finished it between our check and lock
             return {**record, "status": DONE_ELSEWHERE}
+        record["itk_threads"] = int(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", 0))
         try:
             record.update(_prepare_one(store, key, task["path"]))
         except Exception as exc:  # recorded per scan; the cohort run carries on
@@ -95,21 +97,21 @@ def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
             "mask": files["mask"], "qc": result.qc}
 
 
-def init_worker(threads: int) -> None:
+def init_worker(threads: int, itk_threads: int = 1) -> None:
     """Thread counts of this process (ITK reads its count when it first starts)."""
     from brainage.preprocessing.antsio import set_threads
 
-    set_threads(threads)
+    set_threads(threads, itk_threads)
 
 
-def _init_pool_worker(threads: int) -> None:
+def _init_pool_worker(threads: int, itk_threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    init_worker(threads)
+    init_worker(threads, itk_threads)
 
 
 def execute(
     root: str, spec_dict: dict[str, Any], tasks: list[dict[str, Any]], jobs: int,
-    threads: int, progress: bool,
+    threads: int, progress: bool, itk_threads: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Yield each task's record as it finishes (in-process for one job)."""
     from tqdm.auto import tqdm
@@ -117,21 +119,21 @@ def execute(
     bar = tqdm(total=len(tasks), desc="prepare", unit="scan", disable=not progress)
     try:
         if jobs <= 1:
-            init_worker(threads)
+            init_worker(threads, itk_threads)
             for task in tasks:
                 yield process_scan(root, spec_dict, task)
                 bar.update()
             return
-        yield from _pool(root, spec_dict, tasks, jobs, threads, bar)
+        yield from _pool(root, spec_dict, tasks, jobs, (threads, itk_threads), bar)
     finally:
         bar.close()
 
 
 def _pool(root: str, spec_dict: dict[str, Any], tasks: list[dict[str, Any]], jobs: int,
-          threads: int, bar: Any) -> Iterator[dict[str, Any]]:
+          threads: tuple[int, int], bar: Any) -> Iterator[dict[str, Any]]:
     ctx = get_context("spawn")  # fresh workers: ITK reads its thread count at start
     pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_pool_worker,
-                               initargs=(threads,))
+                               initargs=threads)
     try:
         futures: dict[Future[dict[str, Any]], dict[str, Any]] = {
             pool.submit(process_scan, root, spec_dict, t): t for t in tasks
