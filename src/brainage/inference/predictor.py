@@ -97,7 +97,8 @@ class Predictor:
         from brainage.data.prepared_checks import spec_index_problem
         from brainage.preprocessing.spec import check_spec_compatible
 
-        problem = spec_index_problem(prepared_dir)  # else: "no scan was prepared successfully"
+        problem = (spec_index_problem(prepared_dir) if isinstance(prepared_dir, str | Path)
+                   else None)  # else open_prepared says "no scan was prepared successfully"
         if problem:
             raise BrainAgeError(problem)
         prepared = open_prepared(prepared_dir, cohort)
