@@ -10,7 +10,7 @@ import pytest
 from brainage.data.cohort import Cohort, bids_label
 from brainage.data.sex import normalise_sex
 from brainage.errors import Problem, ValidationError
-from brainage.io import atomic_path, read_table, write_tsv
+from brainage.io import TableError, atomic_path, read_table, write_tsv
 
 
 def test_problem_message_names_location_value_expectation_and_fix():
@@ -54,6 +54,24 @@ def test_read_table_sniffs_and_reads_na(tmp_path):
     assert list(df.columns) == ["id", "age"]
     assert df["age"].isna().tolist() == [True, False]
 
+
+
+def test_read_table_names_every_row_with_an_extra_field(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("id\tage\na\t1\nb\t2\textra\nc\t3\nd\t4\tx\ty\n")
+    with pytest.raises(TableError) as info:
+        read_table(path)
+    rows = [(p.row, p.value) for p in info.value.problems]
+    assert rows == [(2, "3 fields"), (4, "4 fields")]
+    assert "2 tab-separated fields, like the header" in str(info.value)
+
+
+def test_read_table_refuses_a_column_named_twice(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("participant_id,age,predicted_age,age\ns,40,41,70\n")
+    with pytest.raises(TableError, match=r"got 'age'; expected each column named once "
+                                         r"\(the header is participant_id, age, predicted_age"):
+        read_table(path)
 
 @pytest.mark.parametrize(
     ("raw", "numeric", "expected"),

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from brainage.cli.cohort import register
 
 
-def _nifti(path: Path, shape=(6, 7, 5)) -> None:
+def _nifti(path: Path, shape=(9, 10, 8)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(np.zeros(shape, np.uint8), np.eye(4)), path)
 
@@ -51,7 +51,7 @@ def test_success_prints_summary_and_writes_the_table(bids, tmp_path):
 def test_failure_lists_every_problem_exits_2_and_writes_nothing(bids, tmp_path):
     (bids / "participants.tsv").write_text(
         "participant_id\tage\tsex\nsub-01\tabc\tF\nsub-02\t150\tQ\nsub-03\t30\tF\n")
-    _nifti(bids / "sub-03" / "anat" / "sub-03_T1w.nii.gz", shape=(6, 7, 5, 4))
+    _nifti(bids / "sub-03" / "anat" / "sub-03_T1w.nii.gz", shape=(9, 10, 8, 4))
     out = tmp_path / "cohort.tsv"
     result = _check(str(bids), "--write", str(out), "--require-site")
     assert result.exit_code == 2
@@ -101,7 +101,7 @@ def _participants(root: Path, age: str = "30", sex: str = "F", site: str = "A") 
 
 
 def _zero_zoom(path: Path) -> None:
-    img = nib.Nifti1Image(np.zeros((6, 7, 5), np.uint8), np.eye(4))
+    img = nib.Nifti1Image(np.zeros((9, 10, 8), np.uint8), np.eye(4))
     img.header["pixdim"][1] = 0.0
     nib.save(img, path)
 
@@ -115,7 +115,7 @@ INVALID = {
     "numeric sex": (lambda r: _participants(r, sex="1"), "--sex-codes"),
     "missing site": (lambda r: _participants(r, site="n/a"), "row 2, column 'site'"),
     "not a NIfTI": (lambda r: (r / T1).write_text("text"), "expected a readable NIfTI image"),
-    "4D image": (lambda r: _nifti(r / T1, shape=(6, 7, 5, 2)), "2 volumes"),
+    "4D image": (lambda r: _nifti(r / T1, shape=(9, 10, 8, 2)), "2 volumes"),
     "zero voxel size": (lambda r: _zero_zoom(r / T1), "voxel sizes (0.0, 1.0, 1.0)"),
     "duplicate scan": (lambda r: _nifti(r / "sub-02" / "anat" / "sub-02_T1w.nii"),
                        "each scan listed once"),

@@ -100,3 +100,55 @@ def test_registered_in_the_main_app():
         pytest.skip("prepare is not registered in brainage.cli.main yet")
     res = CliRunner().invoke(app, ["prepare", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "--participant-label" in res.stdout
+
+
+def test_ctrl_c_prints_one_line_with_what_was_kept_and_exits_130(table, tmp_path, monkeypatch):
+    from brainage.preprocessing import workers
+
+    real, calls = workers.process_scan, []
+
+    def interrupt_the_second(root, spec_dict, task):
+        calls.append(task)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(root, spec_dict, task)
+
+    monkeypatch.setattr(workers, "process_scan", interrupt_the_second)
+    out = tmp_path / "out"
+    res = _prepare(str(table), str(out), "--grid", "8mm:20x24x18", "--no-progress")
+    assert res.exit_code == 130  # was a silent 130 with no index.tsv
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"interrupted: kept 1 finished scan(s) in {out}")
+    assert (out / "index.tsv").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_worker_processes_leaves_no_traceback(tmp_path):
+    """A real SIGINT to the process group, as a terminal sends it; workers run the pipeline."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    raw = tmp_path / "raw"
+    rows = [{"participant_id": f"sub-{i:02d}",
+             "path": str(write_nifti(raw / f"{i}.nii.gz", blob(seed=i)))} for i in range(12)]
+    pd.DataFrame(rows).to_csv(tmp_path / "c.csv", index=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+           "signal.default_int_handler); from brainage.cli.main import run; run()",
+           "prepare", str(tmp_path / "c.csv"), str(out), "--grid", "8mm:20x24x18",
+           "--jobs", "2", "--threads", "1", "--no-progress", "--no-n4"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "cache" / "records").glob("*.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=60)
+    text = stderr.decode()
+    if proc.returncode == 0:
+        pytest.skip("every scan finished before the interrupt")
+    assert proc.returncode == 130 and "Traceback" not in text, text
+    assert "interrupted: kept" in text and "running the same command again" in text

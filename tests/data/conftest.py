@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-SHAPE = (6, 7, 5)
+SHAPE = (9, 10, 8)  # unequal axes, the smallest a head scan may be (8 per axis)
 
 
 def write_nifti(path: Path, shape: Sequence[int] = SHAPE,

@@ -34,9 +34,12 @@ def test_entities():
 
 def test_subject_folder_missing_from_participants_is_listed(bids_root, nifti):
     nifti(bids_root / "sub-04" / "anat" / "sub-04_T1w.nii")
-    t = load_cohort(bids_root).table
+    report = read_cohort(bids_root)
+    t = report.cohort.table
     assert list(t["participant_id"]) == ["sub-01", "sub-02", "sub-03", "sub-04"]
     assert t["age"].isna().iloc[3] and t["site"].isna().iloc[3]
+    (note,) = [n for n in report.notes if "no row in participants.tsv" in n]
+    assert note.endswith(": sub-04")  # named, not only counted in the summary
 
 
 def test_participant_without_image_is_a_note_not_an_error(bids_root, tsv):
@@ -105,7 +108,7 @@ def test_every_problem_is_reported_at_once(bids_root, nifti, tsv):
         ["participant_id", "age", "sex"],
         ["sub-01", "abc", "F"], ["sub-02", "-3", "X"], ["sub-03", "150", "1"], ["sub-01", "9", "F"],
     ])
-    nifti(bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", shape=(6, 7, 5, 2))
+    nifti(bids_root / "sub-02" / "anat" / "sub-02_T1w.nii.gz", shape=(9, 10, 8, 2))
     (bids_root / "sub-03" / "anat" / "sub-03_T1w.nii.gz").write_text("oops")
     nifti(bids_root / "sub-01" / "anat" / "sub-01_T1w.nii")  # same entities as the .nii.gz
     problems = _problems(bids_root)
@@ -155,3 +158,10 @@ def test_no_t1w_images_at_all(tmp_path):
     (tmp_path / "sub-01" / "anat").mkdir(parents=True)
     (problem,) = _problems(tmp_path)
     assert "at least one scan" in problem.expected
+
+
+def test_an_empty_dataset_with_a_header_only_participants_tsv(tmp_path, tsv):
+    (tmp_path / "dataset_description.json").write_text('{"Name": "e", "BIDSVersion": "1.9"}')
+    tsv(tmp_path / "participants.tsv", [["participant_id", "age", "sex"]])
+    (problem,) = _problems(tmp_path)  # was a pandas merge ValueError
+    assert "at least one scan" in problem.expected and "_T1w.nii" in problem.expected

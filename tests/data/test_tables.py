@@ -47,7 +47,7 @@ def test_ids_kept_as_written_and_bids_names_give_ids(table_dir, tsv):
 
 
 def test_every_bad_row_reported_with_row_numbers(table_dir, tsv, nifti):
-    nifti(table_dir / "vol4d.nii.gz", shape=(6, 7, 5, 2))
+    nifti(table_dir / "vol4d.nii.gz", shape=(9, 10, 8, 2))
     (table_dir / "notes.txt").write_text("x")
     table = tsv(table_dir / "t.tsv", [
         ["participant_id", "path", "age", "sex"],
@@ -79,6 +79,17 @@ def test_unreadable_and_missing_tables(tmp_path):
     bad.write_bytes(b"")
     assert "table with a header row" in _problems(bad)[0].expected
     assert _problems(tmp_path / "nope.tsv")[0].expected == "an existing folder or table"
+
+
+def test_a_row_with_an_extra_field_and_a_repeated_column_are_named(table_dir, tsv):
+    extra = tsv(table_dir / "extra.tsv", [["path", "age"], ["a.nii.gz", 40],
+                                          ["b.nii", 41, "oops"]])
+    (problem,) = _problems(extra)
+    assert (problem.row, problem.value) == (2, "3 fields")
+    assert problem.expected == "2 tab-separated fields, like the header"
+    twice = tsv(table_dir / "twice.tsv", [["path", "age", "age"], ["a.nii.gz", 40, 70]])
+    (problem,) = _problems(twice)  # was accepted, with the first 'age' used
+    assert problem.value == "age" and "path, age, age" in problem.expected
 
 
 def test_round_trip_through_to_tsv(bids_root, tmp_path):

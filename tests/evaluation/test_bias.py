@@ -223,3 +223,9 @@ def test_table_helpers_fit_on_controls_and_apply():
     with pytest.warns(SameSubjectsWarning, match="100 of the 200"):
         out = apply_to_table(df, bc)
     np.testing.assert_allclose(out["corrected_gap"], out["corrected_age"] - out["age"])
+
+
+def test_fitting_on_ages_without_variance_is_refused():
+    rng = np.random.default_rng(1)
+    with pytest.raises(BrainAgeError, match="every age is 50"):
+        BiasCorrector().fit(np.full(30, 50.0), 50 + rng.normal(0, 3, 30))

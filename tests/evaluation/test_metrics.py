@@ -152,3 +152,17 @@ def test_too_small_to_crossfit_falls_back_to_uncorrected():
 
 def test_default_age_bins_are_decades():
     assert m.default_age_bins([23.0, 61.5]) == [20.0, 30.0, 40.0, 50.0, 60.0, 70.0]
+
+
+def test_ages_without_variance_leave_r_undefined_with_the_reason():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"participant_id": [f"s{i}" for i in range(40)], "age": 50.0,
+                       "predicted_age": 50 + rng.normal(0, 4, 40)})
+    result = m.evaluate_predictions(df, n_boot=200)
+    s = result["sets"]["overall"]
+    r = s["uncorrected"]["pearson_r"]
+    assert (r["estimate"], r["ci_low"], r["ci_high"]) == (None, None, None)  # was 1 [-1, 1]
+    assert s["undefined"]["pearson_r"] == "every age is 50 (no variance)"
+    assert s["uncorrected"]["mae"]["estimate"] > 0  # what is defined is still reported
+    assert result["correction"]["source"] == "none"  # no correction fitted on nothing
+    assert "every age is 50" in result["correction"]["description"]

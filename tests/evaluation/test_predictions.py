@@ -74,3 +74,50 @@ def test_write_then_read_round_trip(tmp_path):
     back = read_predictions(tmp_path / "out.tsv")
     assert back["predicted_age"].tolist() == [31.1235, 40.0]
     assert np.isnan(back.loc[1, "age"]) and back["extra"].tolist() == ["a", "b"]
+
+
+def test_a_missing_prediction_is_quoted_as_written(tmp_path):
+    p = _write(tmp_path, "participant_id\tage\tpredicted_age\nsub-01\t40\tNaN\nsub-02\t41\t\n")
+    with pytest.raises(ValidationError) as info:
+        read_predictions(p)
+    assert [q.value for q in info.value.problems] == ["NaN", ""]  # was 'n/a' for both
+    assert "got 'NaN'; expected a predicted age" in str(info.value)
+
+
+def test_rows_predict_could_not_predict_carry_their_reason(tmp_path):
+    from brainage.evaluation.predictions import not_predicted_note, split_not_predicted
+
+    p = _write(tmp_path, "participant_id\tage\tpredicted_age\terror\n"
+                         "sub-01\t40\t42\tn/a\nsub-02\t41\tn/a\tdata cut short\n")
+    predicted, failed = split_not_predicted(read_predictions(p))
+    assert predicted["participant_id"].tolist() == ["sub-01"]
+    assert not_predicted_note(failed) == ("1 scan(s) were not predicted and are left out: "
+                                          "sub-02 (data cut short)")
+
+
+def test_evaluate_leaves_out_and_names_rows_that_were_not_predicted(tmp_path):
+    from brainage.evaluation.pipeline import run_evaluation
+
+    rows = "".join(f"sub-{i:02d}\t{30 + i}\t{32 + i}\tn/a\n" for i in range(25))
+    p = _write(tmp_path, "participant_id\tage\tpredicted_age\terror\n" + rows
+               + "sub-99\t50\tn/a\tdata cut short\n")
+    result = run_evaluation(p, tmp_path / "ev", n_boot=0)
+    assert result.metrics["sets"]["overall"]["n_with_age"] == 25
+    assert any("sub-99 (data cut short)" in n for n in result.notes)
+
+
+def test_evaluate_refuses_a_damaged_supplied_correction(tmp_path):
+    import json
+
+    from brainage.errors import BrainAgeError
+    from brainage.evaluation.bias import BiasCorrector
+    from brainage.evaluation.pipeline import run_evaluation
+
+    age = np.linspace(20, 80, 30)
+    data = BiasCorrector().fit(age, age + np.sin(age)).to_dict()
+    data["models"]["__pooled__"]["coef"]["intercept"] = None  # gave NaN corrected ages
+    (tmp_path / "bias.json").write_text(json.dumps(data))
+    rows = "".join(f"sub-{i:02d}\t{a:.1f}\t{a + 2:.1f}\n" for i, a in enumerate(age))
+    p = _write(tmp_path, "participant_id\tage\tpredicted_age\n" + rows)
+    with pytest.raises(BrainAgeError, match="coef.intercept is None; expected a finite number"):
+        run_evaluation(p, tmp_path / "ev", correction=tmp_path / "bias.json", n_boot=0)

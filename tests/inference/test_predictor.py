@@ -128,7 +128,7 @@ def test_bias_correction_is_fitted_on_validation_and_applied(tmp_path):
                                2 * intervals["quantile"])
 
 
-def test_raw_scan_failing_preprocessing_is_skipped_with_a_warning(single, monkeypatch, tmp_path):
+def test_raw_scan_failing_preprocessing_is_a_row_with_its_reason(single, monkeypatch, tmp_path):
     import brainage.preprocessing.pipeline as pipeline
 
     def fake_preprocess(path, spec):
@@ -138,11 +138,13 @@ def test_raw_scan_failing_preprocessing_is_skipped_with_a_warning(single, monkey
 
     monkeypatch.setattr(pipeline, "preprocess_image", fake_preprocess)
     predictor = Predictor.from_run(single)
-    with pytest.warns(UserWarning, match="bad_T1w.nii.*preprocessing failed"):
-        out = predictor.predict_files([tmp_path / "sub-1_T1w.nii", tmp_path / "bad_T1w.nii"])
-    assert out["participant_id"].tolist() == ["sub-1"]
-    with pytest.raises(BrainAgeError, match="no input scan"), \
-            pytest.warns(UserWarning, match="bad_T1w.nii.*preprocessing failed"):
+    files = [tmp_path / "bad_T1w.nii", tmp_path / "sub-1_T1w.nii"]
+    with pytest.warns(UserWarning, match="1 of 2 scan.*bad_T1w.nii.*not a NIfTI"):
+        out = predictor.predict_files(files)
+    assert out["participant_id"].tolist() == ["bad_T1w", "sub-1"]  # input order kept
+    assert out["predicted_age"].isna().tolist() == [True, False]
+    assert out["error"].iloc[0] == f"preprocessing failed: {files[0]}: not a NIfTI file"
+    with pytest.raises(BrainAgeError, match="no input scan.*not a NIfTI"):
         predictor.predict_files([tmp_path / "bad_T1w.nii"])
 
 

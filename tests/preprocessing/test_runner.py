@@ -110,3 +110,80 @@ def test_parallel_workers_record_errors(tmp_path, mixed_cohort, small_spec):
     assert summary.processed == 3 and len(summary.failed) == 3
     record = json.loads((tmp_path / "out" / RECORDS / "sub-nan.json").read_text())
     assert record["status"] == "failed" and "NaN" in record["error"]
+
+
+def test_library_errors_are_one_line_and_memory_errors_say_so(tmp_path, small_spec, monkeypatch):
+    from brainage.preprocessing import pipeline
+
+    errors = {"sub-a": OSError("Expected 3375000000 bytes, got 3744 bytes\n - damaged?"),
+              "sub-b": MemoryError()}
+
+    def failing(source, spec, name=None):
+        raise errors[name.split(" ")[0]]
+
+    monkeypatch.setattr(pipeline, "preprocess", failing)
+    cohort = Cohort(pd.DataFrame({"participant_id": list(errors), "path": ["a.nii", "b.nii"]}))
+    failed = dict(run_cohort(cohort, tmp_path / "out", small_spec, progress=False).failed)
+    assert failed["sub-a"] == "OSError: Expected 3375000000 bytes, got 3744 bytes - damaged?"
+    assert failed["sub-b"].startswith("MemoryError: out of memory. Fix: free memory")
+    index = pd.read_csv(tmp_path / "out" / "index.tsv", sep="\t")
+    assert len(index) == 2  # no newline inside a cell
+
+
+def test_a_scan_another_process_is_preparing_is_skipped_and_named(tmp_path, mixed_cohort,
+                                                                small_spec, fake_pipeline):
+    from brainage.locks import try_lock
+    from brainage.preprocessing.workers import LOCKS
+
+    out = tmp_path / "out"
+    other = try_lock(out / LOCKS / "sub-02.lock")  # as a second prepare process would
+    summary = run_cohort(mixed_cohort, out, small_spec, progress=False)
+    assert [scan for scan, _ in summary.busy] == ["sub-02"]
+    assert summary.busy[0][1].startswith(f"pid {os.getpid()} on ")
+    assert not any(p.endswith("02.nii.gz") for p in fake_pipeline)
+    assert "busy    sub-02: being prepared by pid" in summary.format()
+    assert not (out / RECORDS / "sub-02.json").exists()  # the other process writes it
+    other.release()
+    fake_pipeline.clear()
+    again = run_cohort(mixed_cohort, out, small_spec, progress=False)
+    assert again.busy == [] and any(p.endswith("02.nii.gz") for p in fake_pipeline)
+
+
+def test_a_scan_finished_by_another_process_meanwhile_is_not_redone(tmp_path, small_spec,
+                                                                  fake_pipeline):
+    from brainage.preprocessing import workers
+
+    store = CacheStore(tmp_path / "out", small_spec)
+    store.prepare()
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(CacheStore, "is_done", lambda self, key: True)
+    try:
+        rec = workers.process_scan(str(tmp_path / "out"), small_spec.to_dict(), {
+            "participant_id": "sub-01", "session": None, "run": None, "path": "a.nii.gz"})
+    finally:
+        monkey.undo()
+    assert rec["status"] == workers.DONE_ELSEWHERE and fake_pipeline == []
+
+
+def test_ctrl_c_rebuilds_the_index_and_says_what_was_kept(tmp_path, mixed_cohort, small_spec,
+                                                        fake_pipeline, monkeypatch):
+    from brainage.preprocessing import workers
+    from brainage.preprocessing.runner import PrepareInterrupted
+
+    real = workers.process_scan
+    calls = []
+
+    def interrupted_on_the_third(root, spec_dict, task):
+        calls.append(task["participant_id"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(root, spec_dict, task)
+
+    monkeypatch.setattr(workers, "process_scan", interrupted_on_the_third)
+    out = tmp_path / "out"
+    with pytest.raises(PrepareInterrupted) as info:
+        run_cohort(mixed_cohort, out, small_spec, progress=False)
+    assert info.value.finished == 2 and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"interrupted: kept 2 finished scan(s) in {out}")
+    assert "running the same command again" in str(info.value)
+    assert len(pd.read_csv(out / "index.tsv", sep="\t")) == 2  # rebuilt before leaving

@@ -105,6 +105,10 @@ def test_different_recipes_are_refused_with_every_difference():
     assert "grid.shape: [91, 109, 91] vs [96, 96, 96]" in msg
     assert "skullstrip: 'template' vs 'deepbet'" in msg
     assert a.short_hash in msg and b.short_hash in msg and "--spec" in msg
+    with pytest.raises(BrainAgeError) as info:  # the names a prepare folder gives the sides
+        check_spec_compatible(a, b, what=("existing outputs", "this run"))
+    assert f"Fix: prepare the scans again with the spec of the existing outputs " \
+           f"({a.short_hash})" in str(info.value)  # was "prepare the this run again ...'s"
 
 
 def test_library_drift_is_refused_unless_allowed():

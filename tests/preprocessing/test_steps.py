@@ -44,7 +44,7 @@ def test_single_volume_4d_is_squeezed(tmp_path):
 def test_bad_inputs_raise_clear_errors(tmp_path, data, zooms, message):
     path = write_nifti(tmp_path / "bad.nii.gz", data, zooms=zooms)
     with pytest.raises(BrainAgeError, match=message) as info:
-        steps.conform(steps.load_image(path), "sub-x")
+        steps.conform(steps.load_image(path, "sub-x"), "sub-x")
     assert "Fix:" in str(info.value) and "sub-x" in str(info.value)
 
 
@@ -95,3 +95,26 @@ def test_normalise_refuses_empty_mask_and_constant_brain():
         steps.normalise(np.ones(SHAPE), np.zeros(SHAPE, bool), "zscore")
     with pytest.raises(BrainAgeError, match="constant"):
         steps.normalise(np.ones(SHAPE), np.ones(SHAPE, bool), "zscore")
+
+
+def test_truncated_scans_are_refused_before_their_voxels_are_read(tmp_path, monkeypatch):
+    """The header rules of cohort check apply here too; nibabel is never asked for voxels."""
+    path = write_nifti(tmp_path / "cut.nii", blob())
+    path.write_bytes(path.read_bytes()[:5000])
+    monkeypatch.setattr("nibabel.load", lambda *a, **k: pytest.fail("the voxels were read"))
+    with pytest.raises(BrainAgeError, match=r"sub-x: data cut short: the file has 5,000 bytes"):
+        steps.load_image(path, "sub-x")
+
+
+def test_damaged_voxel_data_is_one_clear_line(tmp_path):
+    """A stream cut where the header checks cannot see it fails when read, on one line."""
+    import gzip
+
+    raw = write_nifti(tmp_path / "a.nii", blob()).read_bytes()
+    path = tmp_path / "bad.nii.gz"
+    data = gzip.compress(raw)
+    path.write_bytes(data[: len(data) // 2] + data[-4:])  # cut, but the trailer looks right
+    with pytest.raises(BrainAgeError) as info:
+        steps.conform(steps.load_image(path, "sub-x"), "sub-x")
+    text = str(info.value)
+    assert text.startswith("sub-x: ") and "Fix:" in text and "\n" not in text
