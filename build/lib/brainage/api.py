@@ -68,8 +68,8 @@ def load_cohort(source: PathLike, **options: Any) -> Any:
 def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | None = None, *,
             jobs: int = 1, shard: tuple[int, int] | None = None,
             participant_labels: Sequence[str] | None = None, threads: int | None = None,
-            progress: bool = True, format: str | None = None, **spec_options: Any
-            ) -> RunSummary:
+            itk_threads: int = 1, progress: bool = True, format: str | None = None,
+            **spec_options: Any) -> RunSummary:
     """Preprocess every scan of a cohort into `out`: MNI152 grid, brain mask, QC, cache,
     BIDS derivatives. Reruns skip finished scans; a failed scan fails alone.
 
@@ -82,7 +82,9 @@ def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | Non
         jobs: Scans processed in parallel.
         shard: ``(i, n)``: process only the i-th of n shards (cluster array jobs).
         participant_labels: Only these participants.
-        threads: Threads per scan.
+        threads: Torch threads per scan (deepbet).
+        itk_threads: ANTs/ITK threads per scan; 1 (default) makes reruns byte-identical,
+            more is faster but not reproducible (docs/preprocessing.md).
         progress: Show a progress bar.
         format: Force the source format.
 
@@ -101,7 +103,7 @@ def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | Non
         source, format=format, check_images=False)
     return run_cohort(cohort, out, spec, jobs=jobs, shard=shard,
                       participant_labels=list(participant_labels) if participant_labels
-                      else None, threads=threads, progress=progress)
+                      else None, threads=threads, progress=progress, itk_threads=itk_threads)
 
 
 def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = None, *,

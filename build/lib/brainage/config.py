@@ -1,6 +1,6 @@
 """Typed configuration: dataclasses, overridden by YAML files and ``key=value`` flags.
 
-Rules (DESIGN.md rule 3): unknown keys and values of the wrong type fail at load time
+Rules: unknown keys and values of the wrong type fail at load time
 with the key path, the value and the expected type; there is no expression language.
 The resolved config is saved with every run (:func:`to_dict` + YAML).
 """
@@ -24,7 +24,8 @@ T = TypeVar("T")
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a (nested) mapping, checking keys and types."""
     if not isinstance(data, Mapping):
-        raise WrongTypeError(f"{where}: expected a mapping of options, got {data!r}.")
+        raise WrongTypeError(f"{where}: expected a mapping of options, got {data!r}. "
+                             "Fix: write the section as 'key: value' lines.")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
@@ -54,19 +55,22 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise errors[0]
     if origin is typing.Literal:
         if value not in args:
-            raise InputError(f"{where}: got {value!r}; expected one of {list(args)}.")
+            raise InputError(f"{where}: got {value!r}; expected one of {list(args)}. "
+                             "Fix: use one of these values.")
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, where)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise WrongTypeError(f"{where}: got {value!r}; expected a list.")
+            raise WrongTypeError(f"{where}: got {value!r}; expected a list. "
+                                 "Fix: write it as [a, b, ...].")
         item = args[0] if args else Any
         seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(seq) if origin is tuple or tp is tuple else seq
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise WrongTypeError(f"{where}: got {value!r}; expected a mapping.")
+            raise WrongTypeError(f"{where}: got {value!r}; expected a mapping. "
+                                 "Fix: write it as {key: value, ...}.")
         return dict(value)
     return _scalar(value, tp, where)
 
@@ -79,7 +83,8 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     name = getattr(tp, "__name__", str(tp))
-    raise WrongTypeError(f"{where}: got {value!r} ({type(value).__name__}); expected {name}.")
+    raise WrongTypeError(f"{where}: got {value!r} ({type(value).__name__}); expected {name}. "
+                         f"Fix: give a value of type {name}.")
 
 
 def to_dict(obj: Any) -> Any:
@@ -143,7 +148,7 @@ def read_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
     try:
         loaded = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise InputError(f"{p}: not valid YAML ({exc}).") from exc
+        raise InputError(f"{p}: not valid YAML ({exc}). Fix: correct the line it names.") from exc
     return _check_mapping(loaded, str(p))
 
 
@@ -195,7 +200,8 @@ def load_config(
 
 def _check_mapping(obj: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
-        raise WrongTypeError(f"{where}: expected a mapping of options at the top level.")
+        raise WrongTypeError(f"{where}: expected a mapping of options at the top level. "
+                             "Fix: write the file as 'key: value' lines.")
     return obj
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, Problem, ValidationError
 
 #: Strings read as missing in user tables (BIDS uses ``n/a``).
 MISSING = ["n/a", "N/A", "NA", "na", "NaN", "nan", ""]
@@ -85,14 +86,21 @@ def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
         df.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+class TableError(ValidationError):
+    """A file that is not a well-formed table; ``problems`` name its rows where they can."""
+
+
+def read_table(path: str | os.PathLike[str], *, as_written: bool = False) -> pd.DataFrame:
     """Read a CSV or TSV file as strings, with ``n/a`` and friends as missing.
 
     The separator is chosen from the extension (``.tsv`` tab, ``.csv`` comma) and
-    otherwise sniffed. Values stay strings so validation can report the raw text.
+    otherwise sniffed. Values stay strings so validation can report the raw text;
+    ``as_written=True`` keeps even the missing markers as written (``NaN``, ``""``).
 
     Raises:
-        BrainAgeError: the file is missing, empty or not a table.
+        BrainAgeError: the file is missing or empty.
+        TableError: not a table: rows with more fields than the header (each named),
+            a column named twice, undecodable text.
     """
     p = Path(path)
     if not p.is_file():
@@ -101,12 +109,55 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         df = pd.read_csv(
             p, sep=sep, engine="python" if sep is None else "c", dtype=str,
-            na_values=MISSING, keep_default_na=False,
+            na_values=[] if as_written else MISSING, keep_default_na=False,
+            na_filter=not as_written,
         )
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BrainAgeError(
-            f"{p}: could not be read as a table ({exc}). "
-            "Fix: save it as tab- or comma-separated text with a header row."
+    except pd.errors.EmptyDataError as exc:
+        raise BrainAgeError(f"{p}: the file is empty; expected a table with a header row. "
+                            "Fix: check the file (it may not have been written).") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise TableError(_shape_problems(p, sep) or [Problem(
+            str(p), expected="a tab- or comma-separated table with a header row (UTF-8)",
+            fix="save it as .tsv or .csv text", value=" ".join(str(exc).split()))], str(p)
         ) from exc
+    names = _header(p, sep)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise TableError([Problem(
+            str(p), expected=f"each column named once (the header is {', '.join(names)})",
+            fix="rename or remove the repeated column(s)", value=", ".join(repeated))], str(p))
     df.columns = [str(c).strip() for c in df.columns]
     return df
+
+
+def _header(path: Path, sep: str | None) -> list[str]:
+    """Column names exactly as written (pandas renames a repeated ``age`` to ``age.1``)."""
+    head = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c", dtype=str,
+                       header=None, nrows=1, keep_default_na=False)
+    return [str(c).strip() for c in head.iloc[0].tolist()]
+
+
+def _sniff(line: str) -> str:
+    try:
+        return csv.Sniffer().sniff(line, delimiters="\t,;|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _shape_problems(path: Path, sep: str | None) -> list[Problem]:
+    """One Problem per row whose number of fields differs from the header's."""
+    try:
+        text = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    lines = [line for line in text if line.strip()]
+    if not lines:
+        return []
+    delimiter = sep or _sniff(lines[0])
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    width = len(rows[0])
+    what = "tab" if delimiter == "\t" else repr(delimiter)
+    return [Problem(str(path), expected=f"{width} {what}-separated fields, like the header",
+                    fix="remove the extra field(s) or quote a value that holds the separator",
+                    value=f"{len(row)} fields", row=i)
+            for i, row in enumerate(rows[1:], start=1) if len(row) > width]

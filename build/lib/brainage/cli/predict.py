@@ -28,30 +28,55 @@ def register(app: typer.Typer) -> None:
 
         Raw scans are preprocessed with the run's own preprocessing spec; a prepared cohort
         must have been prepared with that spec. Ages outside the training range are
-        flagged in 'ood', QC problems in 'qc_flags'.
+        flagged in 'ood', QC problems in 'qc_flags'. Every input scan gets a row: one that
+        cannot be predicted has its reason in 'error'. OUTPUT.json (next to the table)
+        records the run, the counts and what the predictions lack. Exit status 0 when
+        every scan is predicted, 1 when some are not, 2 on a usage error.
         """
+        import warnings
+
         from brainage import Predictor
-        from brainage.evaluation.predictions import write_predictions
+        from brainage.inference import outputs
 
-        predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
-                                       allow_library_drift=allow_library_drift)
-        table = predictor.predict(inputs, cohort)
-        write_predictions(output, table)
-        typer.echo(summary(table, output))
+        outputs.check_output(output)  # before any scan is preprocessed
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
+                                           allow_library_drift=allow_library_drift)
+            table = predictor.predict(inputs, cohort)
+        for w in caught:
+            if not issubclass(w.category, outputs.NoteWarning):  # those are listed below
+                typer.echo(f"warning: {w.message}", err=True)
+        outputs.write_outputs(output, table, predictor.run_dir, predictor.notes)
+        typer.echo(summary(table, output, predictor.notes))
+        if "error" in table and table["error"].notna().any():
+            raise typer.Exit(1)
 
 
-def summary(table: object, output: Path) -> str:
-    """Counts, flags and (when ages are known) the MAE of the written predictions."""
+def summary(table: object, output: Path, notes: list[str] | None = None) -> str:
+    """Counts, scans not predicted, flags, notes and (with ages) the MAE of the predictions."""
+
     import numpy as np
+    import pandas as pd
+
+    from brainage.inference.outputs import sidecar_path
 
     t = table  # a pandas DataFrame
-    lines = [f"Wrote {len(t)} prediction(s) to {output}"]  # type: ignore[arg-type]
-    known = t["age"].notna()  # type: ignore[index]
+    failed = t["error"].notna() if "error" in t else t["participant_id"].isna()  # type: ignore[index,operator]
+    done = t[~failed]  # type: ignore[index]
+    lines = [f"Wrote {len(done)} prediction(s) of {len(t)} scan(s) to {output}"  # type: ignore[arg-type]
+             + (f"; {int(failed.sum())} not predicted (column 'error')" if failed.any() else "")]
+    for _, row in t[failed].iterrows():  # type: ignore[index]
+        ses = "" if pd.isna(row.get("session")) else f" {row['session']}"
+        lines.append(f"  not predicted  {row['participant_id']}{ses}: {row['error']}")
+    known = done["age"].notna()
     if known.any():
-        mae = float(np.mean(np.abs(t.loc[known, "gap"])))
+        mae = float(np.mean(np.abs(done.loc[known, "gap"])))
         lines.append(f"  with age: {int(known.sum())}, MAE {mae:.2f} y")
     for col, what in (("ood", "outside the training age range"), ("qc_flags", "with QC flags")):
-        n = int(t[col].notna().sum()) if col in t else 0  # type: ignore[operator,index]
+        n = int(done[col].notna().sum()) if col in done else 0
         if n:
             lines.append(f"  {n} {what} (column '{col}')")
+    lines += [f"  note: {note}" for note in notes or []]
+    lines.append(f"  details: {sidecar_path(output)}")
     return "\n".join(lines)

@@ -3,8 +3,8 @@
 One row per T1w image (several runs give several rows). Age, sex and any other columns
 come from ``participants.tsv``; ``sub-<label>/sub-<label>_sessions.tsv`` overrides them
 per session (age at each visit of a longitudinal study). Subjects with images but no
-row in ``participants.tsv`` are listed with unknown age; rows of ``participants.tsv``
-without an image are a note, not an error (BIDS allows them).
+row in ``participants.tsv`` are listed with unknown age (and named in a note); rows of
+``participants.tsv`` without an image are a note, not an error (BIDS allows them).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 from brainage.data.cohort import bids_label
 from brainage.data.tables import (
     RawCohort,
+    empty_table,
     read_user_table,
     standardise_columns,
     unknown_labels,
@@ -178,6 +179,12 @@ def _notes(subjects: list[Path], scans: pd.DataFrame, part: pd.DataFrame,
     imaged = set(scans["participant_id"])
     if not participants.is_file():
         notes.append(f"no {participants.name}: age, sex and site are unknown")
+    else:
+        unlisted = sorted(imaged - set(part["participant_id"]))
+        if unlisted:
+            notes.append(f"{len(unlisted)} participant(s) with a T1w image but no row in "
+                         f"{participants.name} (kept, with unknown age, sex and site): "
+                         f"{_listing(unlisted)}")
     no_image = sorted({p.name for p in subjects} - imaged) + sorted(
         set(part["participant_id"]) - imaged - {p.name for p in subjects})
     if no_image:
@@ -215,11 +222,13 @@ def read_bids(root: str | Path, labels: set[str] | None = None,
         problems += found
         if sess is not None:
             sessions.append(sess)
+    notes = _notes(subjects, scans, part, {s["participant_id"].iloc[0] for s in sessions
+                                            if len(s)}, participants)
+    if scans.empty:  # nothing to merge (and pandas cannot merge an empty float key)
+        return RawCohort(empty_table(), problems, notes)
     table = scans.merge(part, on="participant_id", how="left")
     table = _apply_sessions(table, sessions)
     table[WHERE] = table[WHERE].fillna(str(participants)) if WHERE in table else str(participants)
     if ROW not in table.columns:
         table[ROW] = pd.NA
-    notes = _notes(subjects, scans, part, {s["participant_id"].iloc[0] for s in sessions
-                                            if len(s)}, participants)
     return RawCohort(table, problems, notes)

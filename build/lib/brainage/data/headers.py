@@ -1,10 +1,13 @@
 """Header-level checks of image files: NIfTI headers parsed raw, ``.npy`` memory-mapped.
 
-Nothing here reads voxel data: a NIfTI file is opened for its first 540 bytes only (the
-header; gzip decompresses just that much), and ``np.load(..., mmap_mode="r")`` maps an
-array without reading it. Each check returns *issues* (expected, fix, observed);
-:func:`issue_problems` turns them into :class:`~brainage.errors.Problem` once it is known
-where the path was listed.
+These are the one definition of a usable scan header: ``cohort check`` reports them,
+``prepare`` and ``predict`` refuse a scan on them (:func:`check_scan`) before any voxel
+is read. A NIfTI file is opened for its first 540 bytes (the header; gzip decompresses
+just that much) plus its size (and, compressed, the gzip trailer), so a header that
+promises more data than the file can hold is refused before anything is allocated.
+``np.load(..., mmap_mode="r")`` maps an array without reading it. Each check returns
+*issues* (expected, fix, observed); :func:`issue_problems` turns them into
+:class:`~brainage.errors.Problem` once it is known where the path was listed.
 """
 
 from __future__ import annotations
@@ -17,12 +20,21 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainage.errors import Problem
+from brainage.errors import BrainAgeError, Problem
 
 #: (expected, fix, observed) for one image.
 Issue = tuple[str, str, str | None]
 _NIFTI1_SIZE, _NIFTI2_SIZE = 348, 540
 _NIFTI_MAGIC = (b"n+1", b"ni1", b"n+2", b"ni2")
+#: Voxel sizes (mm) outside this range are refused as absurd.
+ABSURD_VOXEL_MM: tuple[float, float] = (0.1, 10.0)
+#: A head scan has at least this many voxels along every axis.
+MIN_VOXELS_PER_AXIS = 8
+#: Most voxels a header may promise: 2**28 (e.g. 645**3); a 0.5 mm whole-head T1w has
+#: about 10**8, and the pipeline holds several float32 copies of the scan.
+MAX_VOXELS = 2**28
+#: Deflate compresses at most about 1032:1, so n gzip bytes hold at most this many times n.
+_MAX_GZIP_RATIO = 1032
 
 
 def read_head(path: Path, size: int) -> bytes:
@@ -80,32 +92,134 @@ def nifti_issues(path: Path) -> list[Issue]:
         header = read_nifti_header(path)
         shape = tuple(int(n) for n in header.get_data_shape())
         zooms = tuple(float(z) for z in header.get_zooms()[:3])
+        itemsize = header.get_data_dtype().itemsize
+        offset = int(header["vox_offset"])
     except Exception as exc:  # bad gzip, short file, garbage: all mean "not a NIfTI"
         return [("a readable NIfTI image", "re-export the image, or replace the damaged file",
-                 f"not a NIfTI file ({type(exc).__name__}: {exc})")]
-    return shape_issues(shape) + (zoom_issues(zooms) if len(shape) >= 3 else [])
+                 f"could not be read as NIfTI ({type(exc).__name__}: {one_line(exc)})")]
+    issues = shape_issues(shape)
+    if issues:
+        return issues
+    issues = zoom_issues(zooms) + min_size_issues(shape)
+    return issues + (data_size_issues(path, shape, itemsize, offset) or max_size_issues(shape))
+
+
+def one_line(text: object) -> str:
+    """`text` with every run of whitespace (newlines included) as one space."""
+    return " ".join(str(text).split())
 
 
 def shape_issues(shape: tuple[int, ...]) -> list[Issue]:
     """A 3D image is expected; extra dimensions must hold a single volume."""
     if len(shape) < 3 or 0 in shape:
-        return [("a 3D image", "use a 3D T1-weighted volume", f"shape {shape}")]
+        return [("a 3D image", "use a 3D T1-weighted volume",
+                 f"{len(shape)}D image, shape {shape}")]
     volumes = math.prod(shape[3:])
     if volumes > 1:
         return [("a 3D image (a 4D image must hold a single volume)",
                  "keep one volume per file (e.g. split it with nibabel's four_to_three) "
                  "and list each volume as its own run",
-                 f"shape {shape}, {volumes} volumes")]
+                 f"{len(shape)}D with {volumes} volumes, shape {shape}")]
     return []
 
 
-def zoom_issues(zooms: tuple[float, ...]) -> list[Issue]:
-    """Voxel sizes must be finite and positive."""
-    if len(zooms) == 3 and all(math.isfinite(z) and z > 0 for z in zooms):
+def min_size_issues(shape: tuple[int, ...]) -> list[Issue]:
+    """A head scan has at least MIN_VOXELS_PER_AXIS voxels along each spatial axis."""
+    if min(shape[:3]) >= MIN_VOXELS_PER_AXIS:
         return []
-    return [("finite, positive voxel sizes (mm)",
+    return [(f"at least {MIN_VOXELS_PER_AXIS} voxels per axis",
+             "give the full 3D scan, not a slab or a thumbnail",
+             f"shape {shape[:3]} is too small for a head scan")]
+
+
+def max_size_issues(shape: tuple[int, ...]) -> list[Issue]:
+    """At most MAX_VOXELS voxels: more cannot be preprocessed in memory."""
+    n = math.prod(shape)
+    if n <= MAX_VOXELS:
+        return []
+    return [(f"at most {MAX_VOXELS:,} voxels (a 0.5 mm whole-head T1w has about 100 million)",
+             "downsample or crop the scan (e.g. to 1 mm) first, or repair a damaged header",
+             f"shape {shape}: {n:,} voxels")]
+
+
+def zoom_issues(zooms: tuple[float, ...]) -> list[Issue]:
+    """Voxel sizes must be finite and within ABSURD_VOXEL_MM."""
+    lo, hi = ABSURD_VOXEL_MM
+    if len(zooms) == 3 and all(math.isfinite(z) and lo <= z <= hi for z in zooms):
+        return []
+    return [(f"finite, positive voxel sizes of {lo:g}-{hi:g} mm",
              "repair the header's pixdim, e.g. re-convert the scan from DICOM",
-             f"voxel sizes {zooms}")]
+             f"absurd voxel sizes {tuple(round(z, 4) for z in zooms)} mm")]
+
+
+def data_size_issues(path: Path, shape: tuple[int, ...], itemsize: int, offset: int
+                     ) -> list[Issue]:
+    """The file must hold the voxel bytes its header promises.
+
+    Compressed files: first a bound (deflate cannot pack more than ~1032:1), then the gzip
+    trailer (the inflated size); only when the trailer disagrees (a cut stream, several
+    gzip members, trailing bytes) is the stream inflated, counting bytes without keeping them.
+    """
+    need = offset + math.prod(shape) * itemsize
+    size = path.stat().st_size
+    expected = f"a complete image ({need:,} bytes for shape {shape} of {itemsize}-byte voxels)"
+    fix = "copy or convert the scan again: the file was cut short or its header is damaged"
+    if not path.name.endswith(".gz"):
+        short = size < need
+        return [(expected, fix, f"data cut short: the file has {size:,} bytes")] if short else []
+    if need > _MAX_GZIP_RATIO * size + 64:
+        return [(expected, fix, f"data cut short or header damaged: {size:,} compressed bytes "
+                 f"cannot hold {need:,}")]
+    with open(path, "rb") as fobj:
+        fobj.seek(max(0, size - 4))
+        trailer = int.from_bytes(fobj.read(4), "little")  # uncompressed size mod 2**32
+    if need >= 2**32 or trailer == need:  # a single gzip member of exactly the promised size
+        return []
+    got, error = _inflated_size(path, need)
+    if error:
+        return [(expected, fix, f"damaged gzip data after {got:,} bytes ({error})")]
+    if got < need:
+        return [(expected, fix, f"data cut short: the gzip stream ends after {got:,} bytes")]
+    return []
+
+
+def _inflated_size(path: Path, limit: int) -> tuple[int, str | None]:
+    """Bytes a gzip file inflates to (counting stops at `limit`), and any zlib error."""
+    got, inflate = 0, zlib.decompressobj(wbits=31)
+    with open(path, "rb") as fobj:
+        while got < limit:
+            chunk = fobj.read(1 << 20)
+            if not chunk:
+                break
+            try:
+                while chunk and got < limit:
+                    got += len(inflate.decompress(chunk, 1 << 24))
+                    chunk = inflate.unconsumed_tail
+                    if inflate.eof:  # several gzip members: go on with the next one
+                        chunk, inflate = inflate.unused_data + chunk, zlib.decompressobj(wbits=31)
+            except zlib.error as exc:
+                return got, one_line(exc)
+    return got, None
+
+
+def check_scan(path: str | Path, name: str | None = None) -> None:
+    """Refuse a raw scan on its header, before any voxel is read (prepare and predict).
+
+    The same rules as ``cohort check`` (:func:`image_issues`).
+
+    Args:
+        path: The image file.
+        name: How messages name the scan (default: the path).
+
+    Raises:
+        BrainAgeError: every issue, on one line: scan, what is wrong, expected, fix.
+    """
+    p = Path(path)
+    issues = image_issues(p)
+    if issues:
+        raise BrainAgeError("; ".join(
+            f"{name or p}: {observed or 'image not found'}; expected {expected}. Fix: {fix}"
+            for expected, fix, observed in issues))
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | list[Issue]:

@@ -32,6 +32,9 @@ from brainage.data.validate import ROW, WHERE, validate_cohort
 from brainage.errors import Problem, ValidationError
 
 FORMATS: tuple[str, ...] = ("bids", "table", "openbhb", "tsan")
+_WHAT_SCANS = {"bids": "bids format: sub-<label>/[ses-<label>/]anat/*_T1w.nii[.gz]",
+               "table": "table format: one row per scan", "openbhb": "openbhb format",
+               "tsan": "tsan format: one row per scan"}
 _LOG = logging.getLogger(__name__)
 
 
@@ -129,7 +132,7 @@ def read_cohort(
                 modality=modality, image_dir=image_dir, check_images=check_images)
     problems = list(raw.problems)
     if raw.table.empty and not problems:
-        problems.append(Problem(str(path), expected=f"at least one scan ({fmt} format)",
+        problems.append(Problem(str(path), expected=f"at least one scan ({_WHAT_SCANS[fmt]})",
                                 fix="check the source and --participant-label"))
     problems += validate_cohort(
         raw.table, str(path), paths_listed=raw.paths_listed, row_per_scan=raw.row_per_scan,

@@ -19,7 +19,7 @@ import pandas as pd
 from brainage.data.cohort import COLUMNS, bids_label
 from brainage.data.validate import ROW, WHERE, is_missing, parse_labels
 from brainage.errors import BrainAgeError, Problem
-from brainage.io import read_table
+from brainage.io import TableError, read_table
 
 #: Accepted column names (case-insensitive), first match wins; the key is the cohort name.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -68,9 +68,12 @@ def read_user_table(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
                               fix="check the path")]
     try:
         return read_table(path), []
-    except BrainAgeError:
+    except TableError as exc:  # rows with extra fields, a column named twice: each named
+        return None, exc.problems
+    except BrainAgeError as exc:
         return None, [Problem(str(path), fix="save the table as .tsv or .csv text (UTF-8)",
-                              expected="a tab- or comma-separated table with a header row")]
+                              expected="a tab- or comma-separated table with a header row",
+                              value=str(exc).removeprefix(f"{path}: "))]
 
 
 def standardise_columns(df: pd.DataFrame, names: Iterable[str] | None = None) -> pd.DataFrame:

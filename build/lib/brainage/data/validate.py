@@ -19,6 +19,7 @@ import pandas as pd
 
 from brainage.data.cohort import KEY
 from brainage.data.headers import flat_issues, image_issues, issue_problems
+from brainage.data.labels import label_problems
 from brainage.data.sex import NUMERIC_CONVENTIONS, normalise_sex
 from brainage.errors import Problem
 from brainage.io import MISSING
@@ -232,6 +233,17 @@ def _duplicate(table: pd.DataFrame, pos: int, first: int, key: str, what: str,
     )
 
 
+def check_labels(table: pd.DataFrame, row_per_scan: bool) -> list[Problem]:
+    """Labels that name no output file (``..``) or collide once cleaned (``A_1``, ``A-1``)."""
+    keys = [(str(p), None if is_missing(s) else str(s), None if is_missing(r) else int(r))
+            for p, s, r in zip(table["participant_id"], table.get("session", [None] * len(table)),
+                               table.get("run", [None] * len(table)), strict=True)
+            if not is_missing(p)]
+    where = [_locate(table, pos, row_per_scan) for pos in range(len(table))
+             if not is_missing(table["participant_id"].iloc[pos])]
+    return label_problems(keys, where)
+
+
 def check_site(table: pd.DataFrame, source: str) -> list[Problem]:
     """Every scan needs a site when a site-aware split is asked for."""
     fix = "fill in the site of every participant, or leave out --require-site"
@@ -255,7 +267,7 @@ def check_site(table: pd.DataFrame, source: str) -> list[Problem]:
 def validate_cohort(table: pd.DataFrame, source: str, *, paths_listed: bool,
                     row_per_scan: bool, check_files: bool = True,
                     require_site: bool = False) -> list[Problem]:
-    """All cohort-level problems: image headers, duplicates and (optionally) sites.
+    """All cohort-level problems: image headers, duplicates, labels and (optionally) sites.
 
     Args:
         table: Assembled rows with the provenance columns WHERE and ROW.
@@ -266,7 +278,7 @@ def validate_cohort(table: pd.DataFrame, source: str, *, paths_listed: bool,
         require_site: Every scan needs a site.
     """
     problems = check_images(table, paths_listed) if check_files else []
-    problems += check_duplicates(table, row_per_scan)
+    problems += check_duplicates(table, row_per_scan) + check_labels(table, row_per_scan)
     if require_site:
         problems += check_site(table, source)
     return problems

@@ -140,10 +140,23 @@ def matrix(y: np.ndarray, degree: int, df: pd.DataFrame | None,
 
 
 def least_squares(x: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Least-squares coefficients of `target` on the columns of `x` (scaled for stability)."""
+    """Least-squares coefficients of `target` on the columns of `x` (scaled for stability).
+
+    Raises:
+        BrainAgeError: the design is degenerate (e.g. every age the same): a least-squares
+            "fit" would be an arbitrary minimum-norm solution, a correction fitted on nothing.
+    """
     scale = np.abs(x).max(axis=0)
     scale[scale == 0] = 1.0
-    coef, *_ = np.linalg.lstsq(x / scale, target, rcond=None)
+    coef, _res, rank, _sv = np.linalg.lstsq(x / scale, target, rcond=None)
+    if rank < x.shape[1]:
+        ages = np.unique(x[:, 1]) if x.shape[1] > 1 else np.array([])
+        what = (f"every age is {ages[0]:g}" if ages.size == 1 else
+                "the ages (or confounds) are collinear")
+        raise BrainAgeError(
+            f"cannot fit a bias correction: {what}, so the gap's dependence on age is "
+            "undefined. Fix: fit it on subjects spanning a range of ages (e.g. the "
+            "training run's correction, or controls of several ages).")
     return coef / scale
 
 

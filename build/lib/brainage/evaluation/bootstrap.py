@@ -97,7 +97,8 @@ def core_stats(w: np.ndarray, age: np.ndarray, pred: np.ndarray) -> dict[str, np
     """The headline metrics under weights `w` ``(b, n)``; each result is ``(b,)``.
 
     MAE, RMSE, Pearson r(age, predicted), R² (``1 - SSres/SStot`` of predicted vs age),
-    mean signed gap, slope of the gap on age, Spearman r(gap, age).
+    mean signed gap, slope of the gap on age, Spearman r(gap, age). Where ages (or, for r,
+    predictions) do not vary, r, R², the slope and Spearman are NaN: undefined.
     """
     gap = pred - age
     cols = np.stack([age, pred, gap, np.abs(gap), gap * gap, age * age, pred * pred,
@@ -106,7 +107,7 @@ def core_stats(w: np.ndarray, age: np.ndarray, pred: np.ndarray) -> dict[str, np
     with np.errstate(all="ignore"):
         m = (w @ cols) / total[:, None]  # (b, 9) weighted means
         my, mp, mg, mad, mg2, myy, mpp, myp, myg = m.T
-        var_y, var_p = myy - my * my, mpp - mp * mp
+        var_y, var_p = _variance(myy, my), _variance(mpp, mp)  # NaN when (all but) constant
         cov_yp, cov_yg = myp - my * mp, myg - my * mg
         out = {
             "mae": mad,
@@ -115,9 +116,19 @@ def core_stats(w: np.ndarray, age: np.ndarray, pred: np.ndarray) -> dict[str, np
             "r2": 1 - mg2 / var_y,
             "mean_gap": mg,
             "gap_slope": cov_yg / var_y,
-            "spearman_gap_age": _clip(weighted_spearman(w, gap, age)),
+            "spearman_gap_age": _clip(weighted_spearman(w, gap, age)) + 0 * var_y,
         }
     return out
+
+
+#: Variances below this fraction of the mean square are rounding noise: the values are
+#: constant and correlations, R² and slopes on them are undefined (not +/-1).
+_RELATIVE_VARIANCE_FLOOR = 1e-9
+
+
+def _variance(mean_sq: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    var = mean_sq - mean * mean
+    return np.where(var > _RELATIVE_VARIANCE_FLOOR * np.maximum(mean_sq, 1.0), var, np.nan)
 
 
 def _clip(r: np.ndarray) -> np.ndarray:

@@ -161,11 +161,29 @@ def _evaluate_set(df: pd.DataFrame, bins: list[float], use_corrected: bool, n_bo
     boot = bootstrap(stats_fn, clusters, n_boot, seed, level)
     for version in versions:
         out[version] = {m: _interval(boot[f"{version}.{m}"]) for m in CORE_METRICS}
+    undefined = undefined_metrics(age, versions)
+    if undefined:
+        out["undefined"] = undefined
     labels = [f"{lo:g}-{hi:g}" for lo, hi in zip(bins[:-1], bins[1:], strict=False)]
     out["age_bins"] = _strata(boot, versions, "bins", labels, bin_codes, "bin")
     out["per_site"] = _strata(boot, versions, "sites", [str(s) for s in site_names],
                               site_codes, "site")
     return out
+
+
+#: Metrics that need ages that vary (and, for r, predictions that vary).
+AGE_SPREAD_METRICS = ("pearson_r", "r2", "gap_slope", "spearman_gap_age")
+
+
+def undefined_metrics(age: np.ndarray, versions: dict[str, np.ndarray]) -> dict[str, str]:
+    """``{metric: reason}`` for metrics that are undefined on these ages and predictions."""
+    if np.ptp(age) == 0:
+        why = f"every age is {age[0]:g} (no variance)"
+        return dict.fromkeys(AGE_SPREAD_METRICS, why)
+    flat = [v for v, pred in versions.items() if np.ptp(pred) == 0]
+    if flat:
+        return {"pearson_r": f"every {flat[0]} predicted age is the same (no variance)"}
+    return {}
 
 
 def _interval(r: dict[str, np.ndarray], i: int | None = None) -> dict[str, float]:

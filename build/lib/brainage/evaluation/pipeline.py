@@ -31,7 +31,13 @@ from brainage.evaluation.bias import BiasCorrector
 from brainage.evaluation.correction_source import correct_predictions
 from brainage.evaluation.crossfit import fit_on_table
 from brainage.evaluation.metrics import compute_metrics, json_ready, metrics_table
-from brainage.evaluation.predictions import read_predictions, write_predictions
+from brainage.evaluation.predictions import (
+    not_predicted_note,
+    read_predictions,
+    split_not_predicted,
+    write_predictions,
+)
+from brainage.evaluation.stored import load_bias_correction
 from brainage.io import atomic_path, write_json, write_tsv
 
 _SELECTOR = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=)\s*(.*?)\s*$")
@@ -102,11 +108,11 @@ def run_evaluation(predictions: str | os.PathLike[str], output_dir: str | os.Pat
     """
     out_dir = Path(output_dir)
     _check_output_dir(out_dir)
-    df = read_predictions(predictions)
+    df, failed = split_not_predicted(read_predictions(predictions))
+    notes: list[str] = [n for n in [not_predicted_note(failed)] if n]
     if not df["age"].notna().any():
-        raise BrainAgeError(f"{predictions}: no row has an age, so there is nothing to evaluate. "
-                            "Fix: add chronological ages to the 'age' column.")
-    notes: list[str] = []
+        raise BrainAgeError(f"{predictions}: no predicted row has an age, so there is nothing "
+                            "to evaluate. Fix: add chronological ages to the 'age' column.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         corrected, info, fitted = _correct(df, correction, method, fit_on, per_site, folds, seed)
@@ -154,7 +160,7 @@ def _correct(df: pd.DataFrame, correction: Any, method: str | None, fit_on: str 
         if fit_on or method or per_site:
             raise BrainAgeError("--correction uses a correction fitted elsewhere; it cannot be "
                                 "combined with --fit-on, --method or --per-site.")
-        corrector = BiasCorrector.load(correction)
+        corrector = load_bias_correction(correction)  # every bad field named
         out, info = correct_predictions(df, corrector)
         info["path"] = str(correction)
         return out, info, None
@@ -210,7 +216,7 @@ _SHOWN = (("mae", "MAE"), ("pearson_r", "r"), ("mean_gap", "mean gap"),
 def format_summary(result: EvaluationResult) -> str:
     """Short terminal summary: headline metrics per set, the correction used, notes."""
     m = result.metrics
-    lines = [f"Bias correction: {m['correction']['description']}."]
+    lines = [f"Bias correction: {m['correction']['description'].rstrip('.')}."]
     pct = round(100 * m["level"])
     for name, s in m["sets"].items():
         lines.append(f"\n[{name}] {s['n_with_age']} scans with age, {s['n_subjects']} subjects")
@@ -218,9 +224,14 @@ def format_summary(result: EvaluationResult) -> str:
             lines.append(f"  {s.get('note', 'no metrics')}")
             continue
         lines.append(f"  {'metric':<18}{'uncorrected (' + str(pct) + '% CI)':<30}corrected")
+        undefined = s.get("undefined", {})
         for key, label in _SHOWN:
-            cells = [_cell(s[v][key]) if v in s else "n/a" for v in ("uncorrected", "corrected")]
+            cells = ["undefined" if key in undefined and v in s else
+                     _cell(s[v][key]) if v in s else "n/a" for v in ("uncorrected", "corrected")]
             lines.append(f"  {label:<18}{cells[0]:<30}{cells[1]}")
+        for why in dict.fromkeys(undefined.values()):
+            shown = [lab for key, lab in _SHOWN if undefined.get(key) == why]
+            lines.append(f"  {', '.join(shown)} undefined: {why}")
     if result.group_analysis:
         for col, d in result.group_analysis["difference"].items():
             for g, c in d["comparisons"].items():

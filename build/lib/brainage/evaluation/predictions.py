@@ -21,7 +21,12 @@ corrected_age    no         bias-corrected predicted age
 corrected_gap    no         corrected_age - age
 qc_flags         no         free text
 ood              no         out-of-distribution flag(s)
+error            no         why the scan was not predicted (``predicted_age`` is then n/a)
 ===============  =========  =======================================================
+
+``brainage predict`` writes a row for every input scan: one it could not predict keeps its
+ids and age, ``predicted_age`` n/a and the reason in ``error``; ``evaluate`` leaves such
+rows out and names them (:func:`split_not_predicted`).
 
 :func:`read_predictions` reports every bad row at once (:class:`~brainage.errors.ValidationError`).
 """
@@ -42,12 +47,14 @@ REQUIRED: tuple[str, ...] = ("participant_id", "age", "predicted_age")
 COLUMNS: tuple[str, ...] = (
     "participant_id", "session", "age", "predicted_age", "gap", "sex", "site", "group", "set",
     "fold", "interval_low", "interval_high", "corrected_age", "corrected_gap", "qc_flags", "ood",
+    "error",
 )
 NUMERIC: tuple[str, ...] = (
     "age", "predicted_age", "gap", "interval_low", "interval_high", "corrected_age",
     "corrected_gap",
 )
-STRINGS: tuple[str, ...] = ("participant_id", "session", "site", "group", "set", "fold")
+STRINGS: tuple[str, ...] = ("participant_id", "session", "site", "group", "set", "fold",
+                             "error")
 #: Largest accepted |gap - (predicted_age - age)|, in years (rounding in the writer).
 GAP_TOLERANCE = 0.01
 #: Decimals written for ages and gaps (1e-4 years is under an hour).
@@ -64,7 +71,9 @@ def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
         BrainAgeError: the file cannot be read.
         ValidationError: every problem found, each naming row, column, value and fix.
     """
-    return validate_predictions(read_table(path), where=str(path))
+    written = read_table(path, as_written=True)  # to quote a missing prediction as written
+    df = read_table(path)
+    return validate_predictions(df, where=str(path), written=written)
 
 
 def write_predictions(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
@@ -80,7 +89,8 @@ def write_predictions(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
     write_tsv(path, out)
 
 
-def validate_predictions(df: pd.DataFrame, where: str = "<predictions>") -> pd.DataFrame:
+def validate_predictions(df: pd.DataFrame, where: str = "<predictions>",
+                         written: pd.DataFrame | None = None) -> pd.DataFrame:
     """Check a predictions table and return a typed copy.
 
     Numbers become float (missing = NaN), labels pandas strings (missing = NA), ``sex``
@@ -89,6 +99,8 @@ def validate_predictions(df: pd.DataFrame, where: str = "<predictions>") -> pd.D
     Args:
         df: Raw table, typically read as strings.
         where: File name used in messages.
+        written: The same table with missing markers as written (``NaN``, ``n/a``, ``""``),
+            to quote them in messages.
 
     Raises:
         ValidationError: listing every problem at once.
@@ -108,10 +120,12 @@ def validate_predictions(df: pd.DataFrame, where: str = "<predictions>") -> pd.D
         if col in out.columns:
             out[col] = _as_string(out[col])
     blank_prediction = _as_string(out["predicted_age"]).isna().to_numpy()
+    if "error" in out.columns:  # a scan predict could not predict, with the reason
+        blank_prediction = blank_prediction & out["error"].isna().to_numpy()
     for col in NUMERIC:
         if col in out.columns:
             out[col] = _as_number(out[col], col, where, problems)
-    problems += _check_rows(out, where, blank_prediction)
+    problems += _check_rows(out, where, blank_prediction, written)
     if "sex" in out.columns:
         out["sex"] = _as_sex(out["sex"], where, problems)
     if "gap" not in out.columns:
@@ -161,7 +175,8 @@ def _as_sex(s: pd.Series, where: str, problems: list[Problem]) -> pd.Series:
     return pd.Series(values, index=s.index, dtype="string")
 
 
-def _check_rows(df: pd.DataFrame, where: str, blank_prediction: np.ndarray) -> list[Problem]:
+def _check_rows(df: pd.DataFrame, where: str, blank_prediction: np.ndarray,
+                written: pd.DataFrame | None) -> list[Problem]:
     problems: list[Problem] = []
     rows = np.arange(1, len(df) + 1)
 
@@ -175,8 +190,10 @@ def _check_rows(df: pd.DataFrame, where: str, blank_prediction: np.ndarray) -> l
     add(pid.isna().to_numpy(), "participant_id", "a participant id such as sub-01",
         "fill in the participant id", lambda i: None)
     # Values that were not numbers were already reported; flag only true blanks here.
-    add(blank_prediction, "predicted_age",
-        "a predicted age (number)", "fill in the prediction or drop the row", lambda i: "n/a")
+    as_written = None if written is None else written["predicted_age"].reset_index(drop=True)
+    add(blank_prediction, "predicted_age", "a predicted age (number)",
+        "fill in the prediction, drop the row, or give the reason in an 'error' column",
+        lambda i: None if as_written is None else str(as_written.iloc[i]))
     key = pd.DataFrame({"p": pid, "s": df["session"].fillna("n/a")})
     dup = (key.duplicated(keep=False) & pid.notna()).to_numpy()
     first = key[dup].groupby(["p", "s"], sort=False).cumcount().to_numpy()
@@ -212,3 +229,22 @@ def _check_gap(df: pd.DataFrame, where: str) -> list[Problem]:
     fill = np.isnan(gap) & ~np.isnan(expected)
     df.loc[fill, "gap"] = expected[fill]
     return problems
+
+
+def split_not_predicted(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows with a prediction, and rows ``predict`` could not predict (``error`` filled)."""
+    if "error" not in df.columns:
+        return df, df.iloc[:0]
+    failed = df["error"].notna().to_numpy()
+    return df[~failed].reset_index(drop=True), df[failed].reset_index(drop=True)
+
+
+def not_predicted_note(failed: pd.DataFrame, shown: int = 5) -> str | None:
+    """One line naming the scans that were not predicted and why (None when there are none)."""
+    if failed.empty:
+        return None
+    names = [f"{pid}{'' if pd.isna(ses) else ' ' + str(ses)} ({err})" for pid, ses, err in
+             zip(failed["participant_id"], failed["session"], failed["error"], strict=True)]
+    more = f"; ... ({len(names)} in all)" if len(names) > shown else ""
+    return (f"{len(names)} scan(s) were not predicted and are left out: "
+            + "; ".join(names[:shown]) + more)

@@ -9,10 +9,9 @@ stage-1 ensemble to every stage-2 model.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError, InputError
+from brainage.inference import outputs, run_files
 from brainage.inference.engine import predict_dataset
 from brainage.models import BrainAgeModel, load_model
 from brainage.preprocessing.prepared import is_prepared, open_prepared
@@ -47,6 +47,8 @@ class Predictor:
         device: ``cpu``/``cuda``; None picks CUDA when available.
         allow_library_drift: Accept prepared inputs whose spec differs from the run's only
             in library versions (with a warning).
+        notes: What the predictions lack and why (no bias correction in the run, subjects
+            without a participants.tsv row, ...); each was also warned about.
     """
 
     run_dir: Path
@@ -59,37 +61,25 @@ class Predictor:
     batch_size: int = 8
     device: str | None = None
     allow_library_drift: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None, batch_size: int = 8,
                  allow_library_drift: bool = False) -> Predictor:
         """Load every model and record of a finished run folder."""
-        from brainage.preprocessing.spec import PreprocessingSpec
-
         run = Path(run_dir)
-        info = rf.read_run_info(run)
+        info = run_files.read_info(run)  # every small file is checked before the weights load
+        spec = run_files.load_spec(run, info)
+        extras = run_files.load_corrections(run)
+        for note in extras.notes:
+            warnings.warn(note, outputs.NoteWarning, stacklevel=2)
         if info.kind == "cascade":
             stage1 = _members(run / info.stages["stage1"])
             stage2 = _members(run / info.stages["stage2"])
         else:
             stage1, stage2 = [load_model(run / m) for m in info.members], []
-        spec = PreprocessingSpec.load(run / rf.PREPROCESSING)
-        if spec.hash != info.spec_hash:
-            raise BrainAgeError(f"{run / rf.PREPROCESSING} does not match the spec the run was "
-                                "trained on (run.json). Fix: restore the run folder.")
-        bias = None
-        if (run / rf.BIAS).exists():
-            from brainage.evaluation.bias import BiasCorrector
-
-            bias = BiasCorrector.load(run / rf.BIAS)
-        intervals = None
-        if (run / rf.INTERVALS).exists():
-            from brainage.evaluation.uncertainty import ConformalInterval
-
-            intervals = ConformalInterval.from_dict(
-                json.loads((run / rf.INTERVALS).read_text()))
-        return cls(run, stage1, stage2, spec, info.training_range, bias, intervals, batch_size,
-                   device, allow_library_drift)
+        return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
+                   extras.intervals, batch_size, device, allow_library_drift, extras.notes)
 
     # ------------------------------------------------------------------ inputs
     def predict(self, inputs: str | Path | Sequence[str | Path],
@@ -124,14 +114,20 @@ class Predictor:
         """Predict every usable scan of a prepared cohort (prepared with the run's spec).
 
         Ages, sex, site and group come from its ``cohort.tsv`` or from `cohort`; without
-        either, ages are unknown (no gap).
+        either, ages are unknown (no gap). Scans that failed in ``prepare`` are rows too,
+        with ``predicted_age`` n/a and their error in ``error``.
 
         Raises:
             BrainAgeError: the cohort was prepared with another spec; the message lists
                 the differences.
         """
+        from brainage.data.prepared_checks import spec_index_problem
         from brainage.preprocessing.spec import check_spec_compatible
 
+        problem = (spec_index_problem(prepared_dir) if isinstance(prepared_dir, str | Path)
+                   else None)  # else open_prepared says "no scan was prepared successfully"
+        if problem:
+            raise BrainAgeError(problem)
         prepared = open_prepared(prepared_dir, cohort)
         try:
             check_spec_compatible(self.spec, prepared.spec, what=("run", "input"),
@@ -141,7 +137,10 @@ class Predictor:
                 f"{prepared.root} cannot be predicted with run {self.run_dir}: {exc} "
                 "Or pass the raw cohort / NIfTI files to `brainage predict`, which prepares "
                 "them with the run's own spec.") from exc
-        return self.predict_table(prepared.table)
+        out = self.predict_table(prepared.table)
+        failed = prepared.failed
+        rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in failed["error"]])
+        return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
     def predict_files(self, paths: Sequence[str | Path]) -> pd.DataFrame:
         """Preprocess raw NIfTI files with the run's spec, then predict (age unknown)."""
@@ -150,39 +149,55 @@ class Predictor:
         return self.predict_raw(pd.DataFrame(rows))
 
     def predict_cohort(self, source: str | Path) -> pd.DataFrame:
-        """Read a cohort (BIDS, table, folder), preprocess each scan, predict."""
-        from brainage.data.sources import load_cohort
+        """Read a cohort (BIDS, table, folder), preprocess each scan, predict.
 
-        return self.predict_raw(load_cohort(source).table)
+        Like ``prepare``, a scan with a bad image is a row with its error, not a reason to
+        refuse the cohort (images are checked scan by scan, by the same header rules).
+        """
+        from brainage.data.sources import read_cohort
+
+        report = read_cohort(source, check_images=False)
+        self.notes += [f"{source}: {note}" for note in report.notes]
+        return self.predict_raw(report.cohort.table)
 
     def predict_raw(self, table: pd.DataFrame) -> pd.DataFrame:
         """Rows with a raw image ``path`` (+ age, sex, ...): preprocess in memory, predict.
 
-        Scans whose preprocessing fails are left out with a warning naming them.
+        A scan whose preprocessing fails stays in the output, in input order, with
+        ``predicted_age`` n/a and the reason in ``error`` (one warning names them all).
 
         Raises:
-            BrainAgeError: no scan could be preprocessed.
+            BrainAgeError: no scan could be preprocessed (every reason listed).
         """
+        from brainage.preprocessing.antsio import deterministic_itk
         from brainage.preprocessing.pipeline import preprocess_image
 
+        deterministic_itk()  # the same scan gives the same prediction, run after run
         data = table.reset_index(drop=True).copy()
-        images, flags, failed = [], [], []
+        images, flags, failed, errors = [], [], [], []
         for i, path in enumerate(data["path"]):
             try:
                 array, _affine, qc = preprocess_image(path, self.spec)
             except BrainAgeError as exc:
                 failed.append(i)
-                warnings.warn(f"{path}: not predicted, preprocessing failed ({exc})",
-                              stacklevel=2)
+                errors.append(f"preprocessing failed: {exc}")
                 continue
             images.append(np.asarray(array, dtype=np.float32))
             flags.append(_qc_text(qc))
-        if len(failed) == len(data):
-            raise BrainAgeError("no input scan could be preprocessed; see the warnings above.")
-        data = data.drop(index=failed).reset_index(drop=True)
+        if failed:
+            listing = "; ".join(f"{data['path'].iloc[i]}: {e}" for i, e in zip(failed, errors,
+                                                                                 strict=True))
+            if len(failed) == len(data):
+                raise BrainAgeError(f"no input scan could be preprocessed: {listing}")
+            warnings.warn(f"{len(failed)} of {len(data)} scan(s) not predicted: {listing}",
+                          outputs.NoteWarning, stacklevel=2)
+        rows = outputs.failure_rows(data.iloc[failed], errors)
+        data = data.drop(index=failed)
+        kept = data.index
+        data = data.reset_index(drop=True)
         data["array_path"] = images
         data["qc_flags"] = flags
-        return self.predict_table(data)
+        return outputs.with_failures(self.predict_table(data).set_axis(kept), rows)
 
     # ------------------------------------------------------------------ core
     def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:

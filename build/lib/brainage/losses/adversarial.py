@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.losses.regression import mse_loss
 
 Network = Callable[[Tensor], Tensor]
@@ -94,7 +94,7 @@ def generator_loss(critic: Network, fake: Tensor, real: Tensor, age: Tensor | No
     if beta == 0:
         return GeneratorObjective(total, adversarial, reconstruction, fake.new_zeros(()), None)
     if regressor is None or age is None:
-        raise BrainAgeError(
+        raise InputError(
             f"beta = {beta} weights the task-guided branch, but no "
             f"{'regressor' if regressor is None else 'age'} was given. Fix: pass both the "
             "regressor and the ages, or set beta=0 (the GAN without task branch)."
@@ -145,7 +145,7 @@ def gradient_penalty(critic: Network, real: Tensor, fake: Tensor,
     gradient reaches the critic's weights.
     """
     if penalty not in PENALTIES:
-        raise BrainAgeError(f"unknown penalty {penalty!r}. Fix: use 'mean' (the score's "
+        raise InputError(f"unknown penalty {penalty!r}. Fix: use 'mean' (the score's "
                             "gradient) or 'sum' (the published code's patch-map sum).")
     _check_pair(fake, real)
     x_hat = interpolate(real.detach(), fake.detach(), sample_eps(real, rng)).requires_grad_(True)
@@ -158,14 +158,14 @@ def gradient_penalty(critic: Network, real: Tensor, fake: Tensor,
 def _patch_sum(critic: Network, x: Tensor) -> Tensor:
     patch_map = getattr(critic, "patch_map", None)
     if patch_map is None:
-        raise BrainAgeError("penalty='sum' needs a critic with patch_map (e.g. tgbgan_critic). "
+        raise InputError("penalty='sum' needs a critic with patch_map (e.g. tgbgan_critic). "
                             "Fix: use penalty='mean'.")
     return patch_map(x).flatten(1).sum(dim=1)  # (B, 1, d, h, w) -> (B,)
 
 
 def _check_pair(fake: Tensor, real: Tensor) -> None:
     if fake.shape != real.shape:
-        raise BrainAgeError(
+        raise InputError(
             f"generated images have shape {tuple(fake.shape)} but the real ones "
             f"{tuple(real.shape)}. Fix: the generator must reconstruct its input's shape "
             "(axes divisible by 2 ** depth)."
@@ -175,5 +175,5 @@ def _check_pair(fake: Tensor, real: Tensor) -> None:
 def _check_weights(**weights: float) -> None:
     for name, value in weights.items():
         if not value >= 0:
-            raise BrainAgeError(f"{name} must be >= 0, got {value!r}. Fix: pass a non-negative "
+            raise InputError(f"{name} must be >= 0, got {value!r}. Fix: pass a non-negative "
                                 "weight (0 switches the term off).")

@@ -42,7 +42,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 METHODS: tuple[str, ...] = ("yaware", "threshold_code", "threshold_paper", "exp", "supcon")
 KERNELS: tuple[str, ...] = ("rbf", "gaussian", "cauchy")
@@ -59,7 +59,7 @@ def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
         close = difflib.get_close_matches(str(value), valid, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise BrainAgeError(f"unknown {name} {value!r}; expected one of {', '.join(valid)}.{hint}")
+        raise InputError(f"unknown {name} {value!r}; expected one of {', '.join(valid)}.{hint}")
 
 
 def age_kernel(age: Tensor, kernel: str = "rbf", sigma: float = 2.0) -> Tensor:
@@ -72,7 +72,7 @@ def age_kernel(age: Tensor, kernel: str = "rbf", sigma: float = 2.0) -> Tensor:
     """
     _choice("kernel", kernel, KERNELS)
     if not (math.isfinite(sigma) and sigma > 0):
-        raise BrainAgeError(f"kernel sigma must be a number > 0, got {sigma!r}. Fix: e.g. 2.")
+        raise InputError(f"kernel sigma must be a number > 0, got {sigma!r}. Fix: e.g. 2.")
     y = age.detach().to(torch.float64)
     w = (y[:, None] - y[None, :]).square_()  # (N, N) Δ², in place: one matrix (no gradient)
     if kernel == "cauchy":
@@ -88,7 +88,7 @@ def bin_ages(age: Tensor, width: float = 2.0) -> Tensor:
     ``bin_age`` for ages in (2, 90].
     """
     if not (math.isfinite(width) and width > 0):
-        raise BrainAgeError(f"bin_width must be > 0 years, got {width!r}. Fix: e.g. 2.")
+        raise InputError(f"bin_width must be > 0 years, got {width!r}. Fix: e.g. 2.")
     return torch.ceil(age.detach().to(torch.float64) / width).long()
 
 
@@ -108,24 +108,24 @@ def loss_memory_bytes(n: int, method: str, itemsize: int = 4) -> int:
 
 def _check_inputs(features: Tensor, age: Tensor) -> None:
     if features.ndim != 3 or features.shape[0] < 1 or features.shape[1] < 1:
-        raise BrainAgeError(
+        raise InputError(
             f"contrastive features must be (B, V, D) with B, V >= 1, got "
             f"{tuple(features.shape)}. Fix: stack the views on dim 1, e.g. "
             "torch.stack([z1, z2], dim=1)."
         )
     if age.shape != features.shape[:1]:
-        raise BrainAgeError(
+        raise InputError(
             f"ages must be (B,) = ({features.shape[0]},) for these features, got "
             f"{tuple(age.shape)}. Fix: pass one age per subject, not per view."
         )
     if not torch.isfinite(age).all():
-        raise BrainAgeError(f"ages must be finite, got {age[~torch.isfinite(age)].tolist()[:5]}.")
+        raise InputError(f"ages must be finite, got {age[~torch.isfinite(age)].tolist()[:5]}.")
 
 
 def _check_memory(n: int, method: str, itemsize: int, limit: float | None) -> None:
     need = loss_memory_bytes(n, method, itemsize)
     if limit is not None and need > limit:
-        raise BrainAgeError(
+        raise InputError(
             f"the {method} contrastive loss on N = {n} feature vectors (batch x views) needs "
             f"about {need:,} bytes, above memory_limit = {int(limit):,} bytes. "
             "Fix: use a smaller batch or fewer views, or raise memory_limit "
@@ -201,7 +201,7 @@ def kernel_supcon_loss(features: Tensor, age: Tensor, method: str = "exp",
     _check_inputs(features, age)
     _choice("method", method, METHODS)
     if not (math.isfinite(temperature) and temperature > 0 and base_temperature > 0):
-        raise BrainAgeError(
+        raise InputError(
             f"temperatures must be > 0, got temperature={temperature!r}, "
             f"base_temperature={base_temperature!r}. Fix: e.g. 0.1 and 0.07."
         )
@@ -260,7 +260,7 @@ class KernelSupConLoss(nn.Module):
         age_kernel(torch.zeros(1), kernel, sigma)  # fail now on a bad kernel or sigma
         bin_ages(torch.zeros(1), bin_width)
         if not (temperature > 0 and base_temperature > 0):
-            raise BrainAgeError(
+            raise InputError(
                 f"temperatures must be > 0, got {temperature!r} and {base_temperature!r}."
             )
         self.method, self.kernel, self.sigma = method, kernel, float(sigma)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.losses.regression import check_same_shape
 
 
@@ -27,7 +27,7 @@ def random_pairs(n: int, num_pairs: int | None = None, generator: torch.Generato
         device: Where the indices go.
     """
     if n < 1:
-        raise BrainAgeError(f"need at least one sample to draw pairs, got {n}.")
+        raise InputError(f"need at least one sample to draw pairs, got {n}.")
     k = n if num_pairs is None else num_pairs
     idx = torch.randint(0, n, (2, k), generator=generator)  # (2, K) on the CPU
     idx = idx.to(device) if device is not None else idx
@@ -66,7 +66,7 @@ def soft_ranks(x: Tensor, temperature: float = 1.0) -> Tensor:
     ``temperature`` the two agree.
     """
     if not temperature > 0:
-        raise BrainAgeError(f"temperature must be > 0, got {temperature!r}.")
+        raise InputError(f"temperature must be > 0, got {temperature!r}.")
     pairwise = torch.sigmoid((x[:, None] - x[None, :]) / temperature)  # (N, N), diagonal 0.5
     return 0.5 + pairwise.sum(dim=1)
 
@@ -84,7 +84,7 @@ def spearman_loss(pred: Tensor, target: Tensor, temperature: float = 1.0) -> Ten
     """
     check_same_shape(pred, target)
     if pred.ndim != 1:
-        raise BrainAgeError(f"spearman_loss needs (B,) predictions, got {tuple(pred.shape)}.")
+        raise InputError(f"spearman_loss needs (B,) predictions, got {tuple(pred.shape)}.")
     n = pred.shape[0]
     true = (n - average_ranks(target.detach())) / n  # (B,)
     soft = (n - soft_ranks(pred, temperature)) / n  # (B,)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class AgeBins:
     def __post_init__(self) -> None:
         span = (self.stop - self.start) / self.width if self.width > 0 else -1.0
         if not (self.stop > self.start and self.width > 0 and abs(span - round(span)) < 1e-6):
-            raise BrainAgeError(
+            raise InputError(
                 f"age bins need start < stop and (stop - start) a multiple of width, got "
                 f"range ({self.start}, {self.stop}) with width {self.width}. "
                 "Fix: e.g. age_range=(0, 100) with bin_width=2."
@@ -45,7 +45,7 @@ class AgeBins:
     def from_range(cls, age_range: Sequence[float], bin_width: float) -> AgeBins:
         """Bins from an ``(start, stop)`` pair and a width."""
         if len(age_range) != 2:
-            raise BrainAgeError(f"age_range must be (start, stop), got {age_range!r}.")
+            raise InputError(f"age_range must be (start, stop), got {age_range!r}.")
         return cls(float(age_range[0]), float(age_range[1]), float(bin_width))
 
     @property
@@ -65,7 +65,7 @@ class AgeBins:
         """Raise a clear error if an age lies outside ``[start, stop]``."""
         bad = (age < self.start) | (age > self.stop) | ~torch.isfinite(age)
         if bad.any():
-            raise BrainAgeError(
+            raise InputError(
                 f"age(s) {age[bad].tolist()[:5]} outside the model's bins "
                 f"[{self.start}, {self.stop}]. Fix: widen age_range (e.g. (0, 100))."
             )
@@ -110,7 +110,7 @@ def soft_label_kl_loss(log_probs: Tensor, age: Tensor, bins: AgeBins, sigma: flo
         normalise: See :func:`soft_labels`.
     """
     if log_probs.ndim != 2 or log_probs.shape[1] != bins.num_bins:
-        raise BrainAgeError(
+        raise InputError(
             f"log_probs must be (B, {bins.num_bins}) for these bins, got {tuple(log_probs.shape)}."
         )
     target = soft_labels(age, bins, sigma, normalise).to(log_probs)  # (B, N)
@@ -125,7 +125,7 @@ class SoftLabelKLLoss(nn.Module):
                  sigma: float = 1.0, normalise: bool = True) -> None:
         super().__init__()
         if not (sigma >= 0 and math.isfinite(sigma)):
-            raise BrainAgeError(f"sigma must be >= 0, got {sigma!r}.")
+            raise InputError(f"sigma must be >= 0, got {sigma!r}.")
         self.bins = AgeBins.from_range(age_range, bin_width)
         self.sigma, self.normalise = float(sigma), bool(normalise)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.losses.ranking import age_difference_loss, spearman_loss
 from brainage.losses.regression import regression_loss
 
@@ -47,7 +47,7 @@ class TSANLoss(nn.Module):
                  temperature: float = 1.0, seed: int | None = 0) -> None:
         super().__init__()
         if lam < 0 or beta < 0:
-            raise BrainAgeError(f"lam and beta must be >= 0, got lam={lam}, beta={beta}.")
+            raise InputError(f"lam and beta must be >= 0, got lam={lam}, beta={beta}.")
         regression_loss(main)  # fail now on an unknown name
         self.lam, self.beta, self.main, self.temperature = lam, beta, main, temperature
         self.generator = torch.Generator()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.input_stage import DEFAULT_RANGE
@@ -62,7 +62,7 @@ class AlexNet3D(LinearHeadMixin, BrainAgeModel):
         first = self.set_input(in_channels, input_pool, input_bins, input_range)
         c = [int(v) for v in channels]
         if len(c) != 5:
-            raise BrainAgeError(f"alexnet3d needs 5 channel widths, got {list(channels)!r}.")
+            raise InputError(f"alexnet3d needs 5 channel widths, got {list(channels)!r}.")
         check_positive(in_channels=in_channels, **{f"channels[{i}]": v for i, v in enumerate(c)})
         check_dropout(dropout)
         check_num_outputs(num_outputs)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError, InputError
+from brainage.errors import InputError
 from brainage.models.input_stage import DEFAULT_RANGE, InputStage
 
 if TYPE_CHECKING:
@@ -94,12 +94,12 @@ class BrainAgeModel(nn.Module):
         extra = [k for k in passed if k not in self.covariates]
         name = self.config.get("name", type(self).__name__)
         if missing:
-            raise BrainAgeError(
+            raise InputError(
                 f"model {name!r} needs {', '.join(missing)}. Fix: pass it, or build the model "
                 "without it (e.g. use_sex=False)."
             )
         if extra:
-            raise BrainAgeError(
+            raise InputError(
                 f"model {name!r} does not use {', '.join(extra)}. Fix: do not pass it, or build "
                 "a model that takes it (e.g. use_sex=True)."
             )
@@ -139,12 +139,13 @@ class BrainAgeModel(nn.Module):
         stage (pooling, intensity bins) unless the inputs are already staged.
 
         Raises:
-            BrainAgeError: wrong number of axes or channels, or a volume too small.
+            ValueError: wrong number of axes or channels (a programming error).
+            InputError: a volume too small for the model.
         """
         staged = getattr(self, "_staged", False)
         channels = self.input_stage.out_channels if staged else self.in_channels
         if x.ndim != 5 or x.shape[1] != channels:
-            raise BrainAgeError(
+            raise ValueError(
                 f"input must have shape (B, {channels}, D, H, W), got {tuple(x.shape)}."
                 " Fix: add the batch and channel axes (x[None, None])."
             )
@@ -152,7 +153,7 @@ class BrainAgeModel(nn.Module):
         small = any(s // p < m for s, m in zip(x.shape[2:], self.min_input_shape, strict=True))
         if small:
             need = tuple(m * p for m in self.min_input_shape)
-            raise BrainAgeError(
+            raise InputError(
                 f"input of spatial size {tuple(x.shape[2:])} is too small for this model; it "
                 f"needs at least {need}. Fix: use larger volumes, fewer blocks or less "
                 "input_pool."
@@ -167,7 +168,7 @@ class BrainAgeModel(nn.Module):
 def check_num_outputs(num_outputs: int) -> None:
     """Raise unless ``num_outputs`` is a positive integer."""
     if int(num_outputs) != num_outputs or num_outputs < 1:
-        raise BrainAgeError(f"num_outputs must be a positive integer, got {num_outputs!r}.")
+        raise InputError(f"num_outputs must be a positive integer, got {num_outputs!r}.")
 
 
 def batch_covariates(model: BrainAgeModel, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 
 _FEATURE = re.compile(r"^feature_extractor\.conv_(\d+)\.([01])\.(\w+)$")
 _CLASSIFIER = re.compile(r"^classifier\.conv_(\d+)\.(weight|bias)$")
@@ -31,18 +31,18 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise BrainAgeError(f"{p}: file not found. Fix: check the path to the .p/.pt file.")
+        raise NotFoundError(f"{p}: file not found. Fix: check the path to the .p/.pt file.")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors of many kinds: refuse, never fall back
-        raise BrainAgeError(
+        raise InputError(
             f"{p}: not a plain PyTorch state dict that can be read safely ({exc}). "
             "Fix: re-save it with torch.save(model.state_dict(), path)."
         ) from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise BrainAgeError(f"{p}: expected a mapping of names to tensors (a state dict).")
+        raise InputError(f"{p}: expected a mapping of names to tensors (a state dict).")
     return {_strip_module(str(k)): v for k, v in obj.items()}
 
 
@@ -71,7 +71,7 @@ def map_sfcn_keys(state: Mapping[str, Any]) -> dict[str, Any]:
         else:
             unknown.append(key)
     if unknown:
-        raise BrainAgeError(
+        raise InputError(
             f"not an SFCN state dict: unexpected key(s) {unknown[:8]}. Expected keys like "
             "'module.feature_extractor.conv_0.0.weight' and 'module.classifier.conv_6.weight'."
         )
@@ -84,7 +84,7 @@ def _infer_channels(mapped: Mapping[str, Any]) -> list[int]:
         if k.startswith("features.") and k.endswith(".conv.weight")
     )
     if not convs or [i for i, _ in convs] != list(range(len(convs))):
-        raise BrainAgeError("SFCN state dict: conv layers are missing or not numbered 0..n-1.")
+        raise InputError("SFCN state dict: conv layers are missing or not numbered 0..n-1.")
     return [int(v.shape[0]) for _, v in convs]
 
 
@@ -114,7 +114,7 @@ def import_sfcn(state_dict_path: str | os.PathLike[str], out_dir: str | os.PathL
                          age_range=list(age_range), bin_width=bin_width)
     n_bins = mapped.get("classifier.weight")
     if n_bins is not None and n_bins.shape[0] != model.age_bins.num_bins:
-        raise BrainAgeError(
+        raise InputError(
             f"the weights predict {n_bins.shape[0]} age bins but age_range {tuple(age_range)} "
             f"with bin width {bin_width} gives {model.age_bins.num_bins}. Fix: pass the bins the "
             "model was trained with (the UK Biobank release: --age-range 42 82 --bin-width 1)."
@@ -137,4 +137,4 @@ def _check_shapes(expected: Mapping[str, Any], found: Mapping[str, Any]) -> None
         for k, v in expected.items() if k in found and tuple(found[k].shape) != tuple(v.shape)
     ]
     if problems:
-        raise BrainAgeError("SFCN weights do not fit: " + "; ".join(problems[:10]))
+        raise InputError("SFCN weights do not fit: " + "; ".join(problems[:10]))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.input_stage import DEFAULT_RANGE
@@ -102,7 +102,7 @@ class DenseNet3D(LinearHeadMixin, BrainAgeModel):
         first = self.set_input(in_channels, input_pool, input_bins, input_range)
         blocks = [int(n) for n in blocks]
         if not blocks or min(blocks) < 1:
-            raise BrainAgeError(f"blocks must list >= 1 layer per block, got {blocks!r}.")
+            raise InputError(f"blocks must list >= 1 layer per block, got {blocks!r}.")
         check_positive(in_channels=in_channels, width=width, growth_rate=growth_rate,
                        bn_size=bn_size)
         check_dropout(dropout)

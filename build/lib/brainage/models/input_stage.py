@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 #: Default intensity range of the bin centres: z-scored brain intensities of a prepared T1w
 #: scan (IXI: 1st percentile about -3.4 (CSF), 99th about 1.25 (white matter)).
@@ -42,18 +42,18 @@ class InputStage(nn.Module):
                  bin_range: Sequence[float] = DEFAULT_RANGE) -> None:
         super().__init__()
         if int(pool) != pool or pool < 1:
-            raise BrainAgeError(f"input_pool must be a positive integer, got {pool!r}. "
+            raise InputError(f"input_pool must be a positive integer, got {pool!r}. "
                                 "Fix: use 1 (full resolution) or 2 (half).")
         if int(bins) != bins or bins < 0 or bins == 1:
-            raise BrainAgeError(f"input_bins must be 0 (off) or an integer >= 2, got {bins!r}. "
+            raise InputError(f"input_bins must be 0 (off) or an integer >= 2, got {bins!r}. "
                                 "Fix: use e.g. 6.")
         values = list(bin_range)
         if len(values) != 2:
-            raise BrainAgeError(f"input_range must be (low, high), got {values!r}. "
+            raise InputError(f"input_range must be (low, high), got {values!r}. "
                                 "Fix: e.g. [-3.5, 1.5].")
         lo, hi = float(values[0]), float(values[1])
         if not hi > lo:
-            raise BrainAgeError(f"input_range must be (low, high) with high > low, got "
+            raise InputError(f"input_range must be (low, high) with high > low, got "
                                 f"{list(bin_range)!r}. Fix: e.g. [-3.5, 1.5].")
         self.in_channels, self.pool, self.bins = int(in_channels), int(pool), int(bins)
         self.bin_range = (lo, hi)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from brainage import __version__
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.io import atomic_path, parse_json_file, write_json
 from brainage.models.base import BrainAgeModel
 
@@ -41,7 +41,7 @@ def save_model(model: BrainAgeModel, directory: str | os.PathLike[str]) -> Path:
 
     config = getattr(model, "config", None) or {}
     if "name" not in config:
-        raise BrainAgeError(
+        raise InputError(
             "this model has no registry config. Fix: build it with brainage.models.create_model."
         )
     out = Path(directory)
@@ -62,18 +62,18 @@ def read_model_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check ``model.json`` of a saved model folder."""
     path = Path(directory) / CONFIG
     if not path.is_file():
-        raise BrainAgeError(
+        raise NotFoundError(
             f"{path}: not found. Fix: point to a folder written by save_model "
             "(it holds model.json and weights.safetensors)."
         )
     meta = parse_json_file(path, "save the model again")
     if meta.get("format") != FORMAT or not isinstance(meta.get("kwargs"), dict):
-        raise BrainAgeError(
+        raise InputError(
             f"{path}: not a brainage model description (expected format {FORMAT!r} with "
             "name and kwargs)."
         )
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise BrainAgeError(
+        raise InputError(
             f"{path}: written by a newer brainage (format {meta['format_version']}). "
             "Fix: upgrade brainage."
         )
@@ -96,21 +96,21 @@ def load_model(directory: str | os.PathLike[str], device: str = "cpu") -> BrainA
     model = create_model(meta["name"], **meta["kwargs"])
     path = Path(directory) / WEIGHTS
     if not path.is_file():
-        raise BrainAgeError(f"{path}: not found. Fix: save the model again with save_model.")
+        raise NotFoundError(f"{path}: not found. Fix: save the model again with save_model.")
     try:
         state = load_file(str(path), device=device)
     except (SafetensorError, OSError) as exc:
-        raise BrainAgeError(f"{path}: not a readable safetensors file ({exc}).") from exc
+        raise InputError(f"{path}: not a readable safetensors file ({exc}).") from exc
     missing, unexpected = _key_diff(model.state_dict().keys(), state.keys())
     if missing or unexpected:
-        raise BrainAgeError(
+        raise InputError(
             f"{path}: weights do not match model {meta['name']!r} with {meta['kwargs']}: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}."
         )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise BrainAgeError(f"{path}: weights do not fit the architecture ({exc}).") from exc
+        raise InputError(f"{path}: weights do not fit the architecture ({exc}).") from exc
     return model.to(device).eval()
 
 

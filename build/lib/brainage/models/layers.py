@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 NORMS = ("batch", "instance", "none")
 ACTS = ("relu", "elu", "leaky_relu", "gelu", "silu")
@@ -19,7 +19,7 @@ def make_norm(norm: str, channels: int) -> nn.Module:
         return nn.InstanceNorm3d(channels, affine=True)
     if norm == "none":
         return nn.Identity()
-    raise BrainAgeError(f"unknown norm {norm!r}. Fix: use one of {', '.join(NORMS)}.")
+    raise InputError(f"unknown norm {norm!r}. Fix: use one of {', '.join(NORMS)}.")
 
 
 def make_act(act: str) -> nn.Module:
@@ -29,7 +29,7 @@ def make_act(act: str) -> nn.Module:
         "silu": nn.SiLU,
     }
     if act not in table:
-        raise BrainAgeError(f"unknown act {act!r}. Fix: use one of {', '.join(ACTS)}.")
+        raise InputError(f"unknown act {act!r}. Fix: use one of {', '.join(ACTS)}.")
     return table[act]()
 
 
@@ -37,13 +37,13 @@ def check_positive(**values: float) -> None:
     """Raise a clear error unless every named value is > 0."""
     for name, value in values.items():
         if not value > 0:
-            raise BrainAgeError(f"{name} must be > 0, got {value!r}. Fix: pass a positive value.")
+            raise InputError(f"{name} must be > 0, got {value!r}. Fix: pass a positive value.")
 
 
 def check_dropout(dropout: float) -> None:
     """Raise unless ``0 <= dropout < 1``."""
     if not 0.0 <= dropout < 1.0:
-        raise BrainAgeError(f"dropout must be in [0, 1), got {dropout!r}.")
+        raise InputError(f"dropout must be in [0, 1), got {dropout!r}.")
 
 
 def init_tsan(module: nn.Module) -> None:
@@ -89,11 +89,11 @@ def sex_one_hot(sex: Tensor, batch: int) -> Tensor:
     if sex.ndim == 1 and sex.shape[0] == batch:
         codes = sex.round().long()
         if ((codes != 0) & (codes != 1)).any():
-            raise BrainAgeError("sex codes must be 0 (female) or 1 (male).")
+            raise ValueError("sex codes must be 0 (female) or 1 (male).")
         return nn.functional.one_hot(codes, 2).to(torch.get_default_dtype())  # (B,) -> (B, 2)
     if sex.shape == (batch, 2):
         return sex.to(torch.get_default_dtype())
-    raise BrainAgeError(
+    raise ValueError(
         f"sex must have shape ({batch},) with 0/1 codes or ({batch}, 2) one-hot, "
         f"got {tuple(sex.shape)}."
     )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.input_stage import DEFAULT_RANGE
@@ -68,7 +68,7 @@ class ResNet3D(LinearHeadMixin, BrainAgeModel):
         first = self.set_input(in_channels, input_pool, input_bins, input_range)
         layers = [int(n) for n in layers]
         if not layers or min(layers) < 1:
-            raise BrainAgeError(f"layers must list >= 1 block per stage, got {layers!r}.")
+            raise InputError(f"layers must list >= 1 block per stage, got {layers!r}.")
         check_positive(in_channels=in_channels, width=width)
         check_dropout(dropout)
         check_num_outputs(num_outputs)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.losses.soft_label import AgeBins
 from brainage.models.base import BrainAgeModel
 from brainage.models.input_stage import DEFAULT_RANGE
@@ -74,7 +74,7 @@ class SFCN(BrainAgeModel):
         first = self.set_input(in_channels, input_pool, input_bins, input_range)
         channels = [int(c) for c in channels]
         if len(channels) < 1:
-            raise BrainAgeError("channels must list at least one block width.")
+            raise InputError("channels must list at least one block width.")
         check_positive(in_channels=in_channels, **{f"channels[{i}]": c
                                                    for i, c in enumerate(channels)})
         check_dropout(dropout)
@@ -129,7 +129,7 @@ class SFCN(BrainAgeModel):
 
 def _check_single_output(num_outputs: int) -> None:
     if num_outputs != 1:
-        raise BrainAgeError(
+        raise InputError(
             f"sfcn predicts one age distribution per subject; num_outputs must be 1, got "
             f"{num_outputs!r}. Fix: use another model for several outputs."
         )

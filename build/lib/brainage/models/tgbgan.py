@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.models.layers import check_positive, make_act
 from brainage.models.registry import register_model
 
@@ -46,13 +46,13 @@ def check_volume(x: Tensor, channels: int, multiple: int, what: str) -> None:
         what: Name of the network, for the message.
     """
     if x.ndim != 5 or x.shape[1] != channels:
-        raise BrainAgeError(
+        raise ValueError(
             f"{what} input must have shape (B, {channels}, D, H, W), got {tuple(x.shape)}. "
             "Fix: add the batch and channel axes (x[None, None])."
         )
     bad = [int(s) for s in x.shape[2:] if s % multiple]
     if bad:
-        raise BrainAgeError(
+        raise InputError(
             f"{what} input of spatial size {tuple(x.shape[2:])} has axes {bad} that are not "
             f"multiples of {multiple} (2 ** depth), so the decoder could not restore them. "
             "Fix: prepare the scans on a grid whose axes divide by it (the 'gan' grid is 96^3), "
@@ -79,7 +79,7 @@ def init_tgbgan(module: nn.Module) -> None:
 def _widths(name: str, values: Sequence[int]) -> list[int]:
     widths = [int(v) for v in values]
     if not widths:
-        raise BrainAgeError(f"{name} must list at least one channel width, got {list(values)!r}.")
+        raise InputError(f"{name} must list at least one channel width, got {list(values)!r}.")
     check_positive(**{f"{name}[{i}]": w for i, w in enumerate(widths)})
     return widths
 
@@ -121,7 +121,7 @@ class TGBGenerator(nn.Module):
         enc = _widths("encoder_channels", encoder_channels)
         dec = _widths("decoder_channels", decoder_channels)
         if len(dec) != len(enc):
-            raise BrainAgeError(
+            raise InputError(
                 f"decoder_channels has {len(dec)} stages but encoder_channels has {len(enc)}; "
                 "each upsampling stage undoes one downsampling stage. Fix: give both lists the "
                 "same length."

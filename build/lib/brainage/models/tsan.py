@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from brainage.ages import discretize_age
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import ResidualAgeHead, TSANHead
 from brainage.models.input_stage import DEFAULT_RANGE
@@ -165,7 +165,7 @@ class TSANStage2(_TSANBase):
         batch = features.shape[0]
         disc = self.discretized(stage1_age)  # (B,) -> (B, 1)
         if disc.shape[0] != batch:
-            raise BrainAgeError(f"stage1_age has {disc.shape[0]} values for a batch of {batch}.")
+            raise InputError(f"stage1_age has {disc.shape[0]} values for a batch of {batch}.")
         age_in = (disc - self.age_mean) / self.age_sd if self.normalise_age else disc
         out = self.head(features, age_in.to(features.dtype), self._sex(sex, batch))
         return self.squeeze_output(out)

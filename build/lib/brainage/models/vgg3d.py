@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.models.base import BrainAgeModel, check_num_outputs
 from brainage.models.heads import LinearHead, LinearHeadMixin
 from brainage.models.input_stage import DEFAULT_RANGE
@@ -102,7 +102,7 @@ class VGG3D(LinearHeadMixin, BrainAgeModel):
         widths = _ints(channels, "channels")
         hidden, grid = [int(w) for w in dense], [int(g) for g in feature_grid]
         if len(grid) != 3:
-            raise BrainAgeError(f"feature_grid must be (d, h, w), got {list(feature_grid)!r}. "
+            raise InputError(f"feature_grid must be (d, h, w), got {list(feature_grid)!r}. "
                                 "Fix: e.g. [3, 3, 3].")
         check_positive(in_channels=in_channels, **{f"dense[{i}]": w for i, w in enumerate(hidden)},
                        **{f"feature_grid[{i}]": g for i, g in enumerate(grid)})
@@ -132,7 +132,7 @@ class VGG3D(LinearHeadMixin, BrainAgeModel):
 def _ints(values: Sequence[int], name: str) -> list[int]:
     widths = [int(v) for v in values]
     if not widths:
-        raise BrainAgeError(f"{name} must list at least one block width, got {list(values)!r}.")
+        raise InputError(f"{name} must list at least one block width, got {list(values)!r}.")
     check_positive(**{f"{name}[{i}]": w for i, w in enumerate(widths)})
     return widths
 

@@ -102,9 +102,27 @@ def ants_seed(seed: int | None) -> Iterator[None]:
         ants.config._random_seed = old
 
 
-def set_threads(n: int) -> None:
-    """ITK/ANTs and torch thread counts (ITK reads the variable when it first starts)."""
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(n)))
+#: ITK threads by default: 1. ANTs' multithreaded Mattes mutual information accumulates its
+#: per-thread results in a varying order, so with 2 threads two runs of the same scan and
+#: spec register differently (affine entries by up to 0.04; voxels by up to 0.07 z on the
+#: 2 mm grid); single-threaded, runs are bit-identical. The seed alone does not fix this
+#: (it is set, see ants_seed). Measured and costed in docs/preprocessing.md.
+DETERMINISTIC_ITK_THREADS = 1
+
+
+def deterministic_itk() -> None:
+    """Single-threaded ITK from here on, unless ITK already started in this process."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(DETERMINISTIC_ITK_THREADS)
+
+
+def set_threads(n: int, itk_threads: int = DETERMINISTIC_ITK_THREADS) -> None:
+    """Torch/OpenMP threads, and ITK/ANTs threads (ITK reads its count when it first starts).
+
+    Args:
+        n: Torch and OpenMP threads (deepbet).
+        itk_threads: ITK threads; more than 1 is faster per scan but not reproducible.
+    """
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(itk_threads)))
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(n))))
     import sys
 

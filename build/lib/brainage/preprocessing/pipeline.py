@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from brainage.data.headers import one_line
 from brainage.errors import BrainAgeError
 from brainage.preprocessing import antsio, qc, registration, skullstrip, steps
 from brainage.preprocessing.spec import PreprocessingSpec
@@ -141,7 +142,7 @@ def preprocess(
     timer = _Timer()
     with timer("load"):
         label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-        conf = steps.conform(steps.load_image(source), label)
+        conf = steps.conform(steps.load_image(source, label), label)
         head = steps.head_mask(conf.data, float(p["foreground_fraction"]))
         native = antsio.to_ants(conf.data, conf.affine)
     with timer("n4"):
@@ -183,6 +184,6 @@ def preprocess_image(
     except Exception as exc:  # a library failure on this scan: report it as the scan's
         raise BrainAgeError(
             f"{source if isinstance(source, (str, os.PathLike)) else 'image'}: preprocessing "
-            f"failed ({type(exc).__name__}: {exc}). Fix: check the scan and its QC."
+            f"failed ({type(exc).__name__}: {one_line(exc)}). Fix: check the scan and its QC."
         ) from exc
     return result.array, result.affine, result.qc

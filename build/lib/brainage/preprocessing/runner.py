@@ -1,18 +1,16 @@
 """Run the preprocessing over a cohort: selection, shards, parallel workers, resume.
 
 Each scan is independent: a worker preprocesses it, writes its cache array, its BIDS
-derivatives and finally its record. A failing scan gets a record with its error and the
-others carry on. Finished scans (same spec) are skipped, so an interrupted or partly
-failed run is resumed by running the same command again.
+derivatives and finally its record (:mod:`brainage.preprocessing.workers`). A failing scan
+gets a record with its error and the others carry on. Finished scans (same spec) are
+skipped, so an interrupted or partly failed run is resumed by running the same command
+again; a scan another ``prepare`` process is working on is skipped and named.
 """
 
 from __future__ import annotations
 
 import os
-import traceback
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from brainage.errors import BrainAgeError
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey, key_of
 from brainage.preprocessing.spec import PreprocessingSpec
+from brainage.preprocessing.workers import BUSY, DONE_ELSEWHERE, execute
 
 #: The cohort the scans came from, written next to the outputs (read by training).
 COHORT_FILE = "cohort.tsv"
@@ -37,21 +36,36 @@ class RunSummary:
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     flagged: list[tuple[str, list[str]]] = field(default_factory=list)
+    busy: list[tuple[str, str]] = field(default_factory=list)
     out: Path | None = None
     spec_hash: str = ""
 
     def format(self) -> str:
         """A short report for the terminal."""
+        elsewhere = f", {len(self.busy)} left to another process" if self.busy else ""
         lines = [
             f"prepared {self.processed} scan(s), skipped {self.skipped} finished, "
-            f"{len(self.failed)} failed, {len(self.flagged)} flagged "
+            f"{len(self.failed)} failed, {len(self.flagged)} flagged{elsewhere} "
             f"(of {self.total} selected); spec {self.spec_hash[:12]}",
         ]
         lines += [f"  failed  {scan}: {err}" for scan, err in self.failed]
         lines += [f"  flagged {scan}: {', '.join(fl)}" for scan, fl in self.flagged]
+        lines += [f"  busy    {scan}: being prepared by {who}; rerun later to check it"
+                  for scan, who in self.busy]
         if self.out is not None:
             lines.append(f"  index {self.out / 'index.tsv'}, QC table {self.out / 'qc.tsv'}")
         return "\n".join(lines)
+
+
+class PrepareInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: what was kept, and how to resume (the message is one line)."""
+
+    def __init__(self, out: Path, summary: RunSummary, finished: int) -> None:
+        self.out, self.summary, self.finished = out, summary, finished
+        super().__init__(
+            f"interrupted: kept {finished} finished scan(s) in {out} ({summary.processed} "
+            f"from this run, index.tsv updated); a scan in progress was not kept. Resume by "
+            "running the same command again: finished scans are skipped.")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -108,51 +122,6 @@ def _task(row: pd.Series) -> dict[str, Any]:
             "path": str(row["path"])}
 
 
-def process_scan(root: str, spec_dict: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """Preprocess one scan and write its array, derivatives and record; never raises.
-
-    Returns:
-        The scan's record (status ``ok`` or ``failed``, error, flags, paths, QC).
-    """
-    spec = PreprocessingSpec.from_dict(spec_dict)
-    store = CacheStore(root, spec)
-    key = ScanKey(task["participant_id"], task["session"], task["run"])
-    record: dict[str, Any] = {**{k: task[k] for k in ("participant_id", "session", "run")},
-                              "scan": key.stem, "source": task["path"], "spec_hash": spec.hash}
-    try:
-        record.update(_prepare_one(store, key, task["path"]))
-    except Exception as exc:  # recorded per scan; the cohort run carries on
-        user = isinstance(exc, BrainAgeError)
-        record.update(status="failed", flags=[], error=str(exc) if user else
-                      f"{type(exc).__name__}: {exc}",
-                      traceback=None if user else traceback.format_exc(limit=8))
-    store.write_record(key, record)
-    return record
-
-
-def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
-    from brainage.preprocessing.pipeline import preprocess
-
-    if path.endswith(".npy"):
-        raise BrainAgeError(
-            f"{path}: already a preprocessed array; `brainage prepare` needs raw NIfTI scans. "
-            "Fix: use the arrays directly for training, or give the raw T1w images."
-        )
-    result = preprocess(path, store.spec, name=f"{key.stem} ({path})")
-    array = store.write_array(key, result.array)
-    files = derivatives.write_scan(store.root, key, store.spec, result.array, result.mask,
-                                   result.qc, path)
-    return {"status": "ok", "error": None, "flags": result.qc["flags"],
-            "array": str(array.relative_to(store.root)), "preproc": files["preproc"],
-            "mask": files["mask"], "qc": result.qc}
-
-
-def _init_worker(threads: int) -> None:
-    from brainage.preprocessing.antsio import set_threads
-
-    set_threads(threads)
-
-
 def _check_unique(rows: pd.DataFrame) -> list[ScanKey]:
     keys = [key_of(r) for _, r in rows.iterrows()]
     stems = pd.Series([k.stem for k in keys])
@@ -165,54 +134,10 @@ def _check_unique(rows: pd.DataFrame) -> list[ScanKey]:
     return keys
 
 
-def _execute(
-    root: str, spec_dict: dict[str, Any], tasks: list[dict[str, Any]], jobs: int,
-    threads: int, progress: bool,
-) -> Any:
-    """Yield each task's record as it finishes (in-process for one job)."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(tasks), desc="prepare", unit="scan", disable=not progress)
-    if jobs <= 1:
-        _init_worker(threads)
-        for task in tasks:
-            yield process_scan(root, spec_dict, task)
-            bar.update()
-        bar.close()
-        return
-    ctx = get_context("spawn")  # fresh workers: ITK reads its thread count at start
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        futures: dict[Future[dict[str, Any]], dict[str, Any]] = {
-            pool.submit(process_scan, root, spec_dict, t): t for t in tasks
-        }
-        for fut in as_completed(futures):
-            yield _result_or_crash(root, spec_dict, futures[fut], fut)
-            bar.update()
-    bar.close()
-
-
-def _result_or_crash(
-    root: str, spec_dict: dict[str, Any], task: dict[str, Any], fut: Future[dict[str, Any]]
-) -> dict[str, Any]:
-    """The worker's record, or a failed record when the worker process itself died."""
-    try:
-        return fut.result()
-    except Exception as exc:  # e.g. BrokenProcessPool after a crash in native code
-        spec = PreprocessingSpec.from_dict(spec_dict)
-        key = ScanKey(task["participant_id"], task["session"], task["run"])
-        record = {**{k: task[k] for k in ("participant_id", "session", "run")},
-                  "scan": key.stem, "source": task["path"], "spec_hash": spec.hash,
-                  "status": "failed", "flags": [],
-                  "error": f"worker process failed ({type(exc).__name__}: {exc}); rerun to retry"}
-        CacheStore(root, spec).write_record(key, record)
-        return record
-
-
 def run_cohort(
     cohort: Cohort, out: str | Path, spec: PreprocessingSpec, *, jobs: int = 1,
     shard: tuple[int, int] | None = None, participant_labels: list[str] | None = None,
-    threads: int | None = None, progress: bool = True,
+    threads: int | None = None, progress: bool = True, itk_threads: int = 1,
 ) -> RunSummary:
     """Preprocess every selected scan of `cohort` into `out` (cache + BIDS derivatives).
 
@@ -223,11 +148,15 @@ def run_cohort(
         jobs: Parallel worker processes.
         shard: ``(i, N)``: process only shard i of N (1-based).
         participant_labels: Only these participants (labels without ``sub-``).
-        threads: ITK/torch threads per worker (default: CPU cores / jobs).
+        threads: Torch/OpenMP threads per worker (default: CPU cores / jobs).
         progress: Show a progress bar.
+        itk_threads: ITK threads per worker. 1 (the default) makes outputs bit-identical
+            from run to run; more is faster per scan but registration then varies slightly
+            (see :data:`brainage.preprocessing.antsio.DETERMINISTIC_ITK_THREADS`).
 
     Raises:
         BrainAgeError: bad selection, duplicate scans, or `out` holds another spec.
+        PrepareInterrupted: Ctrl-C; the index is rebuilt first, finished scans are kept.
     """
     rows = select_scans(cohort, participant_labels, shard)
     keys = _check_unique(rows)
@@ -243,11 +172,26 @@ def run_cohort(
                          spec_hash=spec.hash)
     jobs = max(1, min(int(jobs), len(todo) or 1))
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    for rec in _execute(str(root), spec.to_dict(), todo, jobs, threads, progress):
+    try:
+        for rec in execute(str(root), spec.to_dict(), todo, jobs, threads, progress,
+                           itk_threads):
+            _count(summary, rec)
+    except KeyboardInterrupt as exc:
+        index = store.build_index()
+        finished = int(((index["status"] == "ok") & (index["spec_hash"] == spec.hash)).sum())
+        raise PrepareInterrupted(root, summary, finished) from exc
+    store.build_index()
+    return summary
+
+
+def _count(summary: RunSummary, rec: dict[str, Any]) -> None:
+    if rec["status"] == BUSY:
+        summary.busy.append((rec["scan"], rec["holder"]))
+    elif rec["status"] == DONE_ELSEWHERE:
+        summary.skipped += 1
+    else:
         summary.processed += 1
         if rec["status"] != "ok":
             summary.failed.append((rec["scan"], rec["error"]))
         elif rec.get("flags"):
             summary.flagged.append((rec["scan"], list(rec["flags"])))
-    store.build_index()
-    return summary

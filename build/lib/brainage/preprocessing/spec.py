@@ -282,8 +282,9 @@ def check_spec_compatible(
     if diffs:
         raise BrainAgeError(
             f"preprocessing specs differ ({names}): " + "; ".join(diffs)
-            + f". Fix: prepare the {what[1]} again with the {what[0]}'s spec "
-            "(`brainage prepare SOURCE OUT --spec preprocessing_spec.json`)."
+            + f". Fix: prepare the scans again with the spec of the {what[0]} "
+            f"({expected.short_hash}): `brainage prepare SOURCE OUT --spec "
+            "preprocessing_spec.json`."
         )
     drift = "; ".join(_diff(dict(expected.libraries), dict(actual.libraries)))
     message = f"same preprocessing recipe but other library versions ({names}): {drift}"

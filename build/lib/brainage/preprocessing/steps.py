@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from brainage.data.headers import ABSURD_VOXEL_MM, MIN_VOXELS_PER_AXIS, check_scan, one_line
 from brainage.errors import BrainAgeError
 
 if TYPE_CHECKING:
     import ants
     import nibabel as nib
 
-#: Voxel sizes (mm) outside this range are refused as absurd.
-ABSURD_VOXEL_MM: tuple[float, float] = (0.1, 10.0)
+__all__ = ["ABSURD_VOXEL_MM", "MIN_VOXELS_PER_AXIS", "Conformed", "load_image", "conform",
+           "check_voxel_size", "head_mask", "n4", "normalise"]
 #: Voxel sizes above this, or an anisotropy ratio above EXTREME_ANISOTROPY, are flagged.
 EXTREME_VOXEL_MM = 3.0
 EXTREME_ANISOTROPY = 3.0
 #: Up to this fraction of non-finite voxels is set to 0 and flagged; more is an error.
 MAX_NONFINITE_FRACTION = 0.01
-MIN_VOXELS_PER_AXIS = 8
 
 
 @dataclass
@@ -47,11 +47,20 @@ class Conformed:
     flags: list[str] = field(default_factory=list)
 
 
-def load_image(source: str | os.PathLike[str] | nib.spatialimages.SpatialImage) -> Any:
-    """Open a NIfTI/MGH/... file with nibabel (or pass an image through).
+def load_image(source: str | os.PathLike[str] | nib.spatialimages.SpatialImage,
+               name: str | None = None) -> Any:
+    """Open a NIfTI file with nibabel (or pass an image through).
+
+    The header is checked first by the rules ``cohort check`` uses
+    (:func:`brainage.data.headers.check_scan`): a file whose header promises more data than
+    it holds, or an absurd size, is refused before any voxel is read.
+
+    Args:
+        source: A path, or a nibabel image (returned as it is).
+        name: How messages name the scan (default: the path).
 
     Raises:
-        BrainAgeError: missing or unreadable file.
+        BrainAgeError: missing, unreadable, truncated or unusable file.
     """
     import nibabel as nib
 
@@ -60,12 +69,30 @@ def load_image(source: str | os.PathLike[str] | nib.spatialimages.SpatialImage) 
     p = Path(source)
     if not p.is_file():
         raise BrainAgeError(f"{p}: image not found. Fix: check the path in the cohort table.")
+    check_scan(p, name)
     try:
         return nib.load(p)
     except Exception as exc:  # nibabel raises many types for bad files
         raise BrainAgeError(
-            f"{p}: could not be read as an image ({type(exc).__name__}: {exc}). "
+            f"{p}: could not be read as an image ({type(exc).__name__}: {one_line(exc)}). "
             "Fix: check that the file is a complete NIfTI image."
+        ) from exc
+
+
+def _voxels(img: Any, name: str) -> np.ndarray:
+    """The voxel array of `img`; damaged data or too little memory become BrainAgeError."""
+    try:
+        return np.asanyarray(img.dataobj)
+    except MemoryError as exc:
+        raise BrainAgeError(
+            f"{name}: not enough memory to read the voxels (shape {tuple(img.shape)}, "
+            f"{img.get_data_dtype()}). Fix: downsample the scan, or free memory (fewer --jobs)."
+        ) from exc
+    except Exception as exc:  # truncated or corrupt data (EOFError, zlib.error, OSError...)
+        raise BrainAgeError(
+            f"{name}: the voxel data could not be read ({type(exc).__name__}: {one_line(exc)});"
+            " expected a complete NIfTI image. Fix: copy or convert the scan again (the file "
+            "is cut short or damaged)."
         ) from exc
 
 
@@ -135,7 +162,7 @@ def conform(img: Any, name: str = "image") -> Conformed:
 
     shape = tuple(int(s) for s in img.shape)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    data = _squeeze_to_3d(np.asanyarray(img.dataobj), name)
+    data = _squeeze_to_3d(_voxels(img, name), name)
     if min(data.shape) < MIN_VOXELS_PER_AXIS:
         raise BrainAgeError(
             f"{name}: shape {data.shape} is too small for a head scan; expected at least "

@@ -165,14 +165,19 @@ def _read_evaluation(folder: Path, inputs: ReportInputs) -> None:
 
 
 def _read_predictions(folder: Path, inputs: ReportInputs) -> None:
-    from brainage.evaluation.predictions import read_predictions
+    from brainage.evaluation.predictions import (
+        not_predicted_note,
+        read_predictions,
+        split_not_predicted,
+    )
 
     for name in PREDICTION_FILES:
         path = folder / name
         if not path.is_file():
             continue
         try:
-            inputs.predictions = read_predictions(path)
+            inputs.predictions, failed = split_not_predicted(read_predictions(path))
+            inputs.notes += [n for n in [not_predicted_note(failed)] if n]
         except BrainAgeError as exc:
             inputs.notes.append(f"{path.name} could not be read; figures are left out. "
                                 f"{str(exc).splitlines()[0]}")

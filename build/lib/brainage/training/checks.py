@@ -40,8 +40,10 @@ def check_config(config: TrainConfig, shape: tuple[int, ...],
         BrainAgeError: an unknown name or argument, a loss the model cannot feed, an input
             grid the model cannot take.
     """
+    from brainage.models import check_kind
     from brainage.training.trainer import make_task
 
+    check_kind(config.model.name, "age")  # not a GAN's generator or critic
     with torch.device("meta"):
         task = make_task(config, "train_mae", task_cls)
         opt = build_optimizer([p for p in task.parameters() if p.requires_grad],

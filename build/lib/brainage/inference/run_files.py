@@ -1,0 +1,115 @@
+"""What prediction reads from a run folder besides the weights, checked before any scan is.
+
+* ``run.json``: its ``training_range`` must be ``[min, max]`` in years (a bad value used to
+  end in ``float('a')``);
+* ``preprocessing_spec.json``: required; a missing one is a damaged run, not a folder to
+  prepare into;
+* ``bias_correction.json`` and ``interval_calibration.json``: optional (training fits them
+  only with enough held-out subjects with an age), but never lost silently: a missing one
+  is a note, which ``predict`` prints and records next to its table; a damaged one is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brainage import runs as rf
+from brainage.errors import BrainAgeError
+from brainage.io import parse_json_file
+
+
+@dataclass
+class Corrections:
+    """The run's optional fitted pieces and what is missing."""
+
+    bias: Any = None
+    intervals: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_info(run: Path) -> rf.RunInfo:
+    """``run.json``, with its fields checked.
+
+    Raises:
+        BrainAgeError: not a finished run, or a field is unusable.
+    """
+    path = run / rf.RUN_JSON
+    if path.is_file():
+        data = parse_json_file(path, "rerun the same `brainage train` command")
+        span = data.get("training_range") if isinstance(data, dict) else None
+        if not (isinstance(span, list) and len(span) == 2 and all(_finite(a) for a in span)
+                and span[0] <= span[1]):
+            raise BrainAgeError(
+                f"{path}: training_range is {span!r}; expected [min, max], the training "
+                "ages in years. Fix: restore run.json from a copy of the run, or retrain.")
+    try:
+        return rf.read_run_info(run)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BrainAgeError(f"{path}: a field is missing or unusable ({type(exc).__name__}: "
+                            f"{exc}). Fix: restore run.json from a copy of the run, or "
+                            "retrain.") from exc
+
+
+def load_spec(run: Path, info: rf.RunInfo) -> Any:
+    """The preprocessing spec the run's models were trained on (matching ``run.json``)."""
+    from brainage.preprocessing.spec import PreprocessingSpec
+
+    path = run / rf.PREPROCESSING
+    if not path.is_file():
+        raise BrainAgeError(
+            f"{path}: not found; a run folder keeps the preprocessing spec its models were "
+            f"trained on (hash {info.spec_hash[:12]} in run.json). Fix: restore it from a "
+            "copy of the run, or copy preprocessing_spec.json of the prepared folder the run "
+            "was trained on.")
+    spec = PreprocessingSpec.load(path)
+    if spec.hash != info.spec_hash:
+        raise BrainAgeError(f"{path} does not match the spec the run was trained on "
+                            "(run.json). Fix: restore the run folder.")
+    return spec
+
+
+def load_corrections(run: Path) -> Corrections:
+    """Bias correction and interval calibration, each None with a note when absent.
+
+    Raises:
+        BrainAgeError: a file is present but damaged (every bad field named).
+    """
+    from brainage.evaluation.stored import load_bias_correction, load_intervals
+
+    out = Corrections()
+    fitted = _metrics(run)
+    if (run / rf.BIAS).is_file():
+        out.bias = load_bias_correction(run / rf.BIAS)
+    else:
+        out.notes.append(_missing(run, rf.BIAS, "corrected_age and corrected_gap",
+                                  "bias_correction" in fitted))
+    if (run / rf.INTERVALS).is_file():
+        out.intervals = load_intervals(run / rf.INTERVALS)
+    else:
+        out.notes.append(_missing(run, rf.INTERVALS, "interval_low and interval_high",
+                                  "intervals" in fitted))
+    return out
+
+
+def _missing(run: Path, name: str, columns: str, recorded: bool) -> str:
+    why = (f"metrics.json records one, so the file was lost: restore {name} from a copy of "
+           "the run" if recorded else
+           "training fitted none (too few held-out subjects with an age); `brainage "
+           "evaluate --fit-on ...` fits a bias correction on your own controls")
+    return f"run {run} has no {name}, so the predictions have no {columns} ({why})"
+
+
+def _metrics(run: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run / rf.METRICS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
