@@ -124,3 +124,21 @@ def test_predict_mixed_inputs_refused(tmp_path):
 
     with pytest.raises(BrainAgeError, match="mixed kinds"):
         Predictor.__new__(Predictor).predict([tmp_path / "a.nii.gz", tmp_path / "cohort"])
+
+
+def test_ctrl_c_in_train_says_what_was_kept_and_how_to_resume(prepared, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "fold-0").mkdir(parents=True)
+    (run / "fold-0" / "weights.safetensors").write_bytes(b"x")
+    (run / "fold-1" / "checkpoints").mkdir(parents=True)
+    (run / "fold-1" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("brainage.api.train", interrupted)
+    result = CliRunner().invoke(app(), ["train", str(prepared), str(run), *TINY])
+    assert result.exit_code == 130
+    assert "kept 1 finished model(s) and the last epoch of 1 model(s) in progress (fold-1)" \
+        in result.output
+    assert "Resume by running the same command again" in result.output

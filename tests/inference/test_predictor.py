@@ -159,3 +159,12 @@ def test_calibrated_intervals_are_written_by_predict(single, cohort):
     half = predictor.intervals.quantile_
     np.testing.assert_allclose(out["interval_high"] - out["predicted_age"], half)
     np.testing.assert_allclose(out["predicted_age"] - out["interval_low"], half)
+
+
+def test_arrays_of_another_shape_than_the_run_are_refused(single, tmp_path):
+    predictor = Predictor.from_run(single)
+    bad = tmp_path / "small.npy"
+    np.save(bad, np.zeros((10, 12, 9), np.float16))
+    table = pd.DataFrame({"participant_id": ["sub-x"], "array_path": [str(bad)]})
+    with pytest.raises(ValueError, match=r"input shape \(20, 24, 18\).*sub-x \(10, 12, 9\)"):
+        predictor.predict_table(table)

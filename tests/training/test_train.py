@@ -275,3 +275,41 @@ def test_cached_input_stage_trains_exactly_as_staging_every_step(cohort, tmp_pat
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     preds = [pd.read_csv(r / "predictions.tsv", sep="\t")["predicted_age"] for r in (cached, plain)]
     np.testing.assert_allclose(preds[0], preds[1], atol=1e-3)
+
+
+def test_a_run_folder_in_training_is_locked_against_a_second_start(cohort, tmp_path):
+    from brainage import locks
+    from brainage.training.fit import LOCK_FILE
+
+    run = tmp_path / "locked"
+    with locks.hold(run / LOCK_FILE, what="a test"):
+        with pytest.raises(BrainAgeError, match="in use by pid .* Fix: wait"):
+            train_cohort(cohort, run, tiny_config(epochs=1))
+        assert not (run / "config.yaml").exists()  # the second start wrote nothing
+    with pytest.warns(UserWarning, match="no bias correction stored"):
+        train_cohort(cohort, run, tiny_config(epochs=1))  # released: trains
+    assert (run / "run.json").is_file() and not (run / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "pickled object"])
+def test_a_damaged_last_checkpoint_is_refused_clearly_on_resume(run, cohort, tmp_path, damage):
+    import shutil
+
+    from brainage.models.io import WEIGHTS
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    for name in ("run.json", WEIGHTS):
+        (broken / name).unlink()  # an unfinished run that will resume from last.ckpt
+    last = broken / "checkpoints" / "last.ckpt"
+    if damage == "truncated":
+        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    elif damage == "empty":
+        last.write_bytes(b"")
+    else:
+        import argparse  # any class outside torch's allow-list of plain types
+
+        torch.save({"state_dict": {}, "args": argparse.Namespace(a=1)}, last)
+    with pytest.raises(BrainAgeError, match=r"last.ckpt: .*Fix: delete it") as info:
+        train_cohort(cohort, broken, tiny_config())
+    assert "weights_only" not in str(info.value)
