@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from brainage.errors import BrainAgeError, Problem, ValidationError
+from brainage.errors import InputError, NotFoundError, Problem, ValidationError
 
 #: Strings read as missing in user tables (BIDS uses ``n/a``).
 MISSING = ["n/a", "N/A", "NA", "na", "NaN", "nan", ""]
@@ -77,7 +77,7 @@ def parse_json_file(path: str | os.PathLike[str], fix: str = "restore or regener
     try:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BrainAgeError(f"{p}: not valid JSON ({exc}). Fix: {fix}.") from exc
+        raise InputError(f"{p}: not valid JSON ({exc}). Fix: {fix}.") from exc
 
 
 def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
@@ -104,7 +104,7 @@ def read_table(path: str | os.PathLike[str], *, as_written: bool = False) -> pd.
     """
     p = Path(path)
     if not p.is_file():
-        raise BrainAgeError(f"{p}: table not found. Fix: check the path.")
+        raise NotFoundError(f"{p}: table not found. Fix: check the path.")
     sep: str | None = {".tsv": "\t", ".csv": ","}.get(p.suffix.lower())
     try:
         df = pd.read_csv(
@@ -113,7 +113,7 @@ def read_table(path: str | os.PathLike[str], *, as_written: bool = False) -> pd.
             na_filter=not as_written,
         )
     except pd.errors.EmptyDataError as exc:
-        raise BrainAgeError(f"{p}: the file is empty; expected a table with a header row. "
+        raise InputError(f"{p}: the file is empty; expected a table with a header row. "
                             "Fix: check the file (it may not have been written).") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise TableError(_shape_problems(p, sep) or [Problem(

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.io import read_table, write_tsv
 
 COLUMNS: tuple[str, ...] = ("participant_id", "session", "run", "path", "age", "sex", "site", "group")
@@ -75,7 +75,7 @@ class Cohort:
         df = read_table(path)
         missing = [c for c in ("participant_id", "path") if c not in df.columns]
         if missing:
-            raise BrainAgeError(
+            raise InputError(
                 f"{path}: missing column(s) {missing}; expected a cohort table written by brainage. "
                 "Fix: use `brainage cohort check SOURCE --write cohort.tsv` to create one."
             )

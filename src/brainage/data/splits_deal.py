@@ -23,7 +23,7 @@ import pandas as pd
 
 from brainage.data.cohort import Cohort
 from brainage.data.splits_file import Splits, cohort_hash
-from brainage.errors import BrainAgeError, Problem, ValidationError
+from brainage.errors import InputError, Problem, ValidationError
 
 
 def subject_table(cohort: Cohort) -> tuple[pd.DataFrame, list[str]]:
@@ -173,20 +173,20 @@ def use_site(cohort: Cohort, stratify_site: bool) -> bool:
 def check_fraction(name: str, value: float) -> None:
     """Raise unless 0 <= `value` < 1."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise BrainAgeError(f"{name} = {value!r}: expected a fraction in [0, 1). "
+        raise InputError(f"{name} = {value!r}: expected a fraction in [0, 1). "
                             "Fix: use e.g. 0.15.")
 
 
 def check_seed(seed: int) -> None:
     """Raise unless `seed` is a non-negative integer."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise BrainAgeError(f"seed={seed!r}: expected a non-negative integer. Fix: e.g. seed=0.")
+        raise InputError(f"seed={seed!r}: expected a non-negative integer. Fix: e.g. seed=0.")
 
 
 def need_subjects(subj: pd.DataFrame, n: int, what: str, fix: str) -> None:
     """Raise unless `subj` has at least `n` rows."""
     if len(subj) < n:
-        raise BrainAgeError(f"{what} needs at least {n} subject(s) with an age; "
+        raise InputError(f"{what} needs at least {n} subject(s) with an age; "
                             f"found {len(subj)}. Fix: {fix}.")
 
 

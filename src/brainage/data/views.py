@@ -31,7 +31,7 @@ import torchio as tio
 from torch import Tensor
 from torchio.transforms.augmentation import RandomTransform
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 #: The kinds, in the order they are applied.
 KINDS: tuple[str, ...] = ("crop", "affine", "flip", "intensity", "cutout")
@@ -48,7 +48,7 @@ Spec = str | Sequence[str] | Mapping[str, Mapping[str, Any]]
 
 def _check_fraction(name: str, value: float) -> float:
     if not 0 <= value < 1:
-        raise BrainAgeError(f"view {name} must be a fraction in [0, 1), got {value!r}. "
+        raise InputError(f"view {name} must be a fraction in [0, 1), got {value!r}. "
                             "Fix: e.g. 0.1.")
     return float(value)
 
@@ -118,11 +118,11 @@ def parse_spec(spec: Spec) -> dict[str, dict[str, Any]]:
         if name not in DEFAULTS:
             close = difflib.get_close_matches(str(name), KINDS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise BrainAgeError(f"unknown view augmentation {name!r}; expected 'none' or "
+            raise InputError(f"unknown view augmentation {name!r}; expected 'none' or "
                                 f"some of {', '.join(KINDS)}.{hint}")
         unknown = sorted(set(overrides) - set(DEFAULTS[name]) - {"p"})
         if unknown:
-            raise BrainAgeError(f"view augmentation {name!r}: unknown setting(s) {unknown}; "
+            raise InputError(f"view augmentation {name!r}: unknown setting(s) {unknown}; "
                                 f"expected some of {sorted(DEFAULTS[name]) + ['p']}.")
         parsed[name] = {**DEFAULTS[name], **overrides}
     return parsed
@@ -158,7 +158,7 @@ def view_transform(spec: Spec = "none") -> tio.Compose:
 def _as_image(image: Any) -> Tensor:
     tensor = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image)
     if tensor.ndim != 4:
-        raise BrainAgeError(f"a view needs one (C, D, H, W) image, got shape "
+        raise InputError(f"a view needs one (C, D, H, W) image, got shape "
                             f"{tuple(tensor.shape)}. Fix: add the channel axis, e.g. "
                             "image[None] for a (D, H, W) volume.")
     return tensor.float()
@@ -182,9 +182,9 @@ def make_views(image: Any, spec: Spec = "none", views: int = 2, seed: int | None
         BrainAgeError: not one 4-D image, a bad spec, or ``per_view`` of another length.
     """
     if not (isinstance(views, int) and views >= 1):
-        raise BrainAgeError(f"views must be an integer >= 1, got {views!r}. Fix: e.g. 2.")
+        raise InputError(f"views must be an integer >= 1, got {views!r}. Fix: e.g. 2.")
     if per_view is not None and len(per_view) != views:
-        raise BrainAgeError(f"per_view has {len(per_view)} specs for {views} views. "
+        raise InputError(f"per_view has {len(per_view)} specs for {views} views. "
                             "Fix: give one spec per view.")
     transforms = [view_transform(s) for s in (per_view if per_view is not None else
                                               [spec] * views)]

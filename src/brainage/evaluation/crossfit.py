@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.evaluation.bias import BiasCorrector
 
 
@@ -23,7 +23,7 @@ def _inputs(df: pd.DataFrame, corrector: BiasCorrector) -> dict[str, Any]:
     if corrector.per_site and "site" not in df.columns:
         missing.append("site")
     if missing:
-        raise BrainAgeError(f"the predictions table has no column(s) {missing} needed by the "
+        raise InputError(f"the predictions table has no column(s) {missing} needed by the "
                             "bias correction. Fix: add them or choose another correction.")
     return {
         "age": df["age"].to_numpy(dtype=float),
@@ -68,7 +68,7 @@ def subject_folds(ids: np.ndarray | pd.Series, k: int, seed: int = 0) -> np.ndar
     ids = np.asarray(ids, dtype=str)
     subjects = np.array(sorted(set(ids)))
     if len(subjects) < k:
-        raise BrainAgeError(f"cannot cross-fit {k} folds with {len(subjects)} subject(s).")
+        raise InputError(f"cannot cross-fit {k} folds with {len(subjects)} subject(s).")
     shuffled = np.random.default_rng(seed).permutation(subjects)
     fold_of = {s: i % k for i, s in enumerate(shuffled)}
     return np.array([fold_of[i] for i in ids], dtype=int)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.evaluation import group as group_mod
 from brainage.evaluation import longitudinal as long_mod
 from brainage.evaluation.bias import BiasCorrector
@@ -62,7 +62,7 @@ def parse_selector(text: str) -> tuple[str, str, str]:
     """
     m = _SELECTOR.match(text or "")
     if not m or not m.group(3).strip("'\""):
-        raise BrainAgeError(f"cannot read the selection {text!r}; expected COLUMN==VALUE or "
+        raise InputError(f"cannot read the selection {text!r}; expected COLUMN==VALUE or "
                             "COLUMN!=VALUE, e.g. group==control.")
     return m.group(1), m.group(2), m.group(3).strip("'\"")
 
@@ -71,13 +71,13 @@ def select_rows(df: pd.DataFrame, text: str) -> np.ndarray:
     """Boolean mask of the rows matching a selector; rows missing the column never match."""
     col, op, value = parse_selector(text)
     if col not in df.columns:
-        raise BrainAgeError(f"selection {text!r}: no column {col!r}; columns are "
+        raise InputError(f"selection {text!r}: no column {col!r}; columns are "
                             f"{list(df.columns)}.")
     present = df[col].notna().to_numpy()
     equal = (df[col].astype(str).str.strip() == value).to_numpy()
     mask = present & (equal if op == "==" else ~equal)
     if not mask.any():
-        raise BrainAgeError(f"selection {text!r} matches no row; values of {col!r} are "
+        raise InputError(f"selection {text!r} matches no row; values of {col!r} are "
                             f"{sorted(map(str, df[col].dropna().unique()))[:20]}.")
     return mask
 
@@ -111,7 +111,7 @@ def run_evaluation(predictions: str | os.PathLike[str], output_dir: str | os.Pat
     df, failed = split_not_predicted(read_predictions(predictions))
     notes: list[str] = [n for n in [not_predicted_note(failed)] if n]
     if not df["age"].notna().any():
-        raise BrainAgeError(f"{predictions}: no predicted row has an age, so there is nothing "
+        raise InputError(f"{predictions}: no predicted row has an age, so there is nothing "
                             "to evaluate. Fix: add chronological ages to the 'age' column.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -147,9 +147,9 @@ def _write(folder: Path, result: EvaluationResult, corrected: pd.DataFrame,
 
 def _check_output_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
-        raise BrainAgeError(f"{out_dir} is a file; choose a folder for the evaluation output.")
+        raise InputError(f"{out_dir} is a file; choose a folder for the evaluation output.")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "metrics.json").is_file():
-        raise BrainAgeError(f"{out_dir} is not empty and not a previous evaluation; it would be "
+        raise InputError(f"{out_dir} is not empty and not a previous evaluation; it would be "
                             "replaced. Fix: choose a new or empty output folder.")
 
 
@@ -158,7 +158,7 @@ def _correct(df: pd.DataFrame, correction: Any, method: str | None, fit_on: str 
              seed: int) -> tuple[pd.DataFrame, dict[str, Any], BiasCorrector | None]:
     if correction is not None:
         if fit_on or method or per_site:
-            raise BrainAgeError("--correction uses a correction fitted elsewhere; it cannot be "
+            raise InputError("--correction uses a correction fitted elsewhere; it cannot be "
                                 "combined with --fit-on, --method or --per-site.")
         corrector = load_bias_correction(correction)  # every bad field named
         out, info = correct_predictions(df, corrector)

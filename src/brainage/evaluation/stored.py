@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.evaluation.bias import FILENAME, FORMAT, METHODS, POOLED, BiasCorrector
 from brainage.evaluation.uncertainty import ConformalInterval
 from brainage.io import parse_json_file
@@ -73,12 +73,12 @@ def load_bias_correction(path: str | os.PathLike[str]) -> BiasCorrector:
     p = Path(path)
     p = p / FILENAME if p.is_dir() else p
     if not p.is_file():
-        raise BrainAgeError(f"{p}: bias correction not found. Fix: pass a run folder that "
+        raise NotFoundError(f"{p}: bias correction not found. Fix: pass a run folder that "
                             f"holds {FILENAME}, or the JSON file itself.")
     data = parse_json_file(p, _FIX)
     problems = bias_problems(data)
     if problems:
-        raise BrainAgeError(f"{p}: {'; '.join(problems)}. Fix: {_FIX}.")
+        raise InputError(f"{p}: {'; '.join(problems)}. Fix: {_FIX}.")
     return BiasCorrector.from_dict(data)
 
 
@@ -110,5 +110,5 @@ def load_intervals(path: str | os.PathLike[str]) -> ConformalInterval:
     data = parse_json_file(p, _FIX)
     problems = interval_problems(data)
     if problems:
-        raise BrainAgeError(f"{p}: {'; '.join(problems)}. Fix: {_FIX}.")
+        raise InputError(f"{p}: {'; '.join(problems)}. Fix: {_FIX}.")
     return ConformalInterval.from_dict(data)

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 Method = Literal["absolute", "normalized"]
 
@@ -48,11 +48,11 @@ class ConformalInterval(BaseEstimator):
     def fit(self, age: Any, predicted: Any, spread: Any = None) -> ConformalInterval:
         """Calibrate on held-out subjects (never on the network's training subjects)."""
         if not 0 < self.alpha < 1:
-            raise BrainAgeError(f"alpha={self.alpha!r}: expected a number in (0, 1), e.g. 0.1.")
+            raise InputError(f"alpha={self.alpha!r}: expected a number in (0, 1), e.g. 0.1.")
         y, yhat = _finite_pair(age, predicted)
         n = y.size
         if n < self.min_subjects:
-            raise BrainAgeError(
+            raise InputError(
                 f"conformal calibration got {n} held-out subjects with an age; expected at "
                 f"least {self.min_subjects}. Fix: calibrate on a larger validation set."
             )
@@ -77,15 +77,15 @@ class ConformalInterval(BaseEstimator):
         if self.method == "absolute":
             return np.ones(n)
         if self.method != "normalized":
-            raise BrainAgeError(f"method={self.method!r}: expected 'absolute' or 'normalized'.")
+            raise InputError(f"method={self.method!r}: expected 'absolute' or 'normalized'.")
         if spread is None:
-            raise BrainAgeError(
+            raise InputError(
                 "normalized conformal intervals need a per-subject spread (e.g. the fold "
                 "ensemble SD). Fix: pass spread=..., or use method='absolute'."
             )
         s = np.asarray(spread, dtype=float)[keep] if keep.size != n else np.asarray(spread, float)
         if s.size != n or not np.all(np.isfinite(s)) or np.any(s < 0):
-            raise BrainAgeError("spread must be finite, non-negative, one value per subject.")
+            raise InputError("spread must be finite, non-negative, one value per subject.")
         return s + self.eps
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def _finite_pair(age: Any, predicted: Any) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(age, dtype=float)
     yhat = np.asarray(predicted, dtype=float)
     if y.shape != yhat.shape:
-        raise BrainAgeError(f"age and predicted have different shapes {y.shape} vs {yhat.shape}.")
+        raise InputError(f"age and predicted have different shapes {y.shape} vs {yhat.shape}.")
     keep = np.isfinite(y) & np.isfinite(yhat)
     return y[keep], yhat[keep]
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from brainage import __version__
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.inference import explain_io
 from brainage.inference.saliency import integrated_gradients, occlusion, predict_one, smoothgrad
 from brainage.models.base import BrainAgeModel
@@ -114,7 +114,7 @@ def compute_saliency(function: nn.Module, array: np.ndarray, method: str = "ig",
         return occlusion(function, array, patch=patch, stride=stride, batch=batch, sex=code)
     if method == "smoothgrad":
         return smoothgrad(function, array, samples=steps, batch=batch, sex=code)
-    raise BrainAgeError(f"unknown explanation method {method!r}; expected one of "
+    raise InputError(f"unknown explanation method {method!r}; expected one of "
                         f"{', '.join(METHODS)}. Fix: pick one of those.")
 
 
@@ -155,7 +155,7 @@ def explain_scan(run: str | Path | LoadedRun, scan: str | Path | np.ndarray,
             run's grid, or an unknown method.
     """
     if method not in METHODS:
-        raise BrainAgeError(f"unknown explanation method {method!r}; expected one of "
+        raise InputError(f"unknown explanation method {method!r}; expected one of "
                             f"{', '.join(METHODS)}. Fix: pick one of those.")
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device)
     inp = explain_io.read_input(scan, loaded.spec, subject, session)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from brainage import __version__
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.io import atomic_path, write_json, write_tsv
 
 _MNI_CODE = 4  # NIFTI_XFORM_MNI_152
@@ -58,7 +58,7 @@ def label_from_name(name: str) -> str:
     stem = _stem(name)
     label = re.sub(r"[^A-Za-z0-9]", "", stem)
     if not label:
-        raise BrainAgeError(f"cannot make a participant label from {name!r}. "
+        raise InputError(f"cannot make a participant label from {name!r}. "
                             "Fix: pass subject='<label>'.")
     return label
 
@@ -70,7 +70,7 @@ def scan_key(source: str, subject: str | None, session: str | None) -> Any:
     ent = entities(source) if source != "array" else {}
     sub = subject or ent.get("sub") or (label_from_name(source) if source != "array" else None)
     if sub is None:
-        raise BrainAgeError("an in-memory array has no file name to take a participant label "
+        raise InputError("an in-memory array has no file name to take a participant label "
                             "from. Fix: pass subject='<label>'.")
     run = ent.get("run")
     return ScanKey(sub, session or ent.get("ses"),
@@ -79,7 +79,7 @@ def scan_key(source: str, subject: str | None, session: str | None) -> Any:
 
 def _check_grid(array: np.ndarray, spec: Any, source: str) -> np.ndarray:
     if tuple(array.shape) != tuple(spec.grid.shape):
-        raise BrainAgeError(
+        raise InputError(
             f"{source}: prepared array of shape {tuple(array.shape)} is not on the run's grid "
             f"{spec.grid.name} {tuple(spec.grid.shape)}. Fix: pass the raw scan, which is "
             "prepared with the run's own spec, or an array prepared with that spec.")
@@ -101,11 +101,11 @@ def read_input(scan: str | Path | np.ndarray, spec: Any, subject: str | None = N
     path = Path(scan)
     if path.name.endswith(".npy"):
         if not path.is_file():
-            raise BrainAgeError(f"{path}: prepared array not found. Fix: check the path.")
+            raise NotFoundError(f"{path}: prepared array not found. Fix: check the path.")
         arr = _check_grid(load_array(path), spec, str(path))
         return ScanInput(arr, scan_key(str(path), subject, session), str(path))
     if not path.name.endswith(_IMAGE_SUFFIXES):
-        raise BrainAgeError(f"{path}: expected a NIfTI image (.nii, .nii.gz) or a prepared "
+        raise InputError(f"{path}: expected a NIfTI image (.nii, .nii.gz) or a prepared "
                             "array (.npy). Fix: pass one of those.")
     return _read_raw(path, spec, subject, session)
 

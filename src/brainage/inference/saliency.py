@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.inference.regions import region_summary
 
 __all__ = ["integrated_gradients", "occlusion", "predict_one", "region_summary", "smoothgrad"]
@@ -53,7 +53,7 @@ def _volume(x: Volume, name: str = "x") -> Tensor:
     while t.ndim > 3 and t.shape[0] == 1:
         t = t[0]
     if t.ndim != 3:
-        raise BrainAgeError(f"{name} must be one 3D volume (D, H, W), got shape "
+        raise InputError(f"{name} must be one 3D volume (D, H, W), got shape "
                             f"{tuple(t.shape)}. Fix: explain one scan at a time.")
     return t.detach().float()
 
@@ -63,7 +63,7 @@ def _baseline(baseline: Volume | float | None, x: Tensor) -> Tensor:
         return torch.full_like(x, float(baseline or 0.0))
     b = _volume(baseline, "baseline")
     if b.shape != x.shape:
-        raise BrainAgeError(f"baseline shape {tuple(b.shape)} differs from the input's "
+        raise InputError(f"baseline shape {tuple(b.shape)} differs from the input's "
                             f"{tuple(x.shape)}. Fix: pass a baseline on the same grid.")
     return b
 
@@ -117,14 +117,14 @@ def predict_one(model: Model, x: Volume, sex: Tensor | np.ndarray | None = None,
 def _path_nodes(steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1] (exact for polynomials of degree 2n-1)."""
     if int(steps) < 1:
-        raise BrainAgeError(f"steps must be a positive integer, got {steps!r}.")
+        raise InputError(f"steps must be a positive integer, got {steps!r}.")
     nodes, weights = np.polynomial.legendre.leggauss(int(steps))
     return (nodes + 1.0) / 2.0, weights / 2.0
 
 
 def _check_batch(batch: int) -> int:
     if int(batch) < 1:
-        raise BrainAgeError(f"batch must be a positive integer, got {batch!r}.")
+        raise InputError(f"batch must be a positive integer, got {batch!r}.")
     return int(batch)
 
 
@@ -200,7 +200,7 @@ def smoothgrad(model: Model, x: Volume, samples: int = 16, noise: float = 0.15,
     sd = float(noise) * float(xt.max() - xt.min())
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     if int(samples) < 1:
-        raise BrainAgeError(f"samples must be a positive integer, got {samples!r}.")
+        raise InputError(f"samples must be a positive integer, got {samples!r}.")
 
     def points(idx: np.ndarray) -> Tensor:
         eps = torch.randn((len(idx), *xt.shape), generator=gen).to(xt.device) * sd
@@ -229,7 +229,7 @@ def _patches(shape: Sequence[int], patch: Sequence[int],
 def _triple(v: int | Sequence[int], name: str) -> tuple[int, int, int]:
     t = (int(v),) * 3 if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
     if len(t) != 3 or min(t) < 1:
-        raise BrainAgeError(f"{name} must be a positive int or three of them, got {v!r}.")
+        raise InputError(f"{name} must be a positive int or three of them, got {v!r}.")
     return t  # type: ignore[return-value]
 
 

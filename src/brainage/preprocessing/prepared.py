@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from brainage.data.cohort import Cohort
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 #: Cohort table a prepared folder may hold (written with ``Cohort.to_tsv``).
 COHORT_FILE = "cohort.tsv"
@@ -79,11 +79,11 @@ def open_prepared(path: str | Path | PreparedCohort,
 
     root = Path(path)
     if not is_prepared(root):
-        raise BrainAgeError(f"{root}: not a prepared cohort (no preprocessing_spec.json and "
+        raise InputError(f"{root}: not a prepared cohort (no preprocessing_spec.json and "
                             "index.tsv). Fix: run `brainage prepare SOURCE {root}` first.")
     reader = CacheReader(root)
     if reader.table.empty:
-        raise BrainAgeError(f"{root}: no scan was prepared successfully. "
+        raise InputError(f"{root}: no scan was prepared successfully. "
                             "Fix: check index.tsv (error column) and qc.tsv.")
     meta, source = _metadata(root, cohort)
     table = _attach(reader.table, meta, root)

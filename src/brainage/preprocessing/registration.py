@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.preprocessing.antsio import ants_seed, grid_image
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def register(
                 outprefix=str(workdir / f"{stage}_"),
             )
     except (RuntimeError, ValueError) as exc:
-        raise BrainAgeError(
+        raise InputError(
             f"affine registration to the template failed ({exc}). Fix: check the scan's "
             "header orientation and field of view (QC JSON) or drop the scan."
         ) from exc
@@ -187,11 +187,11 @@ def add_syn(
                 reg_iterations=tuple(params["syn_iterations"]), outprefix=str(workdir / "syn_"),
             )
     except (RuntimeError, ValueError) as exc:
-        raise BrainAgeError(f"nonlinear (SyN) registration failed ({exc}).") from exc
+        raise InputError(f"nonlinear (SyN) registration failed ({exc}).") from exc
     warp = [f for f in out["fwdtransforms"] if f.endswith("Warp.nii.gz")]
     inv_warp = [f for f in out["invtransforms"] if f.endswith("InverseWarp.nii.gz")]
     if not warp or not inv_warp:
-        raise BrainAgeError("SyN registration wrote no warp field; cannot continue.")
+        raise InputError("SyN registration wrote no warp field; cannot continue.")
     return Registration(
         fwd=[warp[0], *reg.fwd], inv=[*reg.fwd, inv_warp[0]], inv_flags=[True, False],
         warped=out["warpedmovout"], matrix=reg.matrix, extras={"syn": True},

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from brainage.data.cohort import Cohort, bids_label
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey, key_of
 from brainage.preprocessing.spec import PreprocessingSpec
@@ -74,12 +74,12 @@ def parse_shard(text: str) -> tuple[int, int]:
         i_text, n_text = text.split("/")
         i, n = int(i_text), int(n_text)
     except ValueError as exc:
-        raise BrainAgeError(
+        raise InputError(
             f"--shard {text!r}: expected i/N, e.g. 1/4. Fix: write the shard as two integers "
             "separated by '/'."
         ) from exc
     if n < 1 or not 1 <= i <= n:
-        raise BrainAgeError(
+        raise InputError(
             f"--shard {text!r}: expected 1 <= i <= N. Fix: shards are numbered from 1 "
             "(with a 0-based array index use $((SLURM_ARRAY_TASK_ID + 1))/N)."
         )
@@ -104,7 +104,7 @@ def select_scans(
         wanted = [bids_label(str(lab).strip()) for lab in participant_labels]
         missing = sorted(set(wanted) - set(labels))
         if missing:
-            raise BrainAgeError(
+            raise InputError(
                 f"--participant-label {', '.join(missing)} not in the cohort ({len(set(labels))} "
                 "participants). Fix: give labels without 'sub-', as in the participant ids."
             )
@@ -127,7 +127,7 @@ def _check_unique(rows: pd.DataFrame) -> list[ScanKey]:
     stems = pd.Series([k.stem for k in keys])
     dup = sorted(set(stems[stems.duplicated()]))
     if dup:
-        raise BrainAgeError(
+        raise InputError(
             f"scans {dup} appear more than once (same participant, session and run, after "
             "making labels alphanumeric). Fix: give them distinct sessions or runs."
         )

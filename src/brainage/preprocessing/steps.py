@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from brainage.data.headers import ABSURD_VOXEL_MM, MIN_VOXELS_PER_AXIS, check_scan, one_line
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     import ants
@@ -68,12 +68,12 @@ def load_image(source: str | os.PathLike[str] | nib.spatialimages.SpatialImage,
         return source
     p = Path(source)
     if not p.is_file():
-        raise BrainAgeError(f"{p}: image not found. Fix: check the path in the cohort table.")
+        raise NotFoundError(f"{p}: image not found. Fix: check the path in the cohort table.")
     check_scan(p, name)
     try:
         return nib.load(p)
     except Exception as exc:  # nibabel raises many types for bad files
-        raise BrainAgeError(
+        raise InputError(
             f"{p}: could not be read as an image ({type(exc).__name__}: {one_line(exc)}). "
             "Fix: check that the file is a complete NIfTI image."
         ) from exc
@@ -84,12 +84,12 @@ def _voxels(img: Any, name: str) -> np.ndarray:
     try:
         return np.asanyarray(img.dataobj)
     except MemoryError as exc:
-        raise BrainAgeError(
+        raise InputError(
             f"{name}: not enough memory to read the voxels (shape {tuple(img.shape)}, "
             f"{img.get_data_dtype()}). Fix: downsample the scan, or free memory (fewer --jobs)."
         ) from exc
     except Exception as exc:  # truncated or corrupt data (EOFError, zlib.error, OSError...)
-        raise BrainAgeError(
+        raise InputError(
             f"{name}: the voxel data could not be read ({type(exc).__name__}: {one_line(exc)});"
             " expected a complete NIfTI image. Fix: copy or convert the scan again (the file "
             "is cut short or damaged)."
@@ -102,11 +102,11 @@ def _squeeze_to_3d(data: np.ndarray, name: str) -> np.ndarray:
     if data.ndim == 3:
         return data
     if data.ndim == 4:
-        raise BrainAgeError(
+        raise InputError(
             f"{name}: image is 4D with {data.shape[3]} volumes, shape {data.shape}; expected "
             "one 3D T1w volume. Fix: extract one volume (e.g. fslroi or nibabel) first."
         )
-    raise BrainAgeError(
+    raise InputError(
         f"{name}: image is {data.ndim}D, shape {data.shape}; expected a 3D T1w volume. "
         "Fix: give the full 3D scan, not a slice or a multi-dimensional series."
     )
@@ -117,7 +117,7 @@ def check_voxel_size(zooms: tuple[float, ...], name: str) -> list[str]:
     z = np.asarray(zooms[:3], dtype=float)
     lo, hi = ABSURD_VOXEL_MM
     if not np.all(np.isfinite(z)) or np.any(z < lo) or np.any(z > hi):
-        raise BrainAgeError(
+        raise InputError(
             f"{name}: voxel size {tuple(round(float(v), 4) for v in z)} mm is absurd; expected "
             f"{lo}-{hi} mm. Fix: repair the header (pixdim / affine) of this image."
         )
@@ -132,7 +132,7 @@ def _check_values(data: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     flags = []
     if n_bad:
         if n_bad / data.size > MAX_NONFINITE_FRACTION:
-            raise BrainAgeError(
+            raise InputError(
                 f"{name}: {n_bad} of {data.size} voxels are NaN or infinite; expected finite "
                 "intensities. Fix: re-export the scan from the scanner or converter."
             )
@@ -141,7 +141,7 @@ def _check_values(data: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     lo, hi = float(data.min()), float(data.max())
     if lo == hi:
         what = "empty (all zero)" if hi == 0 else f"constant (every voxel {hi:g})"
-        raise BrainAgeError(
+        raise InputError(
             f"{name}: image is {what}; expected a T1w scan with contrast. "
             "Fix: check the conversion of this scan or drop it from the cohort."
         )
@@ -164,7 +164,7 @@ def conform(img: Any, name: str = "image") -> Conformed:
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     data = _squeeze_to_3d(_voxels(img, name), name)
     if min(data.shape) < MIN_VOXELS_PER_AXIS:
-        raise BrainAgeError(
+        raise InputError(
             f"{name}: shape {data.shape} is too small for a head scan; expected at least "
             f"{MIN_VOXELS_PER_AXIS} voxels per axis. Fix: give the full 3D scan."
         )
@@ -189,14 +189,14 @@ def head_mask(data: np.ndarray, fraction: float = 0.15) -> np.ndarray:
 
     positive = data[data > 0]
     if positive.size == 0:
-        raise BrainAgeError(
+        raise InputError(
             "image has no positive intensities; expected a magnitude T1w scan. "
             "Fix: check the conversion of this scan."
         )
     fg = data > fraction * np.percentile(positive, 99)
     labels, n = ndimage.label(fg)
     if n == 0:
-        raise BrainAgeError("no head found in the image (no foreground). Fix: check the scan.")
+        raise InputError("no head found in the image (no foreground). Fix: check the scan.")
     sizes = np.bincount(labels.ravel())[1:]
     fg = labels == (1 + int(np.argmax(sizes)))
     return ndimage.binary_fill_holes(fg)
@@ -230,7 +230,7 @@ def normalise(data: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
     """
     inside = data[mask]
     if inside.size == 0:
-        raise BrainAgeError(
+        raise InputError(
             "brain mask is empty on the target grid; expected the brain inside the grid. "
             "Fix: check the registration QC for this scan (it probably failed)."
         )
@@ -240,7 +240,7 @@ def normalise(data: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
         return out
     sd = float(inside.std())
     if sd == 0:
-        raise BrainAgeError("brain intensities are constant; cannot normalise. Fix: check scan.")
+        raise InputError("brain intensities are constant; cannot normalise. Fix: check scan.")
     z = (inside - float(inside.mean())) / sd
     if method == "minmax":
         z = (z - z.min()) / max(float(z.max() - z.min()), 1e-12)

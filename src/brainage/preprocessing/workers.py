@@ -23,7 +23,7 @@ from typing import Any
 
 from brainage import locks
 from brainage.data.headers import one_line
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey
 from brainage.preprocessing.spec import PreprocessingSpec
@@ -84,7 +84,7 @@ def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
     from brainage.preprocessing.pipeline import preprocess
 
     if path.endswith(".npy"):
-        raise BrainAgeError(
+        raise InputError(
             f"{path}: already a preprocessed array; `brainage prepare` needs raw NIfTI scans. "
             "Fix: use the arrays directly for training, or give the raw T1w images."
         )

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 #: Colours of uncorrected and bias-corrected values (colour-blind safe pair).
 UNCORRECTED = "#0072B2"
@@ -47,11 +47,11 @@ def _png(fig: Figure) -> bytes:
 def _with_age(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
     missing = [c for c in ("age", "predicted_age", *extra) if c not in df.columns]
     if missing:
-        raise BrainAgeError(f"cannot draw the figure: the predictions table has no column "
+        raise InputError(f"cannot draw the figure: the predictions table has no column "
                             f"{missing[0]!r} (columns: {list(df.columns)}).")
     rows = df[df["age"].notna() & df["predicted_age"].notna()]
     if rows.empty:
-        raise BrainAgeError("cannot draw the figure: no row has both an age and a prediction.")
+        raise InputError("cannot draw the figure: no row has both an age and a prediction.")
     return rows
 
 
@@ -69,7 +69,7 @@ def age_histogram(df: pd.DataFrame, bins: int = 20) -> bytes:
     """Histogram of chronological ages, stacked by ``set`` when the table has one."""
     rows = df[df["age"].notna()] if "age" in df.columns else df.iloc[:0]
     if rows.empty:
-        raise BrainAgeError("cannot draw the age histogram: no row has an age.")
+        raise InputError("cannot draw the age histogram: no row has an age.")
     fig = _new_figure(6.4, 3.6)
     ax = fig.add_subplot()
     if "set" in rows.columns and rows["set"].notna().any():
@@ -151,7 +151,7 @@ def site_boxplots(df: pd.DataFrame) -> bytes:
     rows = _with_age(df, ["site"])
     rows = rows[rows["site"].notna()]
     if rows.empty:
-        raise BrainAgeError("cannot draw the per-site box plots: no row has a site.")
+        raise InputError("cannot draw the per-site box plots: no row has a site.")
     sites = sorted(rows["site"].astype(str).unique())
     site = rows["site"].astype(str).to_numpy()
     versions = [("uncorrected", rows["predicted_age"] - rows["age"], UNCORRECTED)]
@@ -201,7 +201,7 @@ def age_binned_mae(bins: list[dict[str, Any]]) -> bytes:
             "ci_high"}}``.
     """
     if not bins:
-        raise BrainAgeError("cannot draw the age-binned MAE: no age bin has data.")
+        raise InputError("cannot draw the age-binned MAE: no age bin has data.")
     versions = [(v, c) for v, c in (("uncorrected", UNCORRECTED), ("corrected", CORRECTED))
                 if any(v in b for b in bins)]
     fig = _new_figure(float(np.clip(0.6 * len(bins) * len(versions) + 2.0, 5.6, 10.0)), 4.0)

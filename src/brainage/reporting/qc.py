@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.io import read_table
 
 FLAG_COLUMNS = ("flags", "qc_flags")
@@ -64,12 +64,12 @@ def normalise_qc(df: pd.DataFrame, where: str = "QC table") -> pd.DataFrame:
     """
     df = df.reset_index(drop=True)
     if "participant_id" not in df.columns:
-        raise BrainAgeError(f"{where}: no 'participant_id' column (columns: {list(df.columns)}). "
+        raise InputError(f"{where}: no 'participant_id' column (columns: {list(df.columns)}). "
                             "Fix: name the subject column participant_id.")
     flag_col = next((c for c in FLAG_COLUMNS if c in df.columns), None)
     bools = [] if flag_col else _bool_columns(df)
     if flag_col is None and not bools and "status" not in df.columns:
-        raise BrainAgeError(
+        raise InputError(
             f"{where}: no QC flags found. Expected a 'flags' or 'qc_flags' column "
             "(names separated by ';'), true/false columns, or a 'status' column.")
     flags: list[list[str]] = [split_flags(v) for v in df[flag_col]] if flag_col else [

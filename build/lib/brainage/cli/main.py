@@ -69,3 +69,7 @@ def run() -> None:
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

@@ -42,11 +42,27 @@ def register(app: typer.Typer) -> None:
         import brainage
         from brainage.training.trainer import global_rank
 
-        run = brainage.train(prepared, run_dir, config, overrides=overrides, folds=folds,
-                             cascade=cascade, stage2_config=stage2_config, splits=splits,
-                             cohort=cohort)
+        try:
+            run = brainage.train(prepared, run_dir, config, overrides=overrides, folds=folds,
+                                 cascade=cascade, stage2_config=stage2_config, splits=splits,
+                                 cohort=cohort)
+        except KeyboardInterrupt:
+            if global_rank() == 0:
+                typer.echo(interrupted(run_dir), err=True)
+            raise typer.Exit(130) from None
         if global_rank() == 0:
             typer.echo(summary(run))
+
+
+def interrupted(run: Path) -> str:
+    """One line on what an interrupted run kept and how to resume it."""
+    done = sorted(str(p.parent.relative_to(run)) for p in run.rglob("weights.safetensors"))
+    resumable = sorted(str(p.parent.parent.relative_to(run))
+                       for p in run.rglob("checkpoints/last.ckpt")
+                       if not (p.parent.parent / "weights.safetensors").exists())
+    return (f"interrupted: kept {len(done)} finished model(s) and the last epoch of "
+            f"{len(resumable)} model(s) in progress ({', '.join(resumable) or 'none'}) in {run}. "
+            "Resume by running the same command again.")
 
 
 def summary(run: Path) -> str:

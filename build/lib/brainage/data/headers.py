@@ -20,7 +20,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainage.errors import BrainAgeError, Problem
+from brainage.errors import NotFoundError, Problem
 
 #: (expected, fix, observed) for one image.
 Issue = tuple[str, str, str | None]
@@ -217,7 +217,7 @@ def check_scan(path: str | Path, name: str | None = None) -> None:
     p = Path(path)
     issues = image_issues(p)
     if issues:
-        raise BrainAgeError("; ".join(
+        raise NotFoundError("; ".join(
             f"{name or p}: {observed or 'image not found'}; expected {expected}. Fix: {fix}"
             for expected, fix, observed in issues))
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.io import parse_json_file
 
 
@@ -18,15 +18,15 @@ def check_params(method: str, degree: int, confounds: tuple[str, ...], fallback:
     """Validate BiasCorrector parameters (at fit time, as scikit-learn does)."""
     methods = ("beheshti", "cole", "smith")
     if method not in methods:
-        raise BrainAgeError(f"unknown bias-correction method {method!r}; "
+        raise InputError(f"unknown bias-correction method {method!r}; "
                             f"expected one of {', '.join(methods)}.")
     if method != "smith" and (degree != 1 or confounds):
-        raise BrainAgeError(f"method {method!r} is linear in age without confounds; "
+        raise InputError(f"method {method!r} is linear in age without confounds; "
                             "use method='smith' for degree > 1 or confounds.")
     if not 1 <= int(degree) <= 3:
-        raise BrainAgeError(f"degree must be 1, 2 or 3; got {degree}.")
+        raise InputError(f"degree must be 1, 2 or 3; got {degree}.")
     if fallback not in ("pooled", "refuse"):
-        raise BrainAgeError(f"site_fallback must be 'pooled' or 'refuse'; got {fallback!r}.")
+        raise InputError(f"site_fallback must be 'pooled' or 'refuse'; got {fallback!r}.")
 
 
 def as_arrays(age: Any, predicted: Any, where: str, allow_nan: bool) -> tuple[np.ndarray, ...]:
@@ -39,14 +39,14 @@ def as_arrays(age: Any, predicted: Any, where: str, allow_nan: bool) -> tuple[np
         y = np.asarray(age, dtype=float).ravel()
         yhat = np.asarray(predicted, dtype=float).ravel()
     except (TypeError, ValueError) as exc:
-        raise BrainAgeError(f"bias correction {where}: ages and predictions must be numbers "
+        raise InputError(f"bias correction {where}: ages and predictions must be numbers "
                             f"({exc}).") from exc
     if y.shape != yhat.shape:
-        raise BrainAgeError(f"bias correction {where}: {y.size} ages but {yhat.size} predictions; "
+        raise InputError(f"bias correction {where}: {y.size} ages but {yhat.size} predictions; "
                             "pass one age per prediction.")
     if not allow_nan and not (np.isfinite(y).all() and np.isfinite(yhat).all()):
         bad = int((~np.isfinite(y) | ~np.isfinite(yhat)).sum())
-        raise BrainAgeError(f"bias correction {where}: {bad} row(s) with a missing age or "
+        raise InputError(f"bias correction {where}: {bad} row(s) with a missing age or "
                             "prediction; drop them before fitting.")
     return y, yhat
 
@@ -59,7 +59,7 @@ def count_subjects(n_rows: int, ids: np.ndarray | None) -> int:
 def require_subjects(n: int, minimum: int, what: str) -> None:
     """Refuse to fit `what` on fewer than `minimum` subjects."""
     if n < minimum:
-        raise BrainAgeError(
+        raise InputError(
             f"refusing to fit {what} on {n} subject(s); at least {minimum} are needed "
             "(min_subjects). Fix: fit on more subjects (e.g. all controls, or pool sites), "
             "or lower min_subjects if you accept an unstable correction."
@@ -70,12 +70,12 @@ def site_labels(site: Any, n: int, required: bool) -> np.ndarray:
     """Site labels as strings (missing -> ``""``)."""
     if site is None:
         if required:
-            raise BrainAgeError("per-site bias correction needs a site label for every row; "
+            raise InputError("per-site bias correction needs a site label for every row; "
                                 "pass site=... (a 'site' column).")
         return np.full(n, "", dtype=object)
     s = pd.Series(np.asarray(site, dtype=object).ravel())
     if len(s) != n:
-        raise BrainAgeError(f"{len(s)} site labels for {n} rows; pass one per row.")
+        raise InputError(f"{len(s)} site labels for {n} rows; pass one per row.")
     return s.map(lambda v: "" if pd.isna(v) else str(v)).to_numpy(dtype=object)
 
 
@@ -89,16 +89,16 @@ def confound_spec(df: pd.DataFrame | None, names: tuple[str, ...], n: int) -> di
             spec[name] = {"kind": "numeric", "center": float(num.mean())}
             continue
         if col.isna().any():
-            raise BrainAgeError(f"confound {name!r} has missing values; fill or drop those rows.")
+            raise InputError(f"confound {name!r} has missing values; fill or drop those rows.")
         spec[name] = {"kind": "categorical", "levels": sorted({str(v) for v in col})}
     return spec
 
 
 def _column(df: pd.DataFrame | None, name: str, n: int) -> pd.Series:
     if df is None or name not in df.columns:
-        raise BrainAgeError(f"confound {name!r} not found; pass confounds_df with that column.")
+        raise NotFoundError(f"confound {name!r} not found; pass confounds_df with that column.")
     if len(df) != n:
-        raise BrainAgeError(f"confounds_df has {len(df)} rows for {n} ages.")
+        raise InputError(f"confounds_df has {len(df)} rows for {n} ages.")
     return df[name].reset_index(drop=True)
 
 
@@ -129,7 +129,7 @@ def matrix(y: np.ndarray, degree: int, df: pd.DataFrame | None,
         text = col.map(lambda v: None if pd.isna(v) else str(v))
         unseen = sorted(set(text.dropna()) - set(s["levels"]))
         if unseen:
-            raise BrainAgeError(f"confound {name!r} has level(s) {unseen} not seen when the "
+            raise InputError(f"confound {name!r} has level(s) {unseen} not seen when the "
                                 f"correction was fitted (known: {s['levels']}).")
         unknown = text.isna().to_numpy()
         for level in s["levels"][1:]:
@@ -153,7 +153,7 @@ def least_squares(x: np.ndarray, target: np.ndarray) -> np.ndarray:
         ages = np.unique(x[:, 1]) if x.shape[1] > 1 else np.array([])
         what = (f"every age is {ages[0]:g}" if ages.size == 1 else
                 "the ages (or confounds) are collinear")
-        raise BrainAgeError(
+        raise InputError(
             f"cannot fit a bias correction: {what}, so the gap's dependence on age is "
             "undefined. Fix: fit it on subjects spanning a range of ages (e.g. the "
             "training run's correction, or controls of several ages).")
@@ -171,6 +171,6 @@ def read_json(path: str | os.PathLike[str], filename: str) -> Any:
     p = Path(path)
     p = p / filename if p.is_dir() else p
     if not p.is_file():
-        raise BrainAgeError(f"{p}: bias correction not found. Fix: pass a run folder that "
+        raise NotFoundError(f"{p}: bias correction not found. Fix: pass a run folder that "
                             f"holds {filename}, or the JSON file itself.")
     return parse_json_file(p, "refit the bias correction")

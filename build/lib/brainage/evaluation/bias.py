@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.evaluation import _bias_design as design
 from brainage.io import write_json
 
@@ -120,7 +120,7 @@ class BiasCorrector(BaseEstimator):
         target = yhat if self.method == "cole" else yhat - y
         coef = design.least_squares(x, target)
         if self.method == "cole" and coef[1] < _MIN_COLE_SLOPE:
-            raise BrainAgeError(
+            raise InputError(
                 f"Cole correction needs predictions that rise with age, but the fitted slope "
                 f"of predicted on chronological age is {coef[1]:.3f} (< {_MIN_COLE_SLOPE}); "
                 "dividing by it would blow up the noise. Fix: use method='beheshti'."
@@ -196,7 +196,7 @@ class BiasCorrector(BaseEstimator):
         known = np.isin(labels, [k for k in self.models_ if k != POOLED])
         unseen = sorted(set(labels[~known]) - set(self.fallback_sites_))
         if unseen and self.site_fallback == "refuse":
-            raise BrainAgeError(f"no site-specific correction for site(s) {unseen}; "
+            raise InputError(f"no site-specific correction for site(s) {unseen}; "
                                 "fit on data from these sites or use site_fallback='pooled'.")
         if unseen:
             warnings.warn(f"no site-specific correction for site(s) {unseen}; "
@@ -257,7 +257,7 @@ class BiasCorrector(BaseEstimator):
     def from_dict(cls, data: dict[str, Any]) -> BiasCorrector:
         """Rebuild a fitted corrector from :meth:`to_dict` output."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise BrainAgeError(f"not a brainage bias correction (expected format {FORMAT!r}).")
+            raise InputError(f"not a brainage bias correction (expected format {FORMAT!r}).")
         params = dict(data["params"])
         params["confounds"] = tuple(params.get("confounds", ()))
         obj = cls(**params)

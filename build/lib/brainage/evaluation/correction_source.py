@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.evaluation.bias import BiasCorrector
 from brainage.evaluation.crossfit import apply_to_table, crossfit_correct
 
@@ -55,7 +55,7 @@ def correct_predictions(df: pd.DataFrame, correction: BiasCorrector | str | None
         return apply_to_table(df, correction), info
     mode = "auto" if correction is None else str(correction)
     if mode not in SOURCES:
-        raise BrainAgeError(f"unknown correction {mode!r}; expected a fitted BiasCorrector or "
+        raise InputError(f"unknown correction {mode!r}; expected a fitted BiasCorrector or "
                             f"one of {', '.join(SOURCES)}.")
     if mode == "auto":
         mode = "table" if _table_has_correction(df) else "crossfit"
@@ -77,7 +77,7 @@ def _table_has_correction(df: pd.DataFrame) -> bool:
 
 def _from_table(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     if not _table_has_correction(df):
-        raise BrainAgeError("the predictions table has no complete 'corrected_age' column; "
+        raise InputError("the predictions table has no complete 'corrected_age' column; "
                             "supply a fitted correction or let evaluate cross-fit one.")
     out = df.copy()
     out["corrected_gap"] = out["corrected_age"] - out["age"]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 
 COVARIATES: tuple[str, ...] = ("age", "age2", "sex", "site")
 _CATEGORICAL = ("sex", "site")
@@ -29,13 +29,13 @@ _CATEGORICAL = ("sex", "site")
 
 def _groups(df: pd.DataFrame, group_col: str, reference: str) -> list[str]:
     if group_col not in df.columns:
-        raise BrainAgeError(f"no column {group_col!r} in the table; a group analysis needs one.")
+        raise InputError(f"no column {group_col!r} in the table; a group analysis needs one.")
     groups = sorted(str(g) for g in df[group_col].dropna().unique())
     if reference not in groups:
-        raise BrainAgeError(f"reference group {reference!r} not found in column {group_col!r} "
+        raise NotFoundError(f"reference group {reference!r} not found in column {group_col!r} "
                             f"(groups: {groups}). Fix: pass the reference group's label.")
     if len(groups) < 2:
-        raise BrainAgeError(f"only one group ({reference!r}) in column {group_col!r}; "
+        raise InputError(f"only one group ({reference!r}) in column {group_col!r}; "
                             "a group analysis needs at least two.")
     return [g for g in groups if g != reference]
 
@@ -107,7 +107,7 @@ def _z(level: float) -> float:
 def _model_frame(df: pd.DataFrame, group_col: str, covariates: Sequence[str],
                  gap_col: str) -> tuple[pd.DataFrame, list[str], list[str]]:
     if gap_col not in df.columns:
-        raise BrainAgeError(f"no column {gap_col!r}; bias-correct the predictions first.")
+        raise InputError(f"no column {gap_col!r}; bias-correct the predictions first.")
     data = pd.DataFrame({"_gap": pd.to_numeric(df[gap_col], errors="coerce").astype(float),
                          "_group": df[group_col].astype("string")})
     if "age" in df.columns:
@@ -192,7 +192,7 @@ def _svm(c: float, scores: str) -> Any:
     from sklearn.svm import SVC
 
     if scores not in ("decision", "probability"):
-        raise BrainAgeError(f"scores must be 'decision' or 'probability'; got {scores!r}.")
+        raise InputError(f"scores must be 'decision' or 'probability'; got {scores!r}.")
     svc = SVC(kernel="rbf", C=c, class_weight="balanced")
     if scores == "decision":
         return make_pipeline(StandardScaler(), svc)
@@ -205,17 +205,17 @@ def _xy(df: pd.DataFrame, group_col: str, positive: str | None, reference: str,
     others = _groups(df, group_col, reference)
     if positive is None:
         if len(others) != 1:
-            raise BrainAgeError(f"several groups besides {reference!r} ({others}); "
+            raise InputError(f"several groups besides {reference!r} ({others}); "
                                 "choose one with positive=...")
         positive = others[0]
     elif positive not in others:
-        raise BrainAgeError(f"group {positive!r} not found (groups: {others}).")
+        raise NotFoundError(f"group {positive!r} not found (groups: {others}).")
     missing = [f for f in features if f not in df.columns]
     if missing:
-        raise BrainAgeError(f"feature column(s) {missing} not in the table.")
+        raise InputError(f"feature column(s) {missing} not in the table.")
     sub = df[df[group_col].isin([positive, reference])].dropna(subset=list(features))
     labels = (sub[group_col] == positive).to_numpy(dtype=int)
     if min(labels.sum(), (labels == 0).sum()) < 5:
-        raise BrainAgeError(f"too few subjects to classify {positive!r} vs {reference!r} "
+        raise InputError(f"too few subjects to classify {positive!r} vs {reference!r} "
                             f"({labels.sum()} vs {(labels == 0).sum()}; need 5 of each).")
     return sub[list(features)].to_numpy(dtype=float), labels, positive

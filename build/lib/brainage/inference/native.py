@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 _FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS+ <-> ITK LPS+
 
@@ -49,7 +49,7 @@ def check_matrix(matrix: Any) -> np.ndarray:
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (4, 4) or not np.all(np.isfinite(m)) or abs(np.linalg.det(m[:3, :3])) < 1e-6:
-        raise BrainAgeError(
+        raise InputError(
             f"template-to-native transform {m.tolist()} is not an invertible 4x4 affine. "
             "Fix: re-run preprocessing for this scan (its QC record holds the transform).")
     return m

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from brainage.data.headers import one_line
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.io import write_json
 
 _IDS = ("participant_id", "session", "run", "age", "sex", "site", "group")
@@ -40,14 +40,14 @@ def check_output(output: Path) -> None:
     """
     for path in (output, sidecar_path(output)):
         if path.is_dir():
-            raise BrainAgeError(
+            raise InputError(
                 f"-o {path}: is a folder; expected the path of the predictions table to "
                 f"write. Fix: name a file, e.g. -o {path / 'predictions.tsv'}.")
     parent = output.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
-        raise BrainAgeError(
+        raise InputError(
             f"-o {output}: {parent} is a file, so nothing can be written under it. "
             "Fix: choose a path in a folder.")
 

@@ -62,6 +62,7 @@ class Predictor:
     device: str | None = None
     allow_library_drift: bool = False
     notes: list[str] = field(default_factory=list)
+    input_shape: list[int] | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None, batch_size: int = 8,
@@ -79,7 +80,8 @@ class Predictor:
         else:
             stage1, stage2 = [load_model(run / m) for m in info.members], []
         return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
-                   extras.intervals, batch_size, device, allow_library_drift, extras.notes)
+                   extras.intervals, batch_size, device, allow_library_drift, extras.notes,
+                   input_shape=info.input_shape)
 
     # ------------------------------------------------------------------ inputs
     def predict(self, inputs: str | Path | Sequence[str | Path],
@@ -201,8 +203,13 @@ class Predictor:
 
     # ------------------------------------------------------------------ core
     def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Predict rows with ``array_path`` (paths or arrays); returns the output table."""
+        """Predict rows with ``array_path`` (paths or arrays); returns the output table.
+
+        Raises:
+            InputError: an array whose shape is not the run's input shape.
+        """
         data = table.reset_index(drop=True)
+        self.check_shapes(data)
         preds = np.stack([self._predict(m, data) for m in self.stage1])  # (M, N)
         out = _base_columns(data)
         if self.stage2:
@@ -220,6 +227,24 @@ class Predictor:
         out["qc_flags"] = data.get("qc_flags", pd.NA)
         out["ood"] = self.ood_flags(out["age"])
         return out
+
+    def check_shapes(self, data: pd.DataFrame) -> None:
+        """Refuse arrays of another shape than the run was trained on (``run.json``)."""
+        if not self.input_shape or "array_path" not in data:
+            return
+        want = tuple(int(n) for n in self.input_shape)
+        bad = []
+        for i, item in enumerate(data["array_path"]):
+            shape = tuple(np.shape(item)) if isinstance(item, np.ndarray) \
+                else tuple(np.load(item, mmap_mode="r").shape)
+            if shape != want:
+                who = data["participant_id"].iloc[i] if "participant_id" in data else i
+                bad.append(f"{who} {shape}")
+        if bad:
+            raise InputError(
+                f"{len(bad)} array(s) do not have the input shape {want} that run "
+                f"{self.run_dir} was trained on: {', '.join(bad[:10])}. Fix: prepare the scans "
+                "with the run's own spec (pass raw scans to `brainage predict`).")
 
     def _predict(self, model: BrainAgeModel, data: pd.DataFrame) -> np.ndarray:
         return predict_dataset(model, ScanDataset.from_table(data), self.batch_size,

@@ -27,7 +27,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 TISSUES = ("gm", "wm", "csf")
 REGIONS = ("frontal", "parietal", "temporal", "occipital", "posterior_fossa", "deep_central")
@@ -141,7 +141,7 @@ def region_summary(saliency: np.ndarray, grid_affine: np.ndarray,
     sal = np.asarray(saliency, dtype=np.float64)
     shape = tuple(grid_shape) if grid_shape is not None else sal.shape
     if sal.ndim != 3 or sal.shape != shape or not np.all(np.isfinite(sal)):
-        raise BrainAgeError(f"saliency map of shape {sal.shape} must be a finite 3D map of "
+        raise InputError(f"saliency map of shape {sal.shape} must be a finite 3D map of "
                             f"the grid shape {shape}. Fix: pass the map computed on that grid.")
     aff = np.asarray(grid_affine, dtype=np.float64)
     brain, tissue = tissue_labels(aff, shape)  # type: ignore[arg-type]

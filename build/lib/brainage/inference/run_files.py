@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from brainage import runs as rf
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.io import parse_json_file
 
 
@@ -43,13 +43,13 @@ def read_info(run: Path) -> rf.RunInfo:
         span = data.get("training_range") if isinstance(data, dict) else None
         if not (isinstance(span, list) and len(span) == 2 and all(_finite(a) for a in span)
                 and span[0] <= span[1]):
-            raise BrainAgeError(
+            raise InputError(
                 f"{path}: training_range is {span!r}; expected [min, max], the training "
                 "ages in years. Fix: restore run.json from a copy of the run, or retrain.")
     try:
         return rf.read_run_info(run)
     except (KeyError, TypeError, ValueError) as exc:
-        raise BrainAgeError(f"{path}: a field is missing or unusable ({type(exc).__name__}: "
+        raise InputError(f"{path}: a field is missing or unusable ({type(exc).__name__}: "
                             f"{exc}). Fix: restore run.json from a copy of the run, or "
                             "retrain.") from exc
 
@@ -60,14 +60,14 @@ def load_spec(run: Path, info: rf.RunInfo) -> Any:
 
     path = run / rf.PREPROCESSING
     if not path.is_file():
-        raise BrainAgeError(
+        raise NotFoundError(
             f"{path}: not found; a run folder keeps the preprocessing spec its models were "
             f"trained on (hash {info.spec_hash[:12]} in run.json). Fix: restore it from a "
             "copy of the run, or copy preprocessing_spec.json of the prepared folder the run "
             "was trained on.")
     spec = PreprocessingSpec.load(path)
     if spec.hash != info.spec_hash:
-        raise BrainAgeError(f"{path} does not match the spec the run was trained on "
+        raise InputError(f"{path} does not match the spec the run was trained on "
                             "(run.json). Fix: restore the run folder.")
     return spec
 

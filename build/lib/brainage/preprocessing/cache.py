@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from brainage.data.cohort import bids_label
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.io import atomic_path, read_table, write_json, write_tsv
 from brainage.preprocessing.qc import SUMMARY_COLUMNS, summary_row
 from brainage.preprocessing.spec import SPEC_FILE, PreprocessingSpec, check_spec_compatible
@@ -73,7 +73,7 @@ class ScanKey:
 def _clean(label: str) -> str:
     out = re.sub(r"[^A-Za-z0-9]", "", label)
     if not out:
-        raise BrainAgeError(
+        raise InputError(
             f"id {label!r} has no letters or digits; expected a BIDS-like label. "
             "Fix: rename the participant or session in the cohort table."
         )
@@ -105,7 +105,7 @@ class CacheStore:
                 check_spec_compatible(PreprocessingSpec.load(spec_path), self.spec,
                                       what=("existing outputs", "this run"))
             except BrainAgeError as exc:
-                raise BrainAgeError(
+                raise InputError(
                     f"{self.root} already holds outputs of another preprocessing spec; outputs "
                     f"of different specs are never mixed. {exc} Or write to a new folder."
                 ) from exc
@@ -224,7 +224,7 @@ class CacheReader:
         stem = key.stem if isinstance(key, ScanKey) else str(key)
         hit = t[(t["scan"] == stem) | (t["participant_id"] == stem)]
         if len(hit) != 1:
-            raise BrainAgeError(
+            raise InputError(
                 f"{self.root}: scan {stem!r} matches {len(hit)} finished scans; expected one. "
                 "Fix: use the 'scan' column of index.tsv (e.g. sub-01_ses-A)."
             )

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 #: World (MNI, mm) point at the centre of the TSAN / FSL 91x109x91 field of view.
 BRAIN_CENTRE: tuple[float, float, float] = (0.0, -18.0, 18.0)
@@ -106,7 +106,7 @@ def centred_grid(
     """
     sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,))
     if np.any(sp <= 0) or any(int(n) < 1 for n in shape):
-        raise BrainAgeError(
+        raise InputError(
             f"grid {name!r}: spacing {tuple(sp)} and shape {shape} must be positive. "
             "Fix: use e.g. '2mm' or '1.5mm:121x145x121'."
         )
@@ -151,14 +151,14 @@ def get_grid(name: str | Grid) -> Grid:
     if m is None:
         close = difflib.get_close_matches(key, list(PRESETS), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise BrainAgeError(
+        raise InputError(
             f"unknown grid {name!r}{hint}; expected one of {', '.join(PRESETS)} or a custom "
             "grid like '1.75mm' or '1.75mm:104x124x104'. Fix: pick a preset or write the "
             "spacing and shape in that form."
         )
     sp = float(m["sp"])
     if not 0.25 <= sp <= 8:
-        raise BrainAgeError(
+        raise InputError(
             f"grid {name!r}: spacing {sp} mm is outside 0.25-8 mm. Fix: use a spacing in mm "
             "such as '1mm', '1.5mm' or '2mm'."
         )

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from brainage.data.headers import one_line
-from brainage.errors import BrainAgeError
+from brainage.errors import BrainAgeError, InputError
 from brainage.preprocessing import antsio, qc, registration, skullstrip, steps
 from brainage.preprocessing.spec import PreprocessingSpec
 
@@ -182,7 +182,7 @@ def preprocess_image(
     except BrainAgeError:
         raise
     except Exception as exc:  # a library failure on this scan: report it as the scan's
-        raise BrainAgeError(
+        raise InputError(
             f"{source if isinstance(source, (str, os.PathLike)) else 'image'}: preprocessing "
             f"failed ({type(exc).__name__}: {one_line(exc)}). Fix: check the scan and its QC."
         ) from exc

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.preprocessing.antsio import template_mask, template_mask_on_grid, to_ants
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def _deepbet_model() -> Any:
     try:
         from deepbet import BrainExtraction
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise BrainAgeError(
+        raise InputError(
             "skullstrip 'deepbet' needs the deepbet package (pip install deepbet). "
             "Fix: install it, or use --skullstrip template."
         ) from exc
@@ -64,7 +64,7 @@ def deepbet_mask(data: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         prob = bet.run_model(np.array(data, dtype=np.float32), shape=(size, size, size))
         mask = bet.postprocess(prob > float(params["deepbet_threshold"]))
     except (AssertionError, ValueError, RuntimeError) as exc:
-        raise BrainAgeError(
+        raise InputError(
             f"deepbet could not find a brain ({exc}). Fix: check the scan, or use "
             "--skullstrip template."
         ) from exc
@@ -86,7 +86,7 @@ def mask_on_grid(
             spec.grid, float(p["template_mask_threshold"]), float(p["mask_threshold"])
         ).copy()
     if native_mask is None or native_affine is None:
-        raise BrainAgeError("internal: deepbet skull stripping needs the native mask")
+        raise InputError("internal: deepbet skull stripping needs the native mask")
     from brainage.preprocessing.registration import resample
 
     img = to_ants(native_mask.astype(np.float32), native_affine)

@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError, NotFoundError
 from brainage.io import parse_json_file, write_json
 from brainage.preprocessing.grids import Grid, get_grid
 
@@ -132,7 +132,7 @@ class PreprocessingSpec:
         _check_choice("normalisation", norm, NORMALISATIONS)
         unknown = sorted(set(params) - set(DEFAULT_PARAMS))
         if unknown:
-            raise BrainAgeError(
+            raise InputError(
                 f"unknown preprocessing parameter(s) {unknown}; expected names from "
                 f"{sorted(DEFAULT_PARAMS)}. Fix: check the spelling."
             )
@@ -202,7 +202,7 @@ class PreprocessingSpec:
                 libraries={str(k): str(v) for k, v in d.get("libraries", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BrainAgeError(
+            raise InputError(
                 f"not a brainage preprocessing spec (missing or bad field {exc}). "
                 f"Fix: point to a {SPEC_FILE} written by `brainage prepare`."
             ) from exc
@@ -213,7 +213,7 @@ class PreprocessingSpec:
         p = Path(path)
         p = p / SPEC_FILE if p.is_dir() else p
         if not p.is_file():
-            raise BrainAgeError(
+            raise NotFoundError(
                 f"{p}: preprocessing spec not found. Fix: run `brainage prepare` into this "
                 "folder first, or give the path of its preprocessing_spec.json."
             )
@@ -221,7 +221,7 @@ class PreprocessingSpec:
         spec = cls.from_dict(raw.get("spec", raw))
         stored = raw.get("hash")
         if stored is not None and stored != spec.hash:
-            raise BrainAgeError(
+            raise InputError(
                 f"{p}: stored hash {stored[:12]} does not match the spec's content "
                 f"({spec.short_hash}); the file was edited. Fix: restore it or prepare again."
             )
@@ -230,7 +230,7 @@ class PreprocessingSpec:
 
 def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise BrainAgeError(
+        raise InputError(
             f"{name} {value!r} is not valid; expected one of {', '.join(valid)}. "
             f"Fix: pass --{name} with one of those."
         )
@@ -280,7 +280,7 @@ def check_spec_compatible(
     diffs = _diff(expected.recipe(), actual.recipe())
     names = f"{what[0]} {expected.short_hash} vs {what[1]} {actual.short_hash}"
     if diffs:
-        raise BrainAgeError(
+        raise InputError(
             f"preprocessing specs differ ({names}): " + "; ".join(diffs)
             + f". Fix: prepare the scans again with the spec of the {what[0]} "
             f"({expected.short_hash}): `brainage prepare SOURCE OUT --spec "
@@ -289,7 +289,7 @@ def check_spec_compatible(
     drift = "; ".join(_diff(dict(expected.libraries), dict(actual.libraries)))
     message = f"same preprocessing recipe but other library versions ({names}): {drift}"
     if not allow_library_drift:
-        raise BrainAgeError(
+        raise InputError(
             message + ". Fix: install the same versions, or accept the drift explicitly "
             "(allow_library_drift=True / --allow-library-drift)."
         )

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.synthesis.decode import Decoder, Device, as_volume, decode_batches
 
 
 def latent_path(start: Tensor, end: Tensor, steps: int = 5) -> Tensor:
     """``steps`` latents from ``start`` to ``end`` (both included): ``(steps, *latent)``."""
     if steps < 2:
-        raise BrainAgeError(f"steps must be >= 2 (both ends), got {steps!r}.")
+        raise InputError(f"steps must be >= 2 (both ends), got {steps!r}.")
     if start.shape != end.shape:
-        raise BrainAgeError(f"path ends have shapes {tuple(start.shape)} and "
+        raise InputError(f"path ends have shapes {tuple(start.shape)} and "
                             f"{tuple(end.shape)}. Fix: use latents of the same encoder and grid.")
     t = torch.linspace(0.0, 1.0, steps, dtype=start.dtype).view(-1, *([1] * start.ndim))
     return (1.0 - t) * start + t * end  # (steps, *latent)
@@ -74,7 +74,7 @@ def age_change_map(decode: Decoder, young: Tensor, old: Tensor, steps: int = 5,
         float64 array ``(D, H, W)`` (``(C, D, H, W)`` for several channels).
     """
     if young.ndim < 2 or young.shape[1:] != old.shape[1:] or not len(young) or not len(old):
-        raise BrainAgeError(f"young and old must be non-empty stacks of latents of one shape, "
+        raise InputError(f"young and old must be non-empty stacks of latents of one shape, "
                             f"got {tuple(young.shape)} and {tuple(old.shape)}. Fix: stack "
                             "each group's latents along a first axis (stack_latents).")
     ends = [(young.mean(0), old.mean(0))] if pairs is None else [
@@ -88,7 +88,7 @@ def _check_pairs(pairs: Sequence[tuple[int, int]], n: int, m: int) -> list[tuple
     pairs = [(int(i), int(j)) for i, j in pairs]
     bad = [p for p in pairs if not (0 <= p[0] < n and 0 <= p[1] < m)]
     if not pairs or bad:
-        raise BrainAgeError(f"pairs must index young (0..{n - 1}) and old (0..{m - 1}); got "
+        raise InputError(f"pairs must index young (0..{n - 1}) and old (0..{m - 1}); got "
                             f"{bad[:5] if bad else 'none'}. Fix: pass (young, old) index pairs.")
     return pairs
 
@@ -101,11 +101,11 @@ def mass_fraction(change: np.ndarray, mask: np.ndarray) -> float:
     """
     change, mask = np.abs(np.asarray(change, dtype=np.float64)), np.asarray(mask).astype(bool)
     if change.shape != mask.shape:
-        raise BrainAgeError(f"change map {change.shape} and mask {mask.shape} differ in shape. "
+        raise InputError(f"change map {change.shape} and mask {mask.shape} differ in shape. "
                             "Fix: resample the mask to the decoder's output grid.")
     total = change.sum()
     if not total > 0:
-        raise BrainAgeError("the change map is zero everywhere, so no fraction can be taken. "
+        raise InputError("the change map is zero everywhere, so no fraction can be taken. "
                             "Fix: check that the young and old latents differ and the decoder "
                             "is trained (an untrained ReLU output may be all 0).")
     return float(change[mask].sum() / total)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.synthesis.plan import SynthesisPlan, SyntheticChild
 
 Decoder = Callable[[Tensor], Tensor]
@@ -27,7 +27,7 @@ def stack_latents(ids: Sequence[str], latents: Mapping[str, Tensor]) -> Tensor:
     """
     missing = sorted({s for s in ids if s not in latents})
     if missing:
-        raise BrainAgeError(
+        raise InputError(
             f"no latent for {len(missing)} subject(s): {', '.join(missing[:10])}. Fix: encode "
             "every subject the plan names (the plan was made from another subject list?)."
         )
@@ -39,7 +39,7 @@ def mix_latents(children: SynthesisPlan | Iterable[SyntheticChild],
     """``w * z_p + (1 - w) * z_q`` for every child, stacked ``(K, *latent)``."""
     kids = list(children.children if isinstance(children, SynthesisPlan) else children)
     if not kids:
-        raise BrainAgeError("the plan has no children to mix. Fix: raise cap, or check the "
+        raise InputError("the plan has no children to mix. Fix: raise cap, or check the "
                             "bins (each needs at least 2 subjects below cap).")
     z_p = stack_latents([c.parents[0] for c in kids], latents)
     z_q = stack_latents([c.parents[1] for c in kids], latents)
@@ -61,7 +61,7 @@ def decode_batches(decode: Decoder, z: Tensor, batch_size: int = 4, device: Devi
                    ) -> Iterator[Tensor]:
     """Decoded images ``(b, C, D, H, W)`` on the CPU, ``batch_size`` latents at a time."""
     if batch_size < 1:
-        raise BrainAgeError(f"batch_size must be >= 1, got {batch_size!r}.")
+        raise InputError(f"batch_size must be >= 1, got {batch_size!r}.")
     with torch.inference_mode():
         for start in range(0, z.shape[0], batch_size):
             yield decode(z[start:start + batch_size].to(device)).float().cpu()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from brainage.errors import BrainAgeError, Problem, ValidationError
+from brainage.errors import InputError, Problem, ValidationError
 from brainage.synthesis.plan import SynthesisPlan, SyntheticChild
 
 #: The only role a synthetic subject may have.
@@ -31,7 +31,7 @@ def fold_roles(splits: Any) -> list[dict[str, set[str]]]:
     folds = getattr(splits, "folds", splits)
     if isinstance(folds, Mapping) or not isinstance(folds, Sequence) or not all(
             isinstance(f, Mapping) for f in folds):
-        raise BrainAgeError(
+        raise InputError(
             f"splits must be a Splits object or a list of {{role: [subject ids]}} folds, got "
             f"{type(splits).__name__}. Fix: pass Splits.from_json(path) or its .folds."
         )

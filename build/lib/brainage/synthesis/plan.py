@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def _check_inputs(subjects: Sequence[str], ages: Sequence[float], cap: int, bin_
                   prefix: str) -> tuple[list[str], dict[str, float]]:
     ids, values = [str(s) for s in subjects], [float(a) for a in ages]
     if len(ids) != len(values):
-        raise BrainAgeError(f"got {len(ids)} subjects but {len(values)} ages. Fix: pass one age "
+        raise InputError(f"got {len(ids)} subjects but {len(values)} ages. Fix: pass one age "
                             "per subject, in the same order.")
     dupes = sorted(s for s, n in Counter(ids).items() if n > 1)
     bad = [s for s, a in zip(ids, values, strict=True) if not math.isfinite(a)]
@@ -191,6 +191,6 @@ def _check_inputs(subjects: Sequence[str], ages: Sequence[float], cap: int, bin_
                 f"bin_width must be > 0, got {bin_width!r}" if not bin_width > 0 else ""]
     problems = [p for p in problems if p]
     if problems:
-        raise BrainAgeError("cannot plan synthesis: " + "; ".join(problems) + ". Fix: pass unique "
+        raise InputError("cannot plan synthesis: " + "; ".join(problems) + ". Fix: pass unique "
                             "ids with finite ages, cap >= 1, bin_width > 0 and another id_prefix.")
     return ids, dict(zip(ids, values, strict=True))

@@ -148,8 +148,7 @@ def train_cascade(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path
     Returns:
         The run folder (``kind: cascade``).
     """
-    from brainage.training.fit import train_cohort
-    from brainage.training.trainer import barrier, global_rank
+    from brainage.training.fit import run_lock
 
     config1 = config1 or dataclasses.replace(
         TrainConfig(), split=dataclasses.replace(TrainConfig().split, method="kfold"))
@@ -163,8 +162,19 @@ def train_cascade(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path
     check_config(config1, prepared.shape, age=age)
     check_config(config2, prepared.shape, CascadeTask, age)
     run = Path(run_dir)
-    if start_run(run, config1):
-        return run
+    with run_lock(run):
+        if start_run(run, config1):
+            return run
+        _train_stages(prepared, run, config1, config2, splits)
+    return run
+
+
+def _train_stages(prepared: PreparedCohort, run: Path, config1: TrainConfig,
+                  config2: TrainConfig, splits: str | Path | None) -> None:
+    """Stage 1, its out-of-fold ages, stage 2, then the cascade's own files."""
+    from brainage.training.fit import train_cohort
+    from brainage.training.trainer import barrier, global_rank
+
     stage1 = run / "stage1"
     train_cohort(prepared, stage1, config1, splits)
     barrier()  # other ranks wait for rank 0's stage-1 predictions
@@ -173,7 +183,6 @@ def train_cascade(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path
                  task_cls=CascadeTask)
     if global_rank() == 0:
         finish_cascade(run)
-    return run
 
 
 def finish_cascade(run: Path) -> None:

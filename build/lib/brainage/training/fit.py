@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from brainage import locks
 from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.datamodule import BrainAgeDataModule
@@ -31,6 +34,9 @@ from brainage.training.config import TrainConfig
 from brainage.training.module import RegressionTask
 from brainage.training.results import finish_run, fold_predictions
 from brainage.training.trainer import fit_member, global_rank
+
+#: The lock file of a run folder being trained (removed when training ends).
+LOCK_FILE = ".lock"
 
 
 def fold_data(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int
@@ -102,6 +108,14 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     check_trainable(prepared, config)
     check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
     the_splits = resolve_splits(run, prepared, config, splits)
+    with run_lock(run):
+        return _train_locked(run, prepared, config, splits, the_splits, stage1, task_cls)
+
+
+def _train_locked(run: Path, prepared: PreparedCohort, config: TrainConfig,
+                  splits: str | Path | Splits | None, the_splits: Splits,
+                  stage1: np.ndarray | None, task_cls: type[RegressionTask]) -> Path:
+    """The body of :func:`train_cohort`, run while this process holds the run's lock."""
     if start_run(run, config):
         warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
         return run
@@ -125,6 +139,19 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
                  for k, m in models]
         finish_run(run, config, prepared, the_splits, table, preds)
     return run
+
+
+@contextmanager
+def run_lock(run: Path) -> Iterator[None]:
+    """One training process per run folder, so an accidental second start (or a cluster job
+    started twice) is refused instead of training the same models again. The other ranks
+    of a DDP job are the same job and take no lock; a killed process's lock is released by
+    the system."""
+    if global_rank() != 0:
+        yield
+        return
+    with locks.hold(run / LOCK_FILE, what=f"training run {run}"):
+        yield
 
 
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,

@@ -7,6 +7,7 @@ callbacks and loggers of :func:`build_trainer`; the rest of training needs no Li
 from __future__ import annotations
 
 import logging
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from brainage.config import to_dict
 from brainage.data.datamodule import BrainAgeDataModule
+from brainage.errors import InputError
 from brainage.models import BrainAgeModel, create_model
 from brainage.training.config import TrainConfig
 from brainage.training.module import RegressionTask
@@ -94,9 +96,33 @@ def _has_tensorboard() -> bool:
     return True
 
 
+def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
+    """A brainage Lightning checkpoint, read with ``weights_only=True`` (never unpickled).
+
+    Raises:
+        InputError: a truncated or damaged file, or one holding objects other than tensors,
+            numbers and plain containers (which brainage never loads: unpickling runs code).
+    """
+    fix = ("Fix: delete it and rerun the same command; that model restarts from its first "
+           "epoch and the run's finished models are kept.")
+    try:
+        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own text suggests weights_only=False, i.e. running the file's code: not shown
+        raise InputError(f"{checkpoint}: not a plain weights checkpoint (it holds other "
+                         f"objects, which brainage never unpickles). {fix}") from None
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise InputError(f"{checkpoint}: damaged or cut short ({type(exc).__name__}), so "
+                         f"training cannot resume from it. {fix}") from None
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise InputError(f"{checkpoint}: not a brainage training checkpoint (no state_dict). "
+                         f"{fix}")
+    return data
+
+
 def best_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The network's state dict from a brainage Lightning checkpoint (no unpickling)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    state = read_checkpoint(checkpoint)["state_dict"]
     prefix = "ema_model." if any(k.startswith("ema_model.") for k in state) else "model."
     return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
@@ -120,6 +146,8 @@ def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
     task.inputs_staged = data.stage_inputs(task.model.input_stage)
     trainer = build_trainer(config, member, has_val, callbacks)
     last = member / "checkpoints" / "last.ckpt"
+    if last.exists():
+        read_checkpoint(last)  # a damaged file is refused with a clear message, not a traceback
     with warnings.catch_warnings():
         for pattern in QUIET:
             warnings.filterwarnings("ignore", pattern)

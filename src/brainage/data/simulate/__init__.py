@@ -28,7 +28,7 @@ from brainage.data.simulate.scanner import Site, plan_sites
 from brainage.data.simulate.subject import Scan, simulate_scan, subject_tissue_maps
 from brainage.data.simulate.templates import Templates, load_templates
 from brainage.data.simulate.writer import TRUTH_DIR, write_cohort
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 
 __all__ = [
     "SIMULATOR_VERSION", "TRUTH_DIR", "Scan", "SimulationConfig", "Site", "Subject",
@@ -46,7 +46,7 @@ def make_config(**options: Any) -> SimulationConfig:
     valid = [f.name for f in _fields(SimulationConfig)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise BrainAgeError(
+        raise InputError(
             f"unknown simulation option(s) {unknown}; expected some of {valid}. "
             "Fix: check the spelling."
         )

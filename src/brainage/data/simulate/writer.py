@@ -28,7 +28,7 @@ from brainage.data.simulate.config import SIMULATOR_VERSION, SimulationConfig
 from brainage.data.simulate.scanner import Site, plan_sites
 from brainage.data.simulate.subject import scan_subject, scan_truth
 from brainage.data.simulate.templates import load_templates
-from brainage.errors import BrainAgeError
+from brainage.errors import InputError
 from brainage.io import atomic_path, write_json, write_tsv
 
 #: Where the ground truth goes, relative to OUT.
@@ -71,11 +71,11 @@ def write_cohort(out: str | os.PathLike[str], config: SimulationConfig, *, jobs:
 
 def _check_destination(out: Path, overwrite: bool, jobs: int) -> Path:
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise BrainAgeError(f"--jobs: got {jobs!r}; expected an integer >= 1. Fix: pass --jobs 1.")
+        raise InputError(f"--jobs: got {jobs!r}; expected an integer >= 1. Fix: pass --jobs 1.")
     if out.exists() and not out.is_dir():
-        raise BrainAgeError(f"{out}: exists and is not a folder. Fix: choose another OUT path.")
+        raise InputError(f"{out}: exists and is not a folder. Fix: choose another OUT path.")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BrainAgeError(
+        raise InputError(
             f"{out}: folder exists and is not empty; expected a new or empty folder. "
             "Fix: choose another OUT path or pass --overwrite to replace it."
         )
