@@ -73,3 +73,22 @@ def test_contract_and_errors():
         ConformalInterval(method="normalized").fit(np.arange(30.0), np.arange(30.0))
     with pytest.raises(BrainAgeError, match="alpha"):
         ConformalInterval(alpha=1.5).fit(np.arange(30.0), np.arange(30.0))
+
+
+def test_grouped_intervals_round_trip_and_use_one_width_per_predicted_age_group():
+    from brainage.evaluation.stored import interval_problems
+
+    rng = np.random.default_rng(1)
+    age = rng.uniform(20, 80, 90)
+    pred = age + rng.normal(0, 1, 90) * np.where(age > 60, 8.0, 1.0)
+    cal = ConformalInterval(groups=3).fit(age, pred)
+    assert cal.groups_ == 3 and len(cal.edges_) == 2
+    lo, hi = cal.predict_interval(np.array([25.0, 75.0]))
+    assert (hi - lo)[1] > 3 * (hi - lo)[0]  # the noisy old group gets the wide interval
+    data = cal.to_dict()
+    assert interval_problems(data) == []
+    again = ConformalInterval.from_dict(data)
+    np.testing.assert_allclose(again.predict_interval([25.0, 75.0]), (lo, hi))
+    assert interval_problems({**data, "group_edges": [70.0, 30.0]})  # unsorted: refused
+    few = ConformalInterval(groups=3, min_per_group=15).fit(age[:40], pred[:40])
+    assert few.groups_ == 2  # 40 subjects hold two groups of 15, not three

@@ -28,3 +28,25 @@ def test_fit_intervals_skips_with_a_warning_when_too_few():
     with pytest.warns(UserWarning, match="no predictive intervals"):
         cal, info = fit_intervals(_preds(8, 5.0), "test")
     assert cal is None and info == {}
+
+
+def _regressed_to_the_mean(n, seed=0):
+    """Predictions shrunk towards the mean age: errors largest at both ends of the range."""
+    rng = np.random.default_rng(seed)
+    age = rng.uniform(20, 80, n)
+    pred = 50 + 0.6 * (age - 50) + rng.normal(0, 3, n)
+    return pd.DataFrame({"age": age, "predicted_age": pred, "set": "test"})
+
+
+def test_grouped_calibration_covers_the_ends_of_the_age_range_better_than_one_width():
+    preds = _regressed_to_the_mean(600)
+    _, pooled = fit_intervals(preds, "test", groups=1)
+    _, grouped = fit_intervals(preds, "test", groups=3)
+    young, middle, old = pooled["check_coverage_by_age_tertile"]
+    assert middle > 0.97 and min(young, old) < 0.85  # one width: wrong at both ends
+    by_tertile = grouped["check_coverage_by_age_tertile"]
+    assert min(by_tertile) > min(young, old) + 0.02  # the worst-covered ages gain
+    assert max(by_tertile) - min(by_tertile) < middle - min(young, old)
+    assert 0.86 <= grouped["check_coverage"] <= 0.94 and grouped["groups"] == 3
+    widths = grouped["group_half_widths"]
+    assert widths[1] < min(widths[0], widths[2])  # narrow in the middle, wide at the ends

@@ -93,6 +93,12 @@ def interval_problems(data: Any) -> list[str]:
         "quantile": (lambda v: isinstance(v, int | float) and not isinstance(v, bool)
                      and v >= 0 and not math.isnan(v), "a half-width >= 0 in years"),
         "n_calibration": (_count, "a subject count"),
+        "groups": (lambda v: _count(v) and v >= 1, "a number of groups >= 1"),
+        "group_quantiles": (lambda v: isinstance(v, list) and all(
+            _number(q) and q >= 0 for q in v), "a list of half-widths >= 0"),
+        "group_edges": (lambda v: isinstance(v, list) and len(v) == max(
+            len(data.get("group_quantiles") or []) - 1, 0) and all(map(_number, v))
+            and v == sorted(v), "sorted ages, one fewer than group_quantiles"),
     }
     return [f"{key} is {data.get(key)!r}; expected {what}"
             for key, (ok, what) in checks.items()

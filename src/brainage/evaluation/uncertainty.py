@@ -10,6 +10,13 @@ network did not train on, compute nonconformity scores
 and take q as the ⌈(n+1)(1-α)⌉-th smallest score. For exchangeable subjects the
 interval then covers the true age with probability at least 1-α (Vovk et al. 2005;
 Lei et al. 2018). ``normalized`` gives wider intervals where the ensemble disagrees.
+
+Brain-age errors are not exchangeable across the age range: regression to the mean makes
+them largest at its ends, so one pooled quantile under-covers the youngest and oldest
+subjects and over-covers the middle. ``groups=K`` calibrates a quantile per group of
+*predicted* age (K quantile groups of the calibration predictions; Mondrian conformal,
+Vovk et al. 2005), which is known at prediction time, so each group gets its own width
+and its own coverage guarantee.
 """
 
 from __future__ import annotations
@@ -34,16 +41,22 @@ class ConformalInterval(BaseEstimator):
         method: ``"absolute"`` (constant width) or ``"normalized"`` (width ∝ spread).
         eps: Added to the spread in ``normalized`` mode so zero spread stays finite.
         min_subjects: Refuse to calibrate on fewer held-out subjects.
+        groups: Calibrate separately within this many quantile groups of the predicted
+            age (1 = one pooled quantile). Each group needs at least ``min_per_group``
+            subjects; with fewer, fewer groups are used (recorded in ``groups_``).
+        min_per_group: Smallest calibration group (a finite 90 % quantile needs 9).
     """
 
     def __init__(
         self, alpha: float = 0.1, method: Method = "absolute", eps: float = 0.5,
-        min_subjects: int = 20,
+        min_subjects: int = 20, groups: int = 1, min_per_group: int = 15,
     ) -> None:
         self.alpha = alpha
         self.method = method
         self.eps = eps
         self.min_subjects = min_subjects
+        self.groups = groups
+        self.min_per_group = min_per_group
 
     def fit(self, age: Any, predicted: Any, spread: Any = None) -> ConformalInterval:
         """Calibrate on held-out subjects (never on the network's training subjects)."""
@@ -57,10 +70,20 @@ class ConformalInterval(BaseEstimator):
                 f"least {self.min_subjects}. Fix: calibrate on a larger validation set."
             )
         scores = np.abs(y - yhat) / self._scale(spread, n, np.isfinite(np.asarray(age, float)))
-        rank = math.ceil((n + 1) * (1 - self.alpha))
-        self.quantile_ = float(np.inf if rank > n else np.sort(scores)[rank - 1])
+        self.quantile_ = self._conformal_quantile(scores)
         self.n_calibration_ = int(n)
+        k = max(1, min(int(self.groups), n // max(int(self.min_per_group), 1)))
+        self.groups_ = k
+        self.edges_ = [float(e) for e in np.quantile(yhat, np.arange(1, k) / k)]
+        group = np.searchsorted(self.edges_, yhat, side="right")
+        self.quantiles_ = [self._conformal_quantile(scores[group == g]) for g in range(k)]
         return self
+
+    def _conformal_quantile(self, scores: np.ndarray) -> float:
+        """The ⌈(n+1)(1-α)⌉-th smallest score (inf when n is too small for it)."""
+        n = scores.size
+        rank = math.ceil((n + 1) * (1 - self.alpha))
+        return float(np.inf if rank > n or n == 0 else np.sort(scores)[rank - 1])
 
     def predict_interval(self, predicted: Any, spread: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(low, high)`` arrays for each prediction."""
@@ -70,7 +93,11 @@ class ConformalInterval(BaseEstimator):
                 "held-out predictions first (or load a calibrated one with from_dict)."
             )
         yhat = np.asarray(predicted, dtype=float)
-        half = self.quantile_ * self._scale(spread, yhat.size, np.ones(yhat.size, bool))
+        quantiles = np.asarray(getattr(self, "quantiles_", [self.quantile_]), dtype=float)
+        edges = getattr(self, "edges_", [])
+        q = quantiles[np.searchsorted(edges, yhat, side="right")] if len(quantiles) > 1 \
+            else self.quantile_
+        half = q * self._scale(spread, yhat.size, np.ones(yhat.size, bool))
         return yhat - half, yhat + half
 
     def _scale(self, spread: Any, n: int, keep: np.ndarray) -> np.ndarray:
@@ -93,16 +120,22 @@ class ConformalInterval(BaseEstimator):
         out: dict[str, Any] = {"kind": "conformal", **self.get_params()}
         if hasattr(self, "quantile_"):
             out.update(quantile=self.quantile_, n_calibration=self.n_calibration_)
+        if getattr(self, "groups_", 1) > 1:
+            out.update(group_edges=self.edges_, group_quantiles=self.quantiles_)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConformalInterval:
         """Inverse of :meth:`to_dict`."""
-        params = {k: data[k] for k in ("alpha", "method", "eps", "min_subjects") if k in data}
-        obj = cls(**params)
+        names = ("alpha", "method", "eps", "min_subjects", "groups", "min_per_group")
+        obj = cls(**{k: data[k] for k in names if k in data})
         if "quantile" in data:
             obj.quantile_ = float(data["quantile"])
             obj.n_calibration_ = int(data["n_calibration"])
+        if "group_quantiles" in data:
+            obj.quantiles_ = [float(q) for q in data["group_quantiles"]]
+            obj.edges_ = [float(e) for e in data["group_edges"]]
+            obj.groups_ = len(obj.quantiles_)
         return obj
 
 
