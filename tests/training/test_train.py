@@ -313,3 +313,17 @@ def test_a_damaged_last_checkpoint_is_refused_clearly_on_resume(run, cohort, tmp
     with pytest.raises(BrainAgeError, match=r"last.ckpt: .*Fix: delete it") as info:
         train_cohort(cohort, broken, tiny_config())
     assert "weights_only" not in str(info.value)
+
+
+def test_training_on_a_folder_whose_spec_file_was_replaced_says_so(cohort, tmp_path):
+    import shutil
+
+    from synthetic_runs import spec_for_tests
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(cohort.root, swapped)
+    spec_for_tests(n4=False).save(swapped / "preprocessing_spec.json")
+    with pytest.raises(BrainAgeError, match="the spec file was replaced") as info:
+        train_cohort(swapped, tmp_path / "run", tiny_config())
+    assert "no scan was prepared successfully" not in str(info.value)
+    assert not (tmp_path / "run").exists()

@@ -123,14 +123,9 @@ class Predictor:
             BrainAgeError: the cohort was prepared with another spec; the message lists
                 the differences.
         """
-        from brainage.data.prepared_checks import spec_index_problem
         from brainage.preprocessing.spec import check_spec_compatible
 
-        problem = (spec_index_problem(prepared_dir) if isinstance(prepared_dir, str | Path)
-                   else None)  # else open_prepared says "no scan was prepared successfully"
-        if problem:
-            raise BrainAgeError(problem)
-        prepared = open_prepared(prepared_dir, cohort)
+        prepared = open_prepared(prepared_dir, cohort)  # refuses a replaced spec file clearly
         try:
             check_spec_compatible(self.spec, prepared.spec, what=("run", "input"),
                                   allow_library_drift=self.allow_library_drift)

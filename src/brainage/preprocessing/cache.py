@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from brainage.data.cohort import bids_label
+from brainage.data.labels import clean_label
 from brainage.errors import BrainAgeError, InputError
 from brainage.io import atomic_path, read_table, write_json, write_tsv
 from brainage.preprocessing.qc import SUMMARY_COLUMNS, summary_row
@@ -59,7 +60,7 @@ class ScanKey:
         """BIDS entities (``sub``, ``ses``, ``run``) with labels made alphanumeric."""
         out = [("sub", _clean(bids_label(self.participant_id)))]
         if self.session:
-            out.append(("ses", _clean(bids_label(self.session, "ses-"))))
+            out.append(("ses", _clean(bids_label(self.session, "ses-"))))  # labels.scan_stem
         if self.run is not None:
             out.append(("run", str(int(self.run))))
         return out
@@ -71,7 +72,8 @@ class ScanKey:
 
 
 def _clean(label: str) -> str:
-    out = re.sub(r"[^A-Za-z0-9]", "", label)
+    """:func:`brainage.data.labels.clean_label`, refusing a label that cleans to nothing."""
+    out = clean_label(label)
     if not out:
         raise InputError(
             f"id {label!r} has no letters or digits; expected a BIDS-like label. "

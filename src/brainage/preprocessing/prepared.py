@@ -81,10 +81,13 @@ def open_prepared(path: str | Path | PreparedCohort,
     if not is_prepared(root):
         raise InputError(f"{root}: not a prepared cohort (no preprocessing_spec.json and "
                             "index.tsv). Fix: run `brainage prepare SOURCE {root}` first.")
+    problem = spec_index_problem(root)  # a replaced spec file is not "every scan failed"
+    if problem:
+        raise InputError(problem)
     reader = CacheReader(root)
     if reader.table.empty:
         raise InputError(f"{root}: no scan was prepared successfully. "
-                            "Fix: check index.tsv (error column) and qc.tsv.")
+                         "Fix: check index.tsv (error column) and qc.tsv.")
     meta, source = _metadata(root, cohort)
     table = _attach(reader.table, meta, root)
     shape = tuple(load_array(table["array_path"].iloc[0]).shape)
@@ -121,3 +124,30 @@ def _attach(index: pd.DataFrame, meta: pd.DataFrame | None, root: Path) -> pd.Da
                 out[col] = lookup[col].reindex(out["scan"]).to_numpy()
     out["path"] = index["source"].to_numpy() if "source" in index else pd.NA
     return conform_table(out)  # standard columns typed; scan, array_path, qc_flags kept
+
+
+def spec_index_problem(root: str | Path) -> str | None:
+    """A message when the finished scans of `root` were all made with another spec, else None."""
+    from collections import Counter
+
+    from brainage.io import read_table
+    from brainage.preprocessing.cache import INDEX_FILE
+    from brainage.preprocessing.spec import SPEC_FILE, PreprocessingSpec
+
+    root = Path(root)
+    if not (root / SPEC_FILE).is_file() or not (root / INDEX_FILE).is_file():
+        return None
+    spec = PreprocessingSpec.load(root / SPEC_FILE)
+    index = read_table(root / INDEX_FILE)
+    if not {"status", "spec_hash"} <= set(index.columns):
+        return None
+    ok = index[index["status"] == "ok"]
+    if ok.empty or (ok["spec_hash"] == spec.hash).any():
+        return None
+    hashes = Counter(str(h)[:12] for h in ok["spec_hash"])
+    listed = ", ".join(f"{n} with spec {h}" for h, n in hashes.most_common())
+    return (f"{root}: {INDEX_FILE} lists {len(ok)} prepared scan(s) ({listed}), but "
+            f"{SPEC_FILE} is spec {spec.short_hash}: the spec file was replaced, or the index "
+            "comes from another folder. Fix: restore this folder's own preprocessing_spec.json "
+            "(cache/records/*.json hold the hash it must have), or prepare again into a new "
+            "folder.")
