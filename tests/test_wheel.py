@@ -22,8 +22,16 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    import shutil
+
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "src", source / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-          "-w", str(tmp_path / "dist"), str(ROOT)], cwd=tmp_path)
+          "-w", str(tmp_path / "dist"), str(source)], cwd=tmp_path)
     wheel = next((tmp_path / "dist").glob("brainage-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "brainage/configs/tsan.yaml" in names and "brainage/py.typed" in names

@@ -1,1 +1,0 @@
-"""Command line: a thin Typer shell over the Python API (heavy imports live inside commands)."""

@@ -1,1 +1,0 @@
-"""Cohorts: readers, validation, splits, datasets and the synthetic aging cohort."""

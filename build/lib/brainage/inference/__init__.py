@@ -1,1 +1,0 @@
-"""Prediction from a run folder (``Predictor``) and explanation maps."""
