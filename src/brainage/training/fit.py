@@ -98,15 +98,11 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     """
     config = config or TrainConfig()
     run = Path(run_dir)
-    prepared = open_prepared(prepared_dir, cohort)
-    check_trainable(prepared, config)
-    check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
-    the_splits = resolve_splits(run, prepared, config, splits)
-    if start_run(run, config):
+    prepared, the_splits, complete = begin_run(prepared_dir, run, config, splits, task_cls,
+                                               cohort)
+    if complete:
         warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
         return run
-    if splits is not None or not (run / rf.SPLITS).exists():
-        the_splits.to_json(run / rf.SPLITS)
     table = prepared.table.copy()
     n_missing = int(table["age"].isna().sum())
     if n_missing:
@@ -127,6 +123,32 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     return run
 
 
+def begin_run(prepared_dir: str | Path | PreparedCohort, run: Path, config: TrainConfig,
+              splits: str | Path | Splits | None, task_cls: type[RegressionTask],
+              cohort: Cohort | str | Path | None = None
+              ) -> tuple[PreparedCohort, Splits, bool]:
+    """Open and check the data, the config and the splits, then start the run folder
+    (``config.yaml``, ``splits.json``); nothing is written before every check passed.
+
+    Returns:
+        The prepared cohort, the splits, and whether the run is already complete.
+    """
+    prepared = open_prepared(prepared_dir, cohort)
+    check_trainable(prepared, config)
+    check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
+    the_splits = resolve_splits(run, prepared, config, splits)
+    if start_run(run, config):
+        return prepared, the_splits, True
+    if splits is not None or not (run / rf.SPLITS).exists():
+        the_splits.to_json(run / rf.SPLITS)
+    return prepared, the_splits, False
+
+
+def member_config(config: TrainConfig, repeat: int) -> TrainConfig:
+    """The config of a fold's model number `repeat` (seed ``config.seed + repeat``)."""
+    return dataclasses.replace(config, seed=config.seed + repeat) if repeat else config
+
+
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,
                run: Path, task_cls: type[RegressionTask] = RegressionTask, repeat: int = 0
                ) -> BrainAgeModel | None:
@@ -135,8 +157,7 @@ def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: i
     member = rf.member_dir(run, fold, splits.n_folds, repeat, config.repeats)
     if (member / WEIGHTS).exists():
         return load_model(member)
-    if repeat:
-        config = dataclasses.replace(config, seed=config.seed + repeat)
+    config = member_config(config, repeat)
     data = fold_data(config, table, splits, fold)
     model = fit_member(config, data, member, task_cls)
     if model is not None:
