@@ -13,7 +13,9 @@ OpenBHB ships its images already preprocessed, so they skip ``brainage prepare``
 The masks come with the challenge (``cat12vbm_space-MNI152_desc-gm_TPM.nii.gz``,
 ``quasiraw_space-MNI152_desc-brain_T1w.nii.gz``). They are looked up next to the data, in
 its ``resource/`` or ``masks/`` folder, never relative to the working directory, or given
-explicitly; their voxel count must match the block. Per-subject arrays are masked only when
+explicitly. In rows of the challenge's width (3,659,572) a mask must select exactly the
+challenge's block (a wrong file or threshold is refused); other layouts (a miniature, a
+subset of columns) are only checked to fit in the rows. Per-subject arrays are masked only when
 asked (``mask=True`` or a path), so that they match a model trained on the flat rows.
 
 The cohort's preprocessing spec names OpenBHB, the modality, the shape and whether the
