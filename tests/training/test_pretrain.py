@@ -175,3 +175,18 @@ def test_presets_the_paper_and_the_cpu_one():
     cpu = load_train_config("contrastive")
     assert cpu.model.kwargs["input_pool"] == 3 and cpu.contrastive.projection == [512, 128]
     check_config(cpu, (91, 109, 91), ContrastiveTask)
+
+
+def test_only_the_encoder_is_trained_for_every_age_model():
+    from brainage.models import list_models, model_info
+    from brainage.training.contrastive import feature_parameters
+
+    for name in list_models(kind="age"):
+        kwargs = model_info(name).tiny
+        names = {n for n, _ in create_model(name, **kwargs).named_parameters()}
+        used = feature_parameters({"name": name, "kwargs": kwargs})
+        assert used and used < names, name  # the head is left out, the encoder is not
+        assert all(n.startswith(("head.", "classifier.")) for n in names - used), name
+    task = _task(contrastive_config())
+    frozen = {n for n, p in task.model.named_parameters() if not p.requires_grad}
+    assert frozen == {"classifier.weight", "classifier.bias"}

@@ -99,6 +99,29 @@ def contrastive_data(config: Any, table: pd.DataFrame, splits: Splits, fold: int
                               config.num_workers, config.seed)
 
 
+def feature_parameters(model: dict[str, Any]) -> set[str]:
+    """Names of the parameters ``forward_features`` uses (the encoder without its head),
+    found from the autograd graph of a forward pass on the meta device (no memory)."""
+    from brainage.models import create_model
+
+    with torch.device("meta"):
+        net = create_model(model["name"], **model.get("kwargs", {}))
+        shape = [max(64, m) * net.input_pool for m in net.min_input_shape]
+        out = net.forward_features(torch.empty(2, net.in_channels, *shape))
+    names = {id(p): n for n, p in net.named_parameters()}
+    used, stack, seen = set(), [out.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)  # AccumulateGrad: a leaf parameter
+        if variable is not None and id(variable) in names:
+            used.add(names[id(variable)])
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return used
+
+
 class ContrastiveTask(RegressionTask):
     """Pretrain a registry encoder with a projection head and a contrastive loss on age.
 
@@ -122,6 +145,9 @@ class ContrastiveTask(RegressionTask):
         super().__init__(model, loss, optim, scheduler, monitor, channels_last, 0.0, compile)
         self.views = int(contrastive["views"])
         self.projection = ProjectionHead(self.model.num_features, contrastive["projection"])
+        used = feature_parameters(model)
+        for name, param in self.model.named_parameters():  # the age head: not trained (DDP
+            param.requires_grad_(name in used)  # refuses parameters without gradients)
 
     @classmethod
     def from_config(cls, config: Any, monitor: str) -> ContrastiveTask:
