@@ -190,3 +190,14 @@ def test_only_the_encoder_is_trained_for_every_age_model():
     task = _task(contrastive_config())
     frozen = {n for n, p in task.model.named_parameters() if not p.requires_grad}
     assert frozen == {"classifier.weight", "classifier.bias"}
+
+
+def test_a_run_is_not_resumed_on_other_splits(run, cohort):
+    from brainage.data.splits_file import Splits
+
+    splits = Splits.from_json(run / "splits.json")
+    fold = dict(splits.folds[0])
+    fold["train"], fold["test"] = fold["train"][2:], fold["test"] + fold["train"][:2]
+    with pytest.raises(BrainAgeError, match="trained on other splits"):
+        pretrain_cohort(cohort, run, contrastive_config(), Splits("user", None, {}, [fold]))
+    assert Splits.from_json(run / "splits.json").folds == splits.folds  # left as it was

@@ -28,7 +28,7 @@ from brainage.data.splits_file import Splits
 from brainage.errors import BrainAgeError
 
 #: A ``.npy`` path, an in-memory volume, or a lazy volume with ``read_volume()`` (a row of a
-#: flat OpenBHB array: :class:`brainage.data.openbhb_arrays.FlatRow`).
+#: flat OpenBHB array: :class:`brainage.data.openbhb_volumes.FlatRow`).
 Image = Any
 Transform = Callable[[torch.Tensor], torch.Tensor]
 

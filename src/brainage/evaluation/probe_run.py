@@ -49,10 +49,10 @@ def probe_roles(table: pd.DataFrame, splits: Splits, fold: int) -> pd.Series:
     ids = table["participant_id"]
     site = table["site"].astype("string") if "site" in table else pd.Series(
         pd.NA, index=table.index, dtype="string")
+    names = {"train": "train", "internal_test": "internal", "external_test": "external",
+             "test": "test"}  # val: neither fitted on nor scored
     for name, subjects in splits.folds[fold].items():
-        rows = ids.isin(subjects).to_numpy()
-        role[rows] = {"train": "train", "internal_test": "internal",
-                      "external_test": "external"}.get(name, "test" if name == "test" else None)
+        role[ids.isin(subjects).to_numpy()] = names.get(name)
     seen = set(site[(role == "train").to_numpy()].dropna())
     test = (role == "test").to_numpy()
     role[test] = np.where(site[test].isin(seen).fillna(False).to_numpy() | (not seen),

@@ -23,6 +23,7 @@ from brainage.data.cohort import Cohort
 from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import augmentation
 from brainage.data.splits_file import Splits
+from brainage.errors import InputError
 from brainage.models import BrainAgeModel, load_model, save_model
 from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
@@ -137,6 +138,11 @@ def begin_run(prepared_dir: str | Path | PreparedCohort, run: Path, config: Trai
     check_trainable(prepared, config)
     check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
     the_splits = resolve_splits(run, prepared, config, splits)
+    if splits is not None and (run / rf.SPLITS).exists() and \
+            Splits.from_json(run / rf.SPLITS).folds != the_splits.folds:
+        raise InputError(f"{run} already holds a run trained on other splits "
+                         f"({run / rf.SPLITS}). Fix: use a new run folder, or pass the same "
+                         "splits to resume.")
     if start_run(run, config):
         return prepared, the_splits, True
     if splits is not None or not (run / rf.SPLITS).exists():
