@@ -1,7 +1,10 @@
 """Cost of a contrastive pretraining step against a supervised step (same encoder, batch).
 
-For each encoder it times, in one process, best of ``--steps`` steps after a warm-up
-(forward, loss, backward, Adam step; fp32, ``channels_last_3d`` weights as training uses):
+For each encoder it times each kind of step in a fresh process (the best of ``--steps``
+steps after two warm-up steps; the kinds alternate over ``--rounds`` rounds and the best
+is kept, so load changes hit every kind alike). A step is forward, loss, backward and
+Adam step, fp32, ``channels_last_3d`` weights as training uses, the input stage (pooling,
+intensity bins) included:
 
 * ``supervised``: ``RegressionTask`` with the L1 loss, batch B;
 * ``contrastive none``: ``ContrastiveTask``, 2 identical views (the paper's runs): the encoder
@@ -18,7 +21,8 @@ Peak memory per sample: the growth of the resident set's high-water mark over tw
 (reset just before them) at batch 2B minus the same at batch B, divided by B, each in a
 fresh process (tracemalloc cannot see torch's buffers; Linux only).
 
-    python benchmarks/bench_contrastive_cost.py [--steps 3] [--batch 8] [--json PATH]
+    python benchmarks/bench_contrastive_cost.py [--steps 3] [--rounds 2] [--batch 8]
+        [--only cpu|resnet] [--json PATH]
 """
 
 from __future__ import annotations
@@ -81,14 +85,29 @@ def step_fn(kind: str, model: str, kwargs: dict[str, Any], shape: tuple[int, ...
     return step
 
 
-def best_time(step: Any, steps: int) -> float:
-    step()  # warm-up
+def best_time(kind: str, name: str, batch: int, steps: int) -> float:
+    """Best time of `steps` steps of `kind` after two warm-up steps (the allocator settles)."""
+    e = ENCODERS[name]
+    step = step_fn(kind, e[0], e[1], e[2], batch)
+    step()
+    step()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def in_fresh_process(function: str, *args: Any) -> float:
+    """``function(*args)`` of this module run in a fresh Python process."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    call = ", ".join(repr(a) for a in args)
+    code = (f"import sys; sys.path.insert(0, {here!r}); import bench_contrastive_cost as b; "
+            f"print(b.{function}({call}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def augmentation_seconds(shape: tuple[int, ...], n: int = 5) -> float:
@@ -123,30 +142,25 @@ def rss_growth(kind: str, name: str, batch: int) -> float:
     return (_status_kb("VmHWM:") - base) * 1024.0
 
 
-def peak_rss(kind: str, name: str, batch: int) -> float:
-    """:func:`rss_growth` in a fresh process."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = (f"import sys; sys.path.insert(0, {here!r}); import bench_contrastive_cost as b; "
-            f"print(b.rss_growth({kind!r}, {name!r}, {batch}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def measure(name: str, batch: int, steps: int) -> dict[str, Any]:
-    model, kwargs, shape = ENCODERS[name]
+def measure(name: str, batch: int, steps: int, rounds: int) -> dict[str, Any]:
+    """Step times (each kind in its own fresh processes, `rounds` alternating rounds, the
+    best kept) and peak memory per sample of one encoder."""
     runs = {"supervised": ("supervised", batch), "contrastive none": ("contrastive none", batch),
             "contrastive 2 views": ("contrastive 2 views", batch),
             "supervised 2B": ("supervised", 2 * batch)}
-    t = {label: best_time(step_fn(kind, model, kwargs, shape, b), steps)
-         for label, (kind, b) in runs.items()}
-    mem = {kind: (peak_rss(kind, name, 2 * batch) - peak_rss(kind, name, batch)) / batch
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, (kind, b) in runs.items():
+            times[label].append(in_fresh_process("best_time", kind, name, b, steps))
+    t = {label: min(v) for label, v in times.items()}
+    mem = {kind: (in_fresh_process("rss_growth", kind, name, 2 * batch)
+                  - in_fresh_process("rss_growth", kind, name, batch)) / batch
            for kind in ("supervised", "contrastive none")}
-    return {"encoder": name, "batch": batch, "seconds": t,
+    return {"encoder": name, "batch": batch, "seconds": t, "all_seconds": times,
             "none_vs_supervised": t["contrastive none"] / t["supervised"],
             "views_vs_supervised_2B": t["contrastive 2 views"] / t["supervised 2B"],
             "views_vs_supervised": t["contrastive 2 views"] / t["supervised"],
-            "augment_seconds_per_view": augmentation_seconds(shape),
+            "augment_seconds_per_view": augmentation_seconds(ENCODERS[name][2]),
             "bytes_per_sample": mem}
 
 
@@ -154,6 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", choices=["cpu", "resnet"], default=None)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -166,7 +181,7 @@ def main() -> None:
              (args.only == "cpu") == n.startswith("cpu")]
     rows = []
     for name in names:
-        rows.append(measure(name, args.batch, args.steps))
+        rows.append(measure(name, args.batch, args.steps, args.rounds))
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'encoder':<52}{'none/sup':>9}{'2v/sup2B':>9}{'2v/sup':>8}{'aug s/view':>11}"
           f"{'MB/sample sup':>14}{'MB/sample con':>14}")
