@@ -7,6 +7,8 @@ function, prints the result), and ``import brainage`` exposes them lazily::
     -> brainage.Predictor.from_run(run).predict(...) -> brainage.evaluate
     -> brainage.explain / brainage.report
 
+    (contrastive: brainage.pretrain -> brainage.probe -> brainage.Predictor ...)
+
 Heavy libraries (torch, ANTsPy, Lightning) load inside the functions, on first use.
 """
 
@@ -143,11 +145,69 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
     if cascade:
         cfg2 = stage2_config if isinstance(stage2_config, TrainConfig) or stage2_config is None \
             else load_train_config(stage2_config)
-        return train_cascade(prepared, run, cfg, cfg2, splits, cohort)
+        return train_cascade(_open_data(prepared, cohort), run, cfg, cfg2, splits, cohort)
     if stage2_config is not None:
         raise InputError("stage2_config is only used with cascade=True (--cascade). "
                          "Fix: add --cascade, or drop --stage2-config.")
-    return train_cohort(prepared, run, cfg, splits, cohort=cohort)
+    return train_cohort(_open_data(prepared, cohort), run, cfg, splits, cohort=cohort)
+
+
+def pretrain(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = None, *,
+             overrides: Sequence[str] = (), folds: int | None = None,
+             splits: PathLike | None = None, cohort: Any = None, modality: str = "vbm",
+             mask: PathLike | bool | None = None) -> Path:
+    """Contrastive pretraining of an encoder (Barbano et al., ISBI 2023); a run of kind
+    ``encoder``, which :func:`probe` scores and gives a linear age read-out.
+
+    Args:
+        prepared: A prepared folder (:func:`prepare`), OpenBHB data (per-subject arrays
+            or the flat challenge arrays) or an opened ``PreparedCohort``.
+        run: The run folder to create, or to resume (rerun the same call).
+        config: A :class:`TrainConfig` with a ``contrastive`` section, a preset name
+            (``contrastive``, the CPU default; ``contrastive_paper``) or a YAML file.
+        overrides: ``key=value`` changes, e.g. ``["epochs=2", "loss.kwargs.method=yaware"]``.
+        folds: One encoder per fold of k-fold splits.
+        splits: A splits file to use instead of making new splits.
+        cohort: Ages/sex/site when the prepared folder has no ``cohort.tsv``.
+        modality: OpenBHB data: ``vbm`` or ``quasiraw``.
+        mask: OpenBHB data: the mask option of
+            :func:`brainage.data.openbhb_arrays.open_openbhb`.
+
+    Returns:
+        The run folder.
+    """
+    from brainage.training.config import TrainConfig, load_train_config
+    from brainage.training.pretrain import DEFAULT_PRESET, pretrain_cohort
+
+    sets = list(overrides) + (["split.method=kfold", f"split.folds={folds}"] if folds else [])
+    cfg = _with_overrides(config, sets) if isinstance(config, TrainConfig) \
+        else load_train_config(config or DEFAULT_PRESET, sets)
+    return pretrain_cohort(_open_data(prepared, cohort, modality, mask), run, cfg, splits,
+                           cohort)
+
+
+def probe(run: PathLike, data: Any, output: PathLike | None = None, **options: Any
+          ) -> dict[str, Any]:
+    """Score a run's representation under the OpenBHB challenge protocol (linear probes
+    fitted on training subjects only) and store its linear age read-out in the run.
+
+    Options are those of :func:`brainage.evaluation.probe_run.probe_run` (``splits``,
+    ``split_method``, ``cohort``, ``representation``, ``batch_size``, ``device``, ``cv``,
+    ``mask``). Writes the metrics JSON (default ``RUN/probe_metrics.json``) and returns it:
+    MAE internal and external, site balanced accuracy, ``score`` (MAE_ext x BAcc^0.3) and
+    the two other scores of the challenge, per member and their mean.
+    """
+    from brainage.evaluation.probe_run import probe_run
+
+    return probe_run(run, data, output, **options)
+
+
+def _open_data(data: Any, cohort: Any = None, modality: str = "vbm",
+               mask: PathLike | bool | None = None) -> Any:
+    """A prepared cohort from a prepared folder, OpenBHB data or an opened cohort."""
+    from brainage.data.openbhb_arrays import open_inputs
+
+    return open_inputs(data, cohort, modality=modality, mask=mask)
 
 
 def _with_overrides(config: TrainConfig, sets: Sequence[str]) -> TrainConfig:

@@ -21,7 +21,10 @@ imports neither Lightning nor the training code. Layout::
       <member>/logs/                                CSV (and TensorBoard) logs
 
 A cascade run holds two such folders, ``stage1/`` and ``stage2/``, and its own
-``run.json`` with ``kind: cascade``. Every file is written atomically; ``run.json`` is
+``run.json`` with ``kind: cascade``. A pretrained encoder (``brainage pretrain``) has
+``kind: encoder``: each member also holds ``projection.safetensors`` + ``projection.json``,
+and, once ``brainage probe`` has fitted the linear age read-out, ``age_probe.json`` +
+``age_probe.safetensors`` (then it predicts like any run). Every file is written atomically; ``run.json`` is
 written last, so a folder without it is an unfinished run (rerun training to resume).
 """
 
@@ -39,6 +42,8 @@ from brainage.errors import InputError, NotFoundError
 from brainage.io import parse_json_file, write_json
 
 RUN_JSON = "run.json"
+#: Run kinds: age models, a two-stage cascade, pretrained encoders (+ probe read-outs).
+KINDS = ("models", "cascade", "encoder")
 FORMAT = "brainage-run"
 VERSION = 1
 CONFIG = "config.yaml"
@@ -58,7 +63,8 @@ class RunInfo:
     """Contents of ``run.json``.
 
     Attributes:
-        kind: ``models`` (one model or a fold ensemble) or ``cascade``.
+        kind: ``models`` (one model or a fold ensemble), ``cascade`` or ``encoder``
+            (pretrained encoders; see :data:`KINDS`).
         members: Model folders relative to the run (``"."`` for a single model).
         training_range: ``[min, max]`` age of the training subjects.
         spec_hash: Hash of the preprocessing spec the models were trained on.
@@ -156,9 +162,9 @@ def _checked_info(path: Path, data: dict[str, Any]) -> RunInfo:
     if len(rng) != 2 or not all(map(math.isfinite, rng)) or rng[0] > rng[1]:
         raise InputError(f"{path}: training_range is {data['training_range']!r}; expected "
                          f"[min, max] ages in years. {fix}")
-    if info.kind not in ("models", "cascade") or not all(n > 0 for n in info.input_shape):
+    if info.kind not in KINDS or not all(n > 0 for n in info.input_shape):
         raise InputError(f"{path}: kind {info.kind!r} / input_shape {info.input_shape!r}: "
-                         f"expected kind 'models' or 'cascade' and a positive shape. {fix}")
+                         f"expected a kind of {list(KINDS)} and a positive shape. {fix}")
     return info
 
 

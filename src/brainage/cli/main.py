@@ -48,14 +48,16 @@ def _register() -> None:
         models,
         predict,
         prepare,
+        pretrain,
+        probe,
         report,
         simulate,
         split,
         train,
     )
 
-    for module in (simulate, cohort, split, prepare, models, config, train, predict, evaluate,
-                   explain, report):
+    for module in (simulate, cohort, split, prepare, models, config, train, pretrain, probe,
+                   predict, evaluate, explain, report):
         module.register(app)
 
 

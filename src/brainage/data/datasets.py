@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,9 @@ from torch.utils.data import Dataset
 from brainage.data.splits_file import Splits
 from brainage.errors import BrainAgeError
 
-Image = str | Path | np.ndarray
+#: A ``.npy`` path, an in-memory volume, or a lazy volume with ``read_volume()`` (a row of a
+#: flat OpenBHB array: :class:`brainage.data.openbhb_volumes.FlatRow`).
+Image = Any
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -44,13 +45,16 @@ def sex_codes(sex: Sequence[object]) -> np.ndarray:
 
 
 def load_array(image: Image) -> np.ndarray:
-    """A (D, H, W) or (1, D, H, W) array from a ``.npy`` path (memory-mapped) or memory.
+    """A (D, H, W) or (1, D, H, W) array from a ``.npy`` path (memory-mapped), memory or
+    a lazy volume (``image.read_volume()``).
 
     Raises:
         BrainAgeError: the file is missing or not a 3D volume.
     """
     if isinstance(image, np.ndarray):
         arr = image
+    elif hasattr(image, "read_volume"):
+        arr = image.read_volume()
     else:
         try:
             arr = np.load(image, mmap_mode="r", allow_pickle=False)
@@ -123,11 +127,12 @@ class ScanDataset(Dataset):
         pooled = [s // stage.pool for s in self.shape()]
         return len(self) * stage.out_channels * int(np.prod(pooled)) * 4
 
-    def image(self, i: int) -> torch.Tensor:
-        """Image `i` as the model takes it: ``(1, D, H, W)``, augmented, staged if set."""
+    def image(self, i: int, array: np.ndarray | None = None) -> torch.Tensor:
+        """Image `i` as the model takes it: ``(1, D, H, W)``, augmented, staged if set
+        (`array`: its volume when already read)."""
         if i in self._staged:
             return self._staged[i]
-        arr = load_array(self.images[i])
+        arr = load_array(self.images[i]) if array is None else array
         image = torch.from_numpy(np.array(arr, dtype=np.float32))[None]  # (D,H,W) -> (1,D,H,W)
         if self.transform is not None:
             image = self.transform(image)
@@ -139,7 +144,18 @@ class ScanDataset(Dataset):
         return image
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        image = self.image(i)
+        return self.item(i)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        """The items of a batch (the DataLoader's batched fetch): rows of a flat array are
+        read and unmasked together, the subject axis first."""
+        todo = [i for i in indices if i not in self._staged]
+        read = dict(zip(todo, read_together([self.images[i] for i in todo]), strict=True))
+        return [self.item(i, read.get(i)) for i in indices]
+
+    def item(self, i: int, array: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """Item `i` (`array`: its volume when already read)."""
+        image = self.image(i, array)
         item = {"image": image, "age": torch.tensor(self.age[i]),
                 "sex": torch.from_numpy(self.sex[i]), "index": torch.tensor(i)}
         if self.stage1_age is not None:
@@ -151,6 +167,21 @@ class ScanDataset(Dataset):
         if self._shape is None:
             self._shape = tuple(load_array(self.images[0]).shape)
         return self._shape
+
+
+def read_together(images: Sequence[Image]) -> list[np.ndarray | None]:
+    """Volumes of the rows of flat arrays among `images` (objects with ``source`` and
+    ``row``), each array's rows read in one call to ``source.read_rows``; None for others."""
+    out: list[np.ndarray | None] = [None] * len(images)
+    groups: dict[int, list[int]] = {}
+    for k, image in enumerate(images):
+        if getattr(image, "source", None) is not None:
+            groups.setdefault(id(image.source), []).append(k)
+    for ks in groups.values():
+        volumes = images[ks[0]].source.read_rows([images[k].row for k in ks])  # (B, D, H, W)
+        for k, volume in zip(ks, volumes, strict=True):
+            out[k] = volume
+    return out
 
 
 def augmentation(degrees: float = 3.0, scale: float = 0.03, translation: float = 2.0,

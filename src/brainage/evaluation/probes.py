@@ -92,6 +92,7 @@ class AgeProbe(BaseEstimator):
     Attributes:
         search_: The fitted ``GridSearchCV``.
         best_alpha_: The chosen penalty.
+        n_train_: Training subjects.
     """
 
     def __init__(self, alphas: tuple[float, ...] = GRID, cv: Any = 5,
@@ -107,6 +108,7 @@ class AgeProbe(BaseEstimator):
         self.search_ = GridSearchCV(Ridge(), {"alpha": list(self.alphas)}, cv=self.cv,
                                     scoring="r2", n_jobs=self.n_jobs).fit(x, age)
         self.best_alpha_ = float(self.search_.best_params_["alpha"])
+        self.n_train_ = len(x)
         return self
 
     def predict(self, x: Any) -> np.ndarray:
@@ -249,19 +251,42 @@ def openbhb_probes(train: ProbeSplit, internal: ProbeSplit, external: ProbeSplit
     Raises:
         BrainAgeError: bad shapes, a dimension above 10,000, or missing site labels.
     """
+    age_probe, site_probe = fit_probes(train, cv=cv, n_jobs=n_jobs, random_state=random_state)
+    return score_probes(age_probe, site_probe, internal, external)
+
+
+def fit_probes(train: ProbeSplit, *, cv: Any = 5, n_jobs: int | None = None,
+               random_state: int | None = 0) -> tuple[AgeProbe, SiteProbe]:
+    """The challenge's age and site probes fitted on the training subjects only."""
     x_train = check_representation(train.x, "train representation")
+    if train.site is None:
+        raise BrainAgeError("site labels are missing for the train set. "
+                            "Fix: pass ProbeSplit(x, age, site).")
+    age_probe = AgeProbe(cv=cv, n_jobs=n_jobs).fit(x_train, train.age)
+    site_probe = SiteProbe(cv=cv, n_jobs=n_jobs, random_state=random_state)
+    return age_probe, site_probe.fit(x_train, train.site)
+
+
+def score_probes(age_probe: AgeProbe, site_probe: SiteProbe, internal: ProbeSplit,
+                 external: ProbeSplit) -> ProbeResult:
+    """The challenge metrics of fitted probes on the internal and external test subjects.
+
+    Raises:
+        BrainAgeError: bad shapes, another dimension than the training one, or missing
+            internal site labels.
+    """
+    _check_fitted(age_probe)
+    _check_fitted(site_probe)
+    n_features = int(age_probe.search_.n_features_in_)
     sets = {"internal": check_representation(internal.x, "internal representation"),
             "external": check_representation(external.x, "external representation")}
     for name, x in sets.items():
-        if x.shape[1] != x_train.shape[1]:
+        if x.shape[1] != n_features:
             raise BrainAgeError(f"{name} representation: {x.shape[1]} features, but the "
-                                f"training one has {x_train.shape[1]}. Fix: use one encoder.")
-    if train.site is None or internal.site is None:
-        raise BrainAgeError("site labels are missing for the train or internal set. "
-                            "Fix: pass ProbeSplit(x, age, site) for both.")
-    age_probe = AgeProbe(cv=cv, n_jobs=n_jobs).fit(x_train, train.age)
-    site_probe = SiteProbe(cv=cv, n_jobs=n_jobs, random_state=random_state)
-    site_probe.fit(x_train, train.site)
+                                f"training one has {n_features}. Fix: use one encoder.")
+    if internal.site is None:
+        raise BrainAgeError("site labels are missing for the internal set. "
+                            "Fix: pass ProbeSplit(x, age, site) for it.")
     mae = {name: _mae(age_probe, x, split.age, name)
            for (name, x), split in zip(sets.items(), (internal, external), strict=True)}
     bacc = site_probe.balanced_accuracy(sets["internal"], internal.site)
@@ -271,7 +296,8 @@ def openbhb_probes(train: ProbeSplit, internal: ProbeSplit, external: ProbeSplit
         score=challenge_score(bacc, mae["external"]),
         score_page_text=page_text_score(bacc, mae["external"], mae["internal"], n_sites),
         score_ramp=ramp_score(bacc, mae["external"], mae["internal"], n_sites),
-        n_sites=n_sites, n_features=int(x_train.shape[1]), n_train=len(x_train),
+        n_sites=n_sites, n_features=n_features, n_train=age_probe.n_train_,
         n_internal=len(sets["internal"]), n_external=len(sets["external"]),
-        best_alpha=age_probe.best_alpha_, best_C=site_probe.best_C_,
+        best_alpha=age_probe.best_alpha_,
+        best_C=site_probe.best_C_,
     )

@@ -77,6 +77,10 @@ class Predictor:
         if info.kind == "cascade":
             stage1 = _members(run / info.stages["stage1"])
             stage2 = _members(run / info.stages["stage2"])
+        elif info.kind == "encoder":  # encoder + the linear read-out `brainage probe` fitted
+            from brainage.inference.encoders import load_member
+
+            stage1, stage2 = [load_member(run / m, readout=True) for m in info.members], []
         else:
             stage1, stage2 = [load_model(run / m) for m in info.members], []
         return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
@@ -99,6 +103,11 @@ class Predictor:
             One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
             ensemble SD, QC and out-of-distribution flags).
         """
+        from brainage.data.openbhb_arrays import is_openbhb, open_like
+        from brainage.preprocessing.prepared import PreparedCohort
+
+        if isinstance(inputs, PreparedCohort):  # e.g. OpenBHB arrays opened with a mask
+            return self.predict_prepared(inputs, cohort)
         items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
         nifti = [p for p in items if p.name.endswith((".nii", ".nii.gz"))]
         if nifti and len(nifti) == len(items):
@@ -109,6 +118,8 @@ class Predictor:
                 "prepared folder or cohort source. Fix: call predict once per cohort.")
         if is_prepared(items[0]):
             return self.predict_prepared(items[0], cohort)
+        if is_openbhb(items[0]):  # already preprocessed arrays: opened as the run's were
+            return self.predict_prepared(open_like(items[0], self.spec), cohort)
         return self.predict_cohort(items[0])
 
     def predict_prepared(self, prepared_dir: str | Path,

@@ -1,10 +1,11 @@
 """The training objectives a config can name, behind one registry.
 
 Every entry says which model output it reads (``needs``): ``age`` (the ``(B,)`` predicted
-age every model gives) or ``log_probs`` (the ``(B, K)`` distribution over ``age_bins`` of a
-model with a distribution head, such as SFCN). A criterion is called on the dict of a
-model's ``forward_outputs`` and the true ages, so the training code never needs to know
-which model or loss it runs.
+age every model gives), ``log_probs`` (the ``(B, K)`` distribution over ``age_bins`` of a
+model with a distribution head, such as SFCN) or ``projection`` (the ``(B, V, D)``
+L2-normalised projections of V views that contrastive pretraining gives). A criterion is
+called on the dict of a model's ``forward_outputs`` and the true ages, so the training code
+never needs to know which model or loss it runs.
 
 Example:
     >>> import torch
@@ -43,7 +44,7 @@ class LossInfo:
         description: One line for listings.
         build: ``build(age_bins, **kwargs) -> fn(output, age) -> scalar`` where ``output``
             is the model output named by ``needs``.
-        needs: ``"age"`` or ``"log_probs"``.
+        needs: ``"age"``, ``"log_probs"`` or ``"projection"``.
         options: The keyword arguments ``loss.kwargs`` may set.
     """
 
@@ -140,3 +141,16 @@ LOSSES.add("tsan", LossInfo(
 LOSSES.add("soft_label", LossInfo(
     "soft_label", "SFCN: KL divergence to Gaussian soft labels over the model's age bins",
     _soft_label, needs="log_probs", options=("sigma", "normalise")))
+
+
+def _contrastive(age_bins: AgeBins | None, **kwargs: Any) -> Callable[[Tensor, Tensor], Tensor]:
+    from brainage.losses.contrastive import KernelSupConLoss
+
+    return KernelSupConLoss(**kwargs)
+
+
+LOSSES.add("contrastive", LossInfo(
+    "contrastive", "kernelised supervised contrastive loss on the projections of the views "
+    "(Barbano et al. 2023; `brainage pretrain`)", _contrastive, needs="projection",
+    options=("method", "kernel", "sigma", "temperature", "base_temperature", "bin_width",
+             "normalize", "memory_limit")))

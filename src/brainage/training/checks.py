@@ -45,15 +45,15 @@ def check_config(config: TrainConfig, shape: tuple[int, ...],
 
     check_kind(config.model.name, "age")  # not a GAN's generator or critic
     with torch.device("meta"):
-        task = make_task(config, "train_mae", task_cls)
+        monitor = f"train_{task_cls.metric}"
+        task = make_task(config, monitor, task_cls)
         opt = build_optimizer([p for p in task.parameters() if p.requires_grad],
                               to_dict(config.optim))
-        build_schedule(opt, to_dict(config.scheduler), config.epochs, "train_mae")
+        build_schedule(opt, to_dict(config.scheduler), config.epochs, monitor)
         model = task.model
         x = torch.empty(2, model.in_channels, *shape)  # (B, C, D, H, W)
-        cov = {name: torch.zeros(2) for name in model.covariates}
         try:
-            outputs = model.forward_outputs(x, **cov)
+            outputs = task.example_outputs(x)
         except RuntimeError as exc:  # a check of values, which meta tensors do not have
             if "meta" not in str(exc):
                 raise

@@ -165,6 +165,34 @@ class SplitSpec:
 
 
 @dataclass
+class ContrastiveSpec:
+    """Contrastive pretraining (``brainage pretrain``; Barbano et al., ISBI 2023).
+
+    Attributes:
+        views: Views of each subject per step (the paper: 2).
+        augment: Augmentation of each view (:mod:`brainage.data.views`): ``none`` (identical
+            views, as the published runs; the encoder then runs once per subject), a name
+            or names joined by ``+`` (``crop+cutout``), or a mapping of kinds to settings.
+        projection: Widths of the projection head on the encoder's features, hidden
+            layers then the output (the paper: 512, 128). The L2-normalised output is the
+            representation the contrastive loss sees and ``brainage probe`` probes.
+    """
+
+    views: int = 2
+    augment: Any = "none"
+    projection: list[int] = field(default_factory=lambda: [512, 128])
+
+    def __post_init__(self) -> None:
+        from brainage.data.views import parse_spec
+
+        parse_spec(self.augment)
+        if self.views < 1 or not self.projection or min(self.projection) < 1:
+            raise InputError(f"contrastive.views={self.views!r}, contrastive.projection="
+                             f"{self.projection!r}: expected at least one view and positive "
+                             "widths. Fix: e.g. views: 2, projection: [512, 128].")
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines one training run (saved resolved as ``config.yaml``).
 
@@ -201,6 +229,9 @@ class TrainConfig:
         log_every_n_steps: Logging interval in optimiser steps.
         tensorboard: Also log to TensorBoard when it is installed.
         stage1_run: Cascade stage 2 only: path of the stage-1 run (set by the cascade).
+        contrastive: Views and projection head of contrastive pretraining (``brainage
+            pretrain``, with a loss on the ``projection`` output such as ``contrastive``);
+            None for supervised training.
     """
 
     model: ModelSpec = field(default_factory=lambda: ModelSpec("sfcn", dict(CPU_MODEL)))
@@ -229,6 +260,7 @@ class TrainConfig:
     log_every_n_steps: int = 10
     tensorboard: bool = True
     stage1_run: str | None = None
+    contrastive: ContrastiveSpec | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "num_nodes", "repeats"):

@@ -26,6 +26,7 @@ from brainage.data.cohort import Cohort
 from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import augmentation
 from brainage.data.splits_file import Splits
+from brainage.errors import InputError
 from brainage.models import BrainAgeModel, load_model, save_model
 from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
@@ -104,23 +105,18 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     """
     config = config or TrainConfig()
     run = Path(run_dir)
-    prepared = open_prepared(prepared_dir, cohort)
-    check_trainable(prepared, config)
-    check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
-    the_splits = resolve_splits(run, prepared, config, splits)
-    with run_lock(run):
-        return _train_locked(run, prepared, config, splits, the_splits, stage1, task_cls)
+    with begin_run(prepared_dir, run, config, splits, task_cls, cohort) as started:
+        return _train_started(run, config, started, stage1, task_cls)
 
 
-def _train_locked(run: Path, prepared: PreparedCohort, config: TrainConfig,
-                  splits: str | Path | Splits | None, the_splits: Splits,
-                  stage1: np.ndarray | None, task_cls: type[RegressionTask]) -> Path:
+def _train_started(run: Path, config: TrainConfig,
+                   started: tuple[PreparedCohort, Splits, bool], stage1: np.ndarray | None,
+                   task_cls: type[RegressionTask]) -> Path:
     """The body of :func:`train_cohort`, run while this process holds the run's lock."""
-    if start_run(run, config):
+    prepared, the_splits, complete = started
+    if complete:
         warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
         return run
-    if splits is not None or not (run / rf.SPLITS).exists():
-        the_splits.to_json(run / rf.SPLITS)
     table = prepared.table.copy()
     n_missing = int(table["age"].isna().sum())
     if n_missing:
@@ -154,6 +150,41 @@ def run_lock(run: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def begin_run(prepared_dir: str | Path | PreparedCohort, run: Path, config: TrainConfig,
+              splits: str | Path | Splits | None, task_cls: type[RegressionTask],
+              cohort: Cohort | str | Path | None = None
+              ) -> Iterator[tuple[PreparedCohort, Splits, bool]]:
+    """Open and check the data, the config and the splits, then take the run's lock and
+    start the run folder (``config.yaml``, ``splits.json``); nothing is written before
+    every check passed. The lock is held for the ``with`` block: the whole training.
+
+    Yields:
+        The prepared cohort, the splits, and whether the run is already complete.
+    """
+    prepared = open_prepared(prepared_dir, cohort)
+    check_trainable(prepared, config)
+    check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
+    the_splits = resolve_splits(run, prepared, config, splits)
+    if splits is not None and (run / rf.SPLITS).exists() and \
+            Splits.from_json(run / rf.SPLITS).folds != the_splits.folds:
+        raise InputError(f"{run} already holds a run trained on other splits "
+                         f"({run / rf.SPLITS}). Fix: use a new run folder, or pass the same "
+                         "splits to resume.")
+    with run_lock(run):
+        if start_run(run, config):
+            yield prepared, the_splits, True
+            return
+        if splits is not None or not (run / rf.SPLITS).exists():
+            the_splits.to_json(run / rf.SPLITS)
+        yield prepared, the_splits, False
+
+
+def member_config(config: TrainConfig, repeat: int) -> TrainConfig:
+    """The config of a fold's model number `repeat` (seed ``config.seed + repeat``)."""
+    return dataclasses.replace(config, seed=config.seed + repeat) if repeat else config
+
+
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,
                run: Path, task_cls: type[RegressionTask] = RegressionTask, repeat: int = 0
                ) -> BrainAgeModel | None:
@@ -162,8 +193,7 @@ def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: i
     member = rf.member_dir(run, fold, splits.n_folds, repeat, config.repeats)
     if (member / WEIGHTS).exists():
         return load_model(member)
-    if repeat:
-        config = dataclasses.replace(config, seed=config.seed + repeat)
+    config = member_config(config, repeat)
     data = fold_data(config, table, splits, fold)
     model = fit_member(config, data, member, task_cls)
     if model is not None:

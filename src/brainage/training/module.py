@@ -39,7 +39,14 @@ class RegressionTask(L.LightningModule):
             noisy than the last step's on small cohorts.
         compile: Compile the network's parts in place (:func:`compile_network`; parameter
             names and checkpoints are unchanged).
+
+    Attributes:
+        metric: The logged metric whose ``val_``/``train_`` value picks the best epoch.
+        provides: Model outputs this task gives its loss (the loss's ``needs``).
     """
+
+    metric = "mae"
+    provides: tuple[str, ...] = ("age", "log_probs")
 
     def __init__(self, model: dict[str, Any], loss: dict[str, Any], optim: dict[str, Any],
                  scheduler: dict[str, Any], monitor: str = "val_mae",
@@ -53,11 +60,39 @@ class RegressionTask(L.LightningModule):
         self.ema_model = _frozen_copy(self.model) if ema > 0 else None
         self.criterion = build_loss(loss["name"], self.model.age_bins, model["name"],
                                     **loss.get("kwargs", {}))
+        self._check_loss()
         self.train_mae = MeanAbsoluteError()
         self.val_mae = MeanAbsoluteError()
         #: The data yield images already through the model's input stage (set by
         #: ``fit_member`` when the DataModule caches them); not a hyper-parameter.
         self.inputs_staged = False
+
+    @classmethod
+    def from_config(cls, config: Any, monitor: str) -> RegressionTask:
+        """The task of a :class:`~brainage.training.config.TrainConfig`."""
+        from brainage.config import to_dict
+
+        if getattr(config, "contrastive", None) is not None:
+            raise InputError("this config has a 'contrastive' section: it pretrains an "
+                             "encoder. Fix: `brainage pretrain PREPARED RUN -c ...`, or set "
+                             "contrastive: null for supervised training.")
+        return cls(model=to_dict(config.model), loss=to_dict(config.loss),
+                   optim=to_dict(config.optim), scheduler=to_dict(config.scheduler),
+                   monitor=monitor, channels_last=config.channels_last, ema=config.ema,
+                   compile=config.compile)
+
+    def _check_loss(self) -> None:
+        if self.criterion.needs not in self.provides:
+            raise InputError(
+                f"loss {self.criterion.name!r} reads the model output "
+                f"{self.criterion.needs!r}: it pretrains an encoder, which `brainage train` "
+                "does not do. Fix: `brainage pretrain PREPARED RUN -c contrastive`, or a "
+                "regression loss (l1, mse, tsan, soft_label).")
+
+    def example_outputs(self, x: Tensor) -> dict[str, Tensor]:
+        """The loss's inputs for images `x` (zero covariates); checks run it on meta."""
+        cov = {name: torch.zeros(len(x)) for name in self.model.covariates}
+        return self.model.forward_outputs(x, **cov)
 
     def setup(self, stage: str) -> None:
         """Switch the weights to ``channels_last_3d`` (before the optimiser is built) and

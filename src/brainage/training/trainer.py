@@ -15,7 +15,6 @@ from typing import Any
 import lightning as L
 import torch
 
-from brainage.config import to_dict
 from brainage.data.datamodule import BrainAgeDataModule
 from brainage.errors import InputError
 from brainage.models import BrainAgeModel, create_model
@@ -42,23 +41,35 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts(
 def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] = RegressionTask
               ) -> RegressionTask:
     """The LightningModule for `config` (plain-dict hyper-parameters)."""
-    return task_cls(model=to_dict(config.model), loss=to_dict(config.loss),
-                    optim=to_dict(config.optim), scheduler=to_dict(config.scheduler),
-                    monitor=monitor, channels_last=config.channels_last, ema=config.ema,
-                    compile=config.compile)
+    return task_cls.from_config(config, monitor)
 
 
 def _on_cpu(config: TrainConfig) -> bool:
     return config.accelerator == "cpu" or not torch.cuda.is_available()
 
 
+def monitor_name(task_cls: type[RegressionTask], has_val: bool) -> str:
+    """The metric that picks the best epoch: ``val_<metric>`` or ``train_<metric>``
+    (``mae`` for regression, ``loss`` for contrastive pretraining)."""
+    return f"{'val' if has_val else 'train'}_{task_cls.metric}"
+
+
 def build_trainer(config: TrainConfig, member: Path, has_val: bool,
-                  callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    """Trainer with best/last checkpoints, early stopping, LR monitor and CSV logs."""
+                  callbacks: list[L.Callback] | None = None, metric: str = "mae"
+                  ) -> L.Trainer:
+    """Trainer with best/last checkpoints, early stopping, LR monitor and CSV logs.
+
+    Args:
+        config: The run's config (epochs, hardware, logging).
+        member: The model's folder (checkpoints and logs go inside).
+        has_val: Whether the data have a validation set (the monitor then follows it).
+        callbacks: Extra callbacks.
+        metric: Logged metric whose ``val_``/``train_`` value picks the best epoch.
+    """
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    monitor = "val_mae" if has_val else "train_mae"
+    monitor = f"{'val' if has_val else 'train'}_{metric}"
     ckpt_dir = member / "checkpoints"
     cbs: list[L.Callback] = [  # best first: it is `trainer.checkpoint_callback`
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
@@ -120,11 +131,51 @@ def read_checkpoint(checkpoint: Path) -> dict[str, Any]:
     return data
 
 
-def best_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """The network's state dict from a brainage Lightning checkpoint (no unpickling)."""
+def best_weights(checkpoint: Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """A network's state dict from a brainage Lightning checkpoint (no unpickling).
+
+    Args:
+        checkpoint: A ``best.ckpt`` or ``last.ckpt``.
+        prefix: Module of the task to take (``"projection."``); default the age network
+            (its weight average ``ema_model.`` when the run kept one, else ``model.``).
+    """
     state = read_checkpoint(checkpoint)["state_dict"]
-    prefix = "ema_model." if any(k.startswith("ema_model.") for k in state) else "model."
+    if prefix is None:
+        prefix = "ema_model." if any(k.startswith("ema_model.") for k in state) else "model."
     return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+
+def fit_checkpoint(config: TrainConfig, data: BrainAgeDataModule, member: Path,
+                   task_cls: type[RegressionTask] = RegressionTask,
+                   callbacks: list[L.Callback] | None = None) -> Path | None:
+    """Train one model of a run (resuming from its ``last.ckpt``).
+
+    Returns:
+        On rank 0, the checkpoint to keep: the best epoch's (by the validation metric of
+        `task_cls`) or, without a validation set, the last epoch's; None on other ranks.
+    """
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    has_val = data.val_set is not None and len(data.val_set) > 0
+    if not has_val and config.split.val > 0:  # asked for, but the fold has none
+        warnings.warn(f"{member}: no validation scans; early stopping is off and the last "
+                      "epoch's weights are kept.", stacklevel=3)
+    task = make_task(config, monitor_name(task_cls, has_val), task_cls)
+    # Pooling/intensity bins once per scan, not at every step (no augmentation: cached).
+    task.inputs_staged = data.stage_inputs(task.model.input_stage)
+    trainer = build_trainer(config, member, has_val, callbacks, task_cls.metric)
+    last = member / "checkpoints" / "last.ckpt"
+    if last.exists():
+        read_checkpoint(last)  # a damaged file is refused with a clear message, not a traceback
+    with warnings.catch_warnings():
+        for pattern in QUIET:
+            warnings.filterwarnings("ignore", pattern)
+        trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None,
+                    weights_only=True)
+    if not trainer.is_global_zero:
+        return None
+    if not has_val:  # nothing held out to choose an epoch by: the end of the schedule
+        return last
+    return Path(trainer.checkpoint_callback.best_model_path or member / "checkpoints/best.ckpt")
 
 
 def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
@@ -136,28 +187,9 @@ def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
         The model with the best epoch's weights (by validation MAE; the last epoch's when
         there is no validation set), or None on ranks other than 0.
     """
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    has_val = data.val_set is not None and len(data.val_set) > 0
-    if not has_val and config.split.val > 0:  # asked for, but the fold has none
-        warnings.warn(f"{member}: no validation scans; early stopping is off and the last "
-                      "epoch's weights are kept.", stacklevel=2)
-    task = make_task(config, "val_mae" if has_val else "train_mae", task_cls)
-    # Pooling/intensity bins once per scan, not at every step (no augmentation: cached).
-    task.inputs_staged = data.stage_inputs(task.model.input_stage)
-    trainer = build_trainer(config, member, has_val, callbacks)
-    last = member / "checkpoints" / "last.ckpt"
-    if last.exists():
-        read_checkpoint(last)  # a damaged file is refused with a clear message, not a traceback
-    with warnings.catch_warnings():
-        for pattern in QUIET:
-            warnings.filterwarnings("ignore", pattern)
-        trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None,
-                    weights_only=True)
-    if not trainer.is_global_zero:
+    best = fit_checkpoint(config, data, member, task_cls, callbacks)
+    if best is None:
         return None
-    best = Path(trainer.checkpoint_callback.best_model_path or member / "checkpoints/best.ckpt")
-    if not has_val:  # nothing held out to choose an epoch by: the end of the schedule
-        best = last
     model = create_model(config.model.name, **config.model.kwargs)
     model.load_state_dict(best_weights(best))
     return model.eval()
