@@ -146,8 +146,9 @@ class Predictor:
                 "Or pass the raw cohort / NIfTI files to `brainage predict`, which prepares "
                 "them with the run's own spec.") from exc
         out = self.predict_table(prepared.table)
-        failed = prepared.failed
-        rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in failed["error"]])
+        failed = prepared.failed  # an OpenBHB folder has no failed scans (and no error column)
+        errors = failed["error"] if "error" in failed else pd.Series([], dtype=object)
+        rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in errors])
         return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
     def predict_files(self, paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -241,9 +242,8 @@ class Predictor:
         want = tuple(int(n) for n in self.input_shape)
         bad = []
         for i, item in enumerate(data["array_path"]):
-            shape = tuple(np.shape(item)) if isinstance(item, np.ndarray) \
-                else tuple(np.load(item, mmap_mode="r").shape)
-            if shape != want:
+            shape = _array_shape(item)
+            if shape is not None and shape != want:
                 who = data["participant_id"].iloc[i] if "participant_id" in data else i
                 bad.append(f"{who} {shape}")
         if bad:
@@ -268,6 +268,16 @@ class Predictor:
         outside = age.notna() & ((age < lo) | (age > hi))
         return pd.Series(np.where(outside, "age_out_of_range", None), index=age.index,
                          dtype="string")
+
+
+def _array_shape(item: Any) -> tuple[int, ...] | None:
+    """Spatial shape of an input: an array, a lazy volume with ``shape``, or a ``.npy`` path
+    (its header only); None when it cannot be known without reading the data."""
+    if hasattr(item, "shape"):
+        return tuple(int(n) for n in item.shape)
+    if isinstance(item, str | Path) and str(item).endswith(".npy"):
+        return tuple(np.load(item, mmap_mode="r").shape)
+    return None
 
 
 def _members(stage_dir: Path) -> list[BrainAgeModel]:
