@@ -21,7 +21,9 @@ imports neither Lightning nor the training code. Layout::
       <member>/logs/                                CSV (and TensorBoard) logs
 
 A cascade run holds two such folders, ``stage1/`` and ``stage2/``, and its own
-``run.json`` with ``kind: cascade``. Every file is written atomically; ``run.json`` is
+``run.json`` with ``kind: cascade``. A GAN run (``kind: gan``, :mod:`brainage.training.gan_fit`)
+holds ``generator/``, ``critic/`` and ``regressor/`` model folders and ``subjects.json`` per
+member. Every file is written atomically; ``run.json`` is
 written last, so a folder without it is an unfinished run (rerun training to resume).
 """
 
@@ -49,6 +51,8 @@ PREDICTIONS = "predictions.tsv"
 MODEL_CARD = "model_card.json"
 BIAS = "bias_correction.json"
 INTERVALS = "interval_calibration.json"
+#: Kinds of run: age models (one or a fold ensemble), the TSAN cascade, TGB-GAN generators.
+KINDS = ("models", "cascade", "gan")
 INTENDED_USE = ("Research use only; not for diagnosis. Valid only for T1w scans prepared "
                 "with the recorded preprocessing specification, within the training age range.")
 
@@ -58,7 +62,8 @@ class RunInfo:
     """Contents of ``run.json``.
 
     Attributes:
-        kind: ``models`` (one model or a fold ensemble) or ``cascade``.
+        kind: ``models`` (one model or a fold ensemble), ``cascade`` or ``gan`` (TGB-GAN
+            generators, one per fold; ``brainage gan train``).
         members: Model folders relative to the run (``"."`` for a single model).
         training_range: ``[min, max]`` age of the training subjects.
         spec_hash: Hash of the preprocessing spec the models were trained on.
@@ -156,9 +161,10 @@ def _checked_info(path: Path, data: dict[str, Any]) -> RunInfo:
     if len(rng) != 2 or not all(map(math.isfinite, rng)) or rng[0] > rng[1]:
         raise InputError(f"{path}: training_range is {data['training_range']!r}; expected "
                          f"[min, max] ages in years. {fix}")
-    if info.kind not in ("models", "cascade") or not all(n > 0 for n in info.input_shape):
+    if info.kind not in KINDS or not all(n > 0 for n in info.input_shape):
         raise InputError(f"{path}: kind {info.kind!r} / input_shape {info.input_shape!r}: "
-                         f"expected kind 'models' or 'cascade' and a positive shape. {fix}")
+                         f"expected kind {', '.join(map(repr, KINDS))} and a positive shape. "
+                         f"{fix}")
     return info
 
 

@@ -68,6 +68,10 @@ class Predictor:
 
         run = Path(run_dir)
         info = rf.read_run_info(run)
+        if info.kind == "gan":
+            raise BrainAgeError(f"{run} is a TGB-GAN run (it makes synthetic brains; it does "
+                                "not predict ages). Fix: pass a run of `brainage train`, or "
+                                "use this one with `brainage gan synthesize`.")
         if info.kind == "cascade":
             stage1 = _members(run / info.stages["stage1"])
             stage2 = _members(run / info.stages["stage2"])
