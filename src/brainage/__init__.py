@@ -35,7 +35,8 @@ except PackageNotFoundError:  # running from a source tree without installation
 _LAZY = {
     "simulate": "brainage.api", "load_cohort": "brainage.api", "prepare": "brainage.api",
     "train": "brainage.api", "evaluate": "brainage.api", "explain": "brainage.api",
-    "report": "brainage.api", "Cohort": "brainage.data.cohort",
+    "report": "brainage.api", "gan_train": "brainage.api", "gan_synthesize": "brainage.api",
+    "gan_change_map": "brainage.api", "Cohort": "brainage.data.cohort",
     "Predictor": "brainage.inference.predictor", "BrainAgeError": "brainage.errors",
 }
 

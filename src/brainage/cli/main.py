@@ -45,6 +45,7 @@ def _register() -> None:
         config,
         evaluate,
         explain,
+        gan,
         models,
         predict,
         prepare,
@@ -54,8 +55,8 @@ def _register() -> None:
         train,
     )
 
-    for module in (simulate, cohort, split, prepare, models, config, train, predict, evaluate,
-                   explain, report):
+    for module in (simulate, cohort, split, prepare, models, config, train, gan, predict,
+                   evaluate, explain, report):
         module.register(app)
 
 
@@ -69,3 +70,7 @@ def run() -> None:
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()
