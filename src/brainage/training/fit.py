@@ -23,6 +23,7 @@ from brainage.data.cohort import Cohort
 from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import augmentation
 from brainage.data.splits_file import Splits
+from brainage.errors import InputError
 from brainage.models import BrainAgeModel, load_model, save_model
 from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
@@ -30,6 +31,7 @@ from brainage.training.checks import check_config, check_trainable, start_run
 from brainage.training.config import TrainConfig
 from brainage.training.module import RegressionTask
 from brainage.training.results import finish_run, fold_predictions
+from brainage.training.synthetic import plan_mix
 from brainage.training.trainer import fit_member, global_rank
 
 
@@ -87,7 +89,8 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
         prepared_dir: Output of ``brainage prepare``.
         run_dir: Run folder to create (or resume).
         config: Training config; default: the CPU preset (:class:`TrainConfig` defaults).
-        splits: A :class:`Splits` or a splits file; default ``config.split`` (saved once).
+        splits: A :class:`Splits` or a splits file; default the run's own, then (with
+            ``config.synthetic``) the synthetic dataset's GAN splits, then ``config.split``.
         stage1: Cascade stage 2 only: stage-1 out-of-fold age of every prepared scan.
         task_cls: LightningModule class (``CascadeTask`` for stage 2).
         cohort: Ages/sex/site of the scans when the prepared folder has no ``cohort.tsv``
@@ -101,7 +104,13 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     prepared = open_prepared(prepared_dir, cohort)
     check_trainable(prepared, config)
     check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
+    if config.synthetic.path is not None and stage1 is not None:
+        raise InputError("synthetic subjects cannot join a cascade's stage 2 (they have no "
+                         "stage-1 predictions). Fix: drop --synthetic, or train one stage.")
+    splits = splits if splits is not None or (run / rf.SPLITS).exists() \
+        else synthetic_splits(config)
     the_splits = resolve_splits(run, prepared, config, splits)
+    mix = plan_mix(config.synthetic, prepared, the_splits)
     if start_run(run, config):
         warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
         return run
@@ -116,15 +125,26 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
         table["stage1_age"] = np.asarray(stage1, dtype=float)
     models: list[tuple[int, BrainAgeModel]] = []
     for fold in range(the_splits.n_folds):
+        fold_table, fold_splits = (table, the_splits) if mix is None \
+            else mix.fold_data(table, the_splits, fold)
         for repeat in range(config.repeats):
-            model = train_fold(config, table, the_splits, fold, run, task_cls, repeat)
+            model = train_fold(config, fold_table, fold_splits, fold, run, task_cls, repeat)
             if model is not None:  # rank 0 only
                 models.append((fold, model))
     if global_rank() == 0 and len(models) == the_splits.n_folds * config.repeats:
         preds = [fold_predictions(m, table, the_splits, k, config.batch_size)
                  for k, m in models]
-        finish_run(run, config, prepared, the_splits, table, preds)
+        finish_run(run, config, prepared, the_splits, table, preds,
+                   synthetic=None if mix is None else mix.summary())
     return run
+
+
+def synthetic_splits(config: TrainConfig) -> Path | None:
+    """The splits of the synthetic dataset's GAN run (its members' folds), when the config
+    adds synthetic subjects and the dataset holds them; else None (``config.split``)."""
+    path = config.synthetic.path
+    found = Path(path) / rf.SPLITS if path is not None else None
+    return found if found is not None and found.is_file() else None
 
 
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,
