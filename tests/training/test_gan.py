@@ -146,3 +146,35 @@ def test_holdout_is_seeded_and_spread_over_ages():
     gaps = sorted(ages[held])
     assert min(b - a for a, b in zip(gaps, gaps[1:], strict=False)) >= 4  # one per age quarter
     assert holdout_subjects(ids[:1], ages, 0.5, 0) == [] and holdout_subjects(ids, ages, 0, 0) == []
+
+
+@pytest.mark.parametrize("name, shape", [("tgbgan", (96, 96, 96)), ("tgbgan_no_task", (96,) * 3),
+                                         ("tgbgan_cpu", (32, 32, 32)),
+                                         ("tgbgan_cpu_no_task", (32, 32, 32))])
+def test_presets_build_on_their_grids(name, shape):
+    from brainage.training.checks import check_gan_config
+    from brainage.training.presets import list_presets
+
+    assert name in list_presets("gan") and name not in list_presets("train")
+    config = load_gan_config(name)
+    check_gan_config(config, shape)  # meta device: no memory, no compute
+    assert config.uses_task == (not name.endswith("no_task")) and config.uses_critic
+    if name.startswith("tgbgan_cpu"):
+        return
+    o = config.objective
+    assert (o.alpha, o.gp_weight, config.optim.lr, config.critic_optim.lr) == (10, 10, 1e-4, 1e-4)
+    assert (config.scheduler.step_size, config.scheduler.gamma, config.epochs) == (10, 0.8, 100)
+    assert config.batch_size * config.accumulate == 20
+
+
+def test_without_held_out_subjects_the_last_epoch_is_kept(cohort, tmp_path):
+    with pytest.warns(UserWarning, match="no held-out subjects"):
+        run = train_gan(cohort, tmp_path / "nh", tiny_gan("split.holdout=0", "epochs=2"))
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * 2 * 2  # 12 scans: 4 batches
+    saved, kept = _generator(run), best_weights(last, "generator.")
+    assert all(torch.equal(saved[k], kept[k]) for k in saved)
+    metrics = json.loads((run / "metrics.json").read_text())["members"]["."]
+    assert metrics["val_l1"] is None and metrics["best_epoch"] == 1
+    assert len(list((run / "samples").glob("*.png"))) == 2  # drawn from training scans

@@ -127,8 +127,9 @@ def fit_gan_member(config: GanConfig, data: BrainAgeDataModule, member: Path,
                                                  config.samples, member / "samples"))
     trainer = build_trainer(TrainerSettings.of(config), member, MONITOR if has_val else None,
                             callbacks)
-    best = fit_quietly(trainer, task, data, member) if has_val else None
-    if not has_val:
+    best = fit_quietly(trainer, task, data, member)
+    if not has_val:  # nothing held out: the "best" checkpoint is just the latest
+        best = None
         warnings.warn(f"{member}: no held-out subjects (split.holdout=0 or too few subjects); "
                       "the last epoch's networks are kept.", stacklevel=2)
     ckpt = best or member / "checkpoints" / "last.ckpt"

@@ -88,8 +88,8 @@ def build_trainer(config: TrainConfig | TrainerSettings, member: Path, monitor: 
     Args:
         config: A training config (or the settings taken from any config).
         member: Folder of the model (checkpoints and logs go below it).
-        monitor: Metric the best checkpoint (and early stopping) minimises; None keeps
-            no "best" (nothing held out: the last epoch is the result).
+        monitor: Metric the best checkpoint (and early stopping) minimises; None writes
+            no ``best.ckpt`` (nothing held out: the last epoch is the result).
         callbacks: Extra callbacks.
     """
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -97,9 +97,11 @@ def build_trainer(config: TrainConfig | TrainerSettings, member: Path, monitor: 
 
     s = config if isinstance(config, TrainerSettings) else TrainerSettings.of(config)
     ckpt_dir = member / "checkpoints"
-    cbs: list[L.Callback] = [  # best first: it is `trainer.checkpoint_callback`
+    best = [] if monitor is None else [  # first: it is `trainer.checkpoint_callback`
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
-                        save_top_k=1, enable_version_counter=False),
+                        save_top_k=1, enable_version_counter=False)]
+    cbs: list[L.Callback] = [
+        *best,
         # Every epoch (Lightning's save_last only follows improvements of the monitor).
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                         enable_version_counter=False),
@@ -157,8 +159,9 @@ def fit_quietly(trainer: L.Trainer, task: L.LightningModule, data: L.LightningDa
             warnings.filterwarnings("ignore", pattern)
         trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None,
                     weights_only=True)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    return Path(best) if best else None
+    callbacks = trainer.checkpoint_callbacks
+    found = [c for c in callbacks if getattr(c, "monitor", None) is not None]
+    return Path(found[0].best_model_path) if found and found[0].best_model_path else None
 
 
 def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
