@@ -45,6 +45,8 @@ def test_dataset_is_bids_derivative_and_prepared_cohort(dataset, gan, cohort):
     desc = json.loads((dataset / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["GanRun"] == info["run_id"]
+    manifest = ds.read_manifest(dataset)
+    assert manifest["gan_run"]["id"] == info["run_id"] and manifest["cap"] == 5
     table = pd.read_csv(dataset / "participants.tsv", sep="\t")
     assert len(table) > 4 and (table["group"] == "synthetic").all() and table["synthetic"].all()
     prepared = open_prepared(dataset)

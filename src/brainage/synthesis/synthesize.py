@@ -91,8 +91,8 @@ def synthesize(gan_run: str | Path, out: str | Path,
     if gan.splits_file.is_file() and _per_fold(gan.splits_file):
         shutil.copyfile(gan.splits_file, work / "splits.json")  # the folds to train with
     manifest = {"format": FORMAT, "version": VERSION, "brainage_version": __version__,
-                "gan_run": {"id": gan.run_id, "path": str(gan.root.resolve())},
-                "prepared": str(data.root.resolve()), **settings, "members": members}
+                **settings, "gan_run": {"id": gan.run_id, "path": str(gan.root.resolve())},
+                "prepared": str(data.root.resolve()), "members": members}
     write_tables(work, store, children, gan.run_id, str(data.root.resolve()), manifest)
     if change_map:
         from brainage.synthesis.change_map_io import gan_change_map, write_change_map
