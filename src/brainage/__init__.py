@@ -36,7 +36,8 @@ _LAZY = {
     "simulate": "brainage.api", "load_cohort": "brainage.api", "prepare": "brainage.api",
     "train": "brainage.api", "evaluate": "brainage.api", "explain": "brainage.api",
     "report": "brainage.api", "pretrain": "brainage.api", "probe": "brainage.api",
-    "Cohort": "brainage.data.cohort",
+    "gan_train": "brainage.api", "gan_synthesize": "brainage.api",
+    "gan_change_map": "brainage.api", "Cohort": "brainage.data.cohort",
     "Predictor": "brainage.inference.predictor", "BrainAgeError": "brainage.errors",
 }
 

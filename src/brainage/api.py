@@ -8,6 +8,8 @@ function, prints the result), and ``import brainage`` exposes them lazily::
     -> brainage.explain / brainage.report
 
     (contrastive: brainage.pretrain -> brainage.probe -> brainage.Predictor ...)
+and TGB-GAN augmentation: brainage.gan_train -> brainage.gan_synthesize (and
+brainage.gan_change_map) -> brainage.train(..., synthetic=...).
 
 Heavy libraries (torch, ANTsPy, Lightning) load inside the functions, on first use.
 """
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from brainage.preprocessing.runner import RunSummary
     from brainage.preprocessing.spec import PreprocessingSpec
     from brainage.training.config import TrainConfig
+    from brainage.training.gan_config import GanConfig
 
 PathLike = str | os.PathLike[str]
 
@@ -111,7 +114,8 @@ def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | Non
 def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = None, *,
           overrides: Sequence[str] = (), folds: int | None = None, cascade: bool = False,
           stage2_config: TrainConfig | PathLike | None = None, splits: PathLike | None = None,
-          cohort: Any = None) -> Path:
+          cohort: Any = None, synthetic: PathLike | None = None,
+          synthetic_ratio: float | None = None) -> Path:
     """Train a model (or the TSAN cascade) on a prepared cohort and write its run folder.
 
     Args:
@@ -126,6 +130,11 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
         stage2_config: The cascade's stage-2 config (default: TSAN's, from stage 1).
         splits: A splits file to use instead of making new splits.
         cohort: Ages/sex/site when the prepared folder has no ``cohort.tsv``.
+        synthetic: A dataset of :func:`gan_synthesize` whose subjects join every fold's
+            training set (only children of a GAN that saw none of the fold's validation or
+            test subjects; :mod:`brainage.training.synthetic`). Its GAN's splits are used
+            unless `splits` is given.
+        synthetic_ratio: Synthetic per real training subject (default 1).
 
     Returns:
         The run folder.
@@ -140,8 +149,12 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
         sets += ["split.method=kfold", f"split.folds={folds}"]
     elif cascade:
         sets += ["split.method=kfold"]
+    if synthetic is not None and cascade:
+        raise InputError("--synthetic cannot be used with --cascade (synthetic subjects have "
+                         "no stage-1 predictions). Fix: drop one of them.")
     cfg = _with_overrides(config, sets) if isinstance(config, TrainConfig) \
         else load_train_config(config, sets)
+    cfg = _with_synthetic(cfg, synthetic, synthetic_ratio)
     if cascade:
         cfg2 = stage2_config if isinstance(stage2_config, TrainConfig) or stage2_config is None \
             else load_train_config(stage2_config)
@@ -210,14 +223,87 @@ def _open_data(data: Any, cohort: Any = None, modality: str = "vbm",
     return open_inputs(data, cohort, modality=modality, mask=mask)
 
 
-def _with_overrides(config: TrainConfig, sets: Sequence[str]) -> TrainConfig:
-    """`config` with ``key=value`` overrides applied (checked as at load time)."""
+def _with_synthetic(config: TrainConfig, path: PathLike | None, ratio: float | None
+                    ) -> TrainConfig:
+    """`config` with the synthetic dataset (absolute path) and ratio set, when given."""
+    import dataclasses
+
+    from brainage.training.config import SyntheticSpec
+
+    spec = config.synthetic
+    changes: dict[str, Any] = {}
+    if path is not None:
+        changes["path"] = str(Path(path).resolve())
+    if ratio is not None:
+        changes["ratio"] = float(ratio)
+    if not changes:
+        return config
+    return dataclasses.replace(config, synthetic=SyntheticSpec(**{
+        **dataclasses.asdict(spec), **changes}))
+
+
+def _with_overrides(config: Any, sets: Sequence[str]) -> Any:
+    """`config` (any config dataclass) with ``key=value`` overrides applied (checked as at
+    load time)."""
     if not sets:
         return config
     from brainage.config import from_dict, merge, parse_overrides, to_dict
-    from brainage.training.config import TrainConfig
 
-    return from_dict(TrainConfig, merge(to_dict(config), parse_overrides(sets)), "config")
+    return from_dict(type(config), merge(to_dict(config), parse_overrides(sets)), "config")
+
+
+def gan_train(prepared: Any, run: PathLike, config: GanConfig | PathLike | None = None, *,
+              overrides: Sequence[str] = (), folds: int | None = None,
+              splits: PathLike | None = None, cohort: Any = None) -> Path:
+    """Train TGB-GAN generators (Li et al. 2021) on a prepared cohort; write a GAN run.
+
+    Args:
+        prepared: A prepared folder (e.g. ``--grid gan``, or a coarse cube such as
+            ``6mm:32x32x32`` with ``--normalisation minmax``).
+        run: The GAN run folder to create, or to resume.
+        config: A :class:`~brainage.training.gan_config.GanConfig`, a GAN preset
+            (``tgbgan``, ``tgbgan_no_task``, ``tgbgan_cpu``, ``tgbgan_cpu_no_task``) or a
+            YAML file; default the published recipe.
+        overrides: ``key=value`` changes, e.g. ``["epochs=5", "objective.beta=0"]``.
+        folds: One GAN per fold of K-fold splits (what ``train(..., folds=K)`` makes with
+            the same seed), each trained on its fold's training subjects only.
+        splits: A splits file: one GAN per fold, on its ``train`` subjects.
+        cohort: Ages when the prepared folder has no ``cohort.tsv``.
+
+    Returns:
+        The run folder (``run.json`` kind ``gan``).
+    """
+    from brainage.training.gan_config import GanConfig, load_gan_config
+    from brainage.training.gan_fit import train_gan
+
+    sets = list(overrides) + (["split.method=kfold", f"split.folds={folds}"] if folds else [])
+    cfg = _with_overrides(config, sets) if isinstance(config, GanConfig) \
+        else load_gan_config(config, sets)
+    return train_gan(prepared, run, cfg, splits, cohort=cohort)
+
+
+def gan_synthesize(gan_run: PathLike, out: PathLike, **options: Any) -> Path:
+    """Synthetic, age-labelled brains from a GAN run: within-bin latent interpolation.
+
+    Options are those of :func:`brainage.synthesis.synthesize.synthesize` (``prepared``,
+    ``cap``, ``seed``, ``bin_width``, ``reuse_pairs``, ``batch_size``, ``device``,
+    ``change_map``, ``overwrite``). The dataset is a prepared cohort plus BIDS derivatives;
+    add it to training with ``train(..., synthetic=out)``.
+    """
+    from brainage.synthesis.synthesize import synthesize
+
+    return synthesize(gan_run, out, **options)
+
+
+def gan_change_map(gan_run: PathLike, out: PathLike, **options: Any) -> Path:
+    """The voxelwise change of decoded brains from young to old latents, as NIfTI + figure.
+
+    Options are those of :func:`brainage.synthesis.change_map_io.change_map` (``prepared``,
+    ``fraction``, ``steps``, ``device``).
+    """
+    from brainage.synthesis.change_map_io import change_map
+
+    return change_map(gan_run, out, **options)
 
 
 def evaluate(predictions: PathLike, output: PathLike, **options: Any) -> EvaluationResult:

@@ -24,7 +24,9 @@ A cascade run holds two such folders, ``stage1/`` and ``stage2/``, and its own
 ``run.json`` with ``kind: cascade``. A pretrained encoder (``brainage pretrain``) has
 ``kind: encoder``: each member also holds ``projection.safetensors`` + ``projection.json``,
 and, once ``brainage probe`` has fitted the linear age read-out, ``age_probe.json`` +
-``age_probe.safetensors`` (then it predicts like any run). Every file is written atomically; ``run.json`` is
+``age_probe.safetensors`` (then it predicts like any run). A GAN run (``kind: gan``,
+:mod:`brainage.training.gan_fit`) holds ``generator/``, ``critic/`` and ``regressor/``
+model folders and ``subjects.json`` per member. Every file is written atomically; ``run.json`` is
 written last, so a folder without it is an unfinished run (rerun training to resume).
 """
 
@@ -43,7 +45,7 @@ from brainage.io import parse_json_file, write_json
 
 RUN_JSON = "run.json"
 #: Run kinds: age models, a two-stage cascade, pretrained encoders (+ probe read-outs).
-KINDS = ("models", "cascade", "encoder")
+KINDS = ("models", "cascade", "encoder", "gan")
 FORMAT = "brainage-run"
 VERSION = 1
 CONFIG = "config.yaml"
@@ -54,6 +56,7 @@ PREDICTIONS = "predictions.tsv"
 MODEL_CARD = "model_card.json"
 BIAS = "bias_correction.json"
 INTERVALS = "interval_calibration.json"
+#: Kinds of run: age models (one or a fold ensemble), the TSAN cascade, TGB-GAN generators.
 INTENDED_USE = ("Research use only; not for diagnosis. Valid only for T1w scans prepared "
                 "with the recorded preprocessing specification, within the training age range.")
 
@@ -63,8 +66,9 @@ class RunInfo:
     """Contents of ``run.json``.
 
     Attributes:
-        kind: ``models`` (one model or a fold ensemble), ``cascade`` or ``encoder``
-            (pretrained encoders; see :data:`KINDS`).
+        kind: ``models`` (one model or a fold ensemble), ``cascade``, ``encoder``
+            (pretrained encoders) or ``gan`` (TGB-GAN generators, one per fold); see
+            :data:`KINDS`.
         members: Model folders relative to the run (``"."`` for a single model).
         training_range: ``[min, max]`` age of the training subjects.
         spec_hash: Hash of the preprocessing spec the models were trained on.

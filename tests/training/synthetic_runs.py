@@ -19,13 +19,21 @@ from brainage.preprocessing.cache import CacheStore, ScanKey
 from brainage.preprocessing.prepared import COHORT_FILE, PreparedCohort, open_prepared
 from brainage.preprocessing.spec import PreprocessingSpec
 from brainage.training.config import LossSpec, ModelSpec, SplitSpec, TrainConfig
+from brainage.training.gan_config import GanConfig, load_gan_config
 
 SHAPE = (20, 24, 18)  # unequal axes so axis mix-ups fail
+GAN_SHAPE = (16, 24, 20)  # unequal axes, each divisible by 4 (a two-stage generator)
+TINY_GAN = ["generator.kwargs.encoder_channels=[4,8]", "generator.kwargs.decoder_channels=[8,4]",
+            "critic.kwargs.channels=[4,8]", "regressor.kwargs.channels=[2,4]",
+            "regressor.kwargs.dense=[8]", "regressor.kwargs.feature_grid=[2,2,2]",
+            "optim.lr=0.003", "critic_optim.lr=0.003", "epochs=3", "batch_size=3",
+            "accumulate=2", "progress_bar=false", "tensorboard=false", "accelerator=cpu",
+            "split.holdout=0.25", "samples=2"]
 
 
-def spec_for_tests(**changes: object) -> PreprocessingSpec:
-    """A real preprocessing spec on an 8 mm grid of the test shape."""
-    return PreprocessingSpec.create("8mm:20x24x18", **changes)
+def spec_for_tests(shape: tuple[int, int, int] = SHAPE, **changes: object) -> PreprocessingSpec:
+    """A real preprocessing spec on an 8 mm grid of `shape` (the test shape by default)."""
+    return PreprocessingSpec.create("8mm:{}x{}x{}".format(*shape), **changes)
 
 
 def volume(age: float, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE) -> np.ndarray:
@@ -39,13 +47,14 @@ def volume(age: float, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE)
 
 def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...] = (),
                   spec: PreprocessingSpec | None = None, write: bool = True,
-                  flags: dict[int, list[str]] | None = None) -> PreparedCohort:
+                  flags: dict[int, list[str]] | None = None,
+                  shape: tuple[int, int, int] = SHAPE) -> PreparedCohort:
     """A prepared folder of `n` scans (ages 20-80; `no_age` rows without age), opened.
 
     ``write=False`` opens a folder another process already wrote (same arguments).
     """
     if write:
-        spec = spec or spec_for_tests()
+        spec = spec or spec_for_tests(shape)
         rng = np.random.default_rng(seed)
         ages = np.round(rng.uniform(20, 80, n), 1)
         store = CacheStore(root, spec)
@@ -53,7 +62,7 @@ def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...
         rows = []
         for i, age in enumerate(ages):
             key = ScanKey(f"sub-{i:02d}")
-            array = store.write_array(key, volume(age, rng))
+            array = store.write_array(key, volume(age, rng, shape))
             store.write_record(key, {
                 "participant_id": key.participant_id, "session": None, "run": None,
                 "scan": key.stem, "source": f"raw/{key.stem}_T1w.nii.gz",
@@ -77,6 +86,11 @@ def tiny_config(**overrides: object) -> TrainConfig:
     )
     base.update(overrides)
     return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def tiny_gan(*changes: str) -> GanConfig:
+    """A seconds-long GAN config on the GAN_SHAPE test grid (``key=value`` changes)."""
+    return load_gan_config(None, [*TINY_GAN, *changes])
 
 
 def one_torch_thread() -> Iterator[None]:

@@ -45,6 +45,7 @@ def _register() -> None:
         config,
         evaluate,
         explain,
+        gan,
         models,
         predict,
         prepare,
@@ -57,7 +58,7 @@ def _register() -> None:
     )
 
     for module in (simulate, cohort, split, prepare, models, config, train, pretrain, probe,
-                   predict, evaluate, explain, report):
+                   gan, predict, evaluate, explain, report):
         module.register(app)
 
 

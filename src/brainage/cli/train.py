@@ -32,12 +32,21 @@ def register(app: typer.Typer) -> None:
         cohort: Path | None = typer.Option(
             None, "--cohort",
             help="Cohort (table or BIDS) with ages, when PREPARED has no cohort.tsv."),
+        synthetic: Path | None = typer.Option(
+            None, "--synthetic",
+            help="Synthetic dataset (brainage gan synthesize) added to every fold's "
+                 "training set; its GAN's splits are used unless --splits is given."),
+        synthetic_ratio: float | None = typer.Option(
+            None, "--synthetic-ratio", min=0.0,
+            help="Synthetic per real training subject (default 1), age-balanced, seeded."),
     ) -> None:
         """Train on PREPARED and write RUN_DIR: weights, config, splits, metrics, model card.
 
         Rerun the same command to resume an interrupted run from its last epoch. With
         --cascade, --set changes stage 1; stage 2 follows --stage2-config (or TSAN's
         stage-2 recipe derived from stage 1) and shares stage 1's splits and hardware.
+        With --synthetic, only children of a GAN that saw none of a fold's validation or
+        test subjects (and whose parents both train in the fold) join its training set.
         """
         import brainage
         from brainage.training.trainer import global_rank
@@ -45,7 +54,8 @@ def register(app: typer.Typer) -> None:
         try:
             run = brainage.train(prepared, run_dir, config, overrides=overrides, folds=folds,
                                  cascade=cascade, stage2_config=stage2_config, splits=splits,
-                                 cohort=cohort)
+                                 cohort=cohort, synthetic=synthetic,
+                                 synthetic_ratio=synthetic_ratio)
         except KeyboardInterrupt:
             if global_rank() == 0:
                 typer.echo(interrupted(run_dir), err=True)

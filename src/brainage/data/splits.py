@@ -38,7 +38,13 @@ from brainage.data.splits_deal import (
     subject_table,
     use_site,
 )
-from brainage.data.splits_file import ROLES, Splits, cohort_hash
+from brainage.data.splits_file import (
+    ROLES,
+    SYNTHETIC_GROUP,
+    Splits,
+    cohort_hash,
+    synthetic_subjects,
+)
 from brainage.errors import BrainAgeError, Problem, ValidationError
 
 __all__ = [
@@ -311,6 +317,14 @@ def make_splits(cohort: Cohort, method: str = "kfold", **params: Any) -> Splits:
         hint = f"Did you mean '{close[0]}'? " if close else ""
         raise BrainAgeError(f"unknown split method {method!r}; valid: {list(METHODS)}. {hint}"
                             "Fix: pick one of those.")
+    synthetic = synthetic_subjects(cohort)
+    if synthetic:
+        raise BrainAgeError(
+            f"cohort {cohort.source} holds {len(synthetic)} synthetic subject(s) (group "
+            f"'{SYNTHETIC_GROUP}', e.g. {sorted(synthetic)[0]}); splits are made over real "
+            "subjects only, as a synthetic subject may only ever train. Fix: split the real "
+            "cohort and add the synthetic subjects to its training folds (brainage train "
+            "--synthetic DIR).")
     func = METHODS[method]
     allowed = [p for p in inspect.signature(func).parameters if p != "cohort"]
     unknown = sorted(set(params) - set(allowed))

@@ -35,6 +35,15 @@ ROLES: tuple[str, ...] = ("train", "val", "test", "internal_test", "external_tes
 #: Roles whose subjects need an age (they are fitted on).
 FIT_ROLES: tuple[str, ...] = ("train", "val")
 _SHOW = 10  # ids shown in an error before "... and N more"
+#: ``group`` of synthetic subjects (``brainage gan synthesize``): they may only ever train.
+SYNTHETIC_GROUP = "synthetic"
+
+
+def synthetic_subjects(cohort: Cohort) -> set[str]:
+    """Subjects of `cohort` whose ``group`` is ``synthetic``."""
+    t = cohort.table
+    return set(t.loc[(t["group"] == SYNTHETIC_GROUP).fillna(False).to_numpy(bool),
+                     "participant_id"])
 
 
 def cohort_hash(subjects: Iterable[str]) -> str:
@@ -130,8 +139,9 @@ class Splits:
 
         Raises:
             BrainAgeError: the splits were made for a cohort with other subjects.
-            ValidationError: unknown subjects, a subject in two roles of a fold, or a
-                subject without an age in a role that is fitted on.
+            ValidationError: unknown subjects, a subject in two roles of a fold, a
+                subject without an age in a role that is fitted on, or a synthetic subject
+                in any role but ``train``.
         """
         ids = set(cohort.subjects)
         if self.cohort_hash is not None and self.cohort_hash != cohort_hash(ids):
@@ -139,6 +149,7 @@ class Splits:
         with_age = set(cohort.table.loc[cohort.table["age"].notna(), "participant_id"])
         problems = _unknown_problems(self, ids, where) + _overlap_problems(self, where)
         problems += _unlabelled_problems(self, with_age, ids, where)
+        problems += _synthetic_problems(self, synthetic_subjects(cohort), where)
         if problems:
             raise ValidationError(problems, f"splits file {where}")
 
@@ -239,4 +250,18 @@ def _unlabelled_problems(s: Splits, with_age: set[str], ids: set[str], where: st
                     where, f"subjects with an age in '{role}' of fold {i}",
                     "move subjects without an age to 'unlabelled' (they can only be predicted)",
                     f"{len(no_age)} without age: {_show(no_age)}"))
+    return problems
+
+
+def _synthetic_problems(s: Splits, synthetic: set[str], where: str) -> list[Problem]:
+    problems = []
+    for i, fold in enumerate(s.folds):
+        for role, ids in fold.items():
+            found = set(ids) & synthetic if role != "train" else set()
+            if found:
+                problems.append(Problem(
+                    where, f"real subjects only in '{role}' of fold {i} (synthetic subjects "
+                    "may only train)", "evaluate on real scans only; add synthetic subjects "
+                    "to training with `brainage train --synthetic DIR`",
+                    f"{len(found)} synthetic: {_show(found)}"))
     return problems

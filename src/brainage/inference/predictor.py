@@ -70,6 +70,10 @@ class Predictor:
         """Load every model and record of a finished run folder."""
         run = Path(run_dir)
         info = run_files.read_info(run)  # every small file is checked before the weights load
+        if info.kind == "gan":
+            raise InputError(f"{run} is a TGB-GAN run (it makes synthetic brains; it does "
+                             "not predict ages). Fix: pass a run of `brainage train`, or "
+                             "use this one with `brainage gan synthesize`.")
         spec = run_files.load_spec(run, info)
         extras = run_files.load_corrections(run)
         for note in extras.notes:

@@ -89,6 +89,8 @@ class VGG3D(LinearHeadMixin, BrainAgeModel):
         input_pool: Average-pool the input by this factor first (1 = off).
         input_bins, input_range: Intensity bins before pooling (0 = off) and the range of
             their centres (:mod:`brainage.models.input_stage`).
+        output_bias: Initial bias of the output layer (e.g. the training cohort's mean age,
+            so MSE training starts near the age variance); None keeps PyTorch's default.
     """
 
     def __init__(self, in_channels: int = 1, num_outputs: int = 1,
@@ -96,8 +98,10 @@ class VGG3D(LinearHeadMixin, BrainAgeModel):
                  dense: Sequence[int] = (2048, 512, 64),
                  feature_grid: Sequence[int] = (3, 3, 3), norm: str = "none", act: str = "relu",
                  dropout: float = 0.1, residual: bool = True, input_pool: int = 1,
-                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE) -> None:
+                 input_bins: int = 0, input_range: Sequence[float] = DEFAULT_RANGE,
+                 output_bias: float | None = None) -> None:
         super().__init__()
+        self.output_bias = output_bias
         first = self.set_input(in_channels, input_pool, input_bins, input_range)
         widths = _ints(channels, "channels")
         hidden, grid = [int(w) for w in dense], [int(g) for g in feature_grid]
@@ -118,6 +122,8 @@ class VGG3D(LinearHeadMixin, BrainAgeModel):
         self.num_features = hidden[-1] if hidden else flat
         self.min_input_shape = (2 ** len(widths),) * 3
         self.head = LinearHead(self.num_features, num_outputs, dropout)
+        if output_bias is not None:
+            self._init_head(self.head)
 
     def forward_features(self, x: Tensor, **cov: Tensor) -> Tensor:
         """Image ``(B, C, D, H, W)`` -> features ``(B, F)`` (output of the 64-wide layer)."""
@@ -127,6 +133,8 @@ class VGG3D(LinearHeadMixin, BrainAgeModel):
 
     def _init_head(self, head: nn.Module) -> None:
         head.fc.reset_parameters()  # type: ignore[union-attr, operator]
+        if self.output_bias is not None:
+            nn.init.constant_(head.fc.bias, float(self.output_bias))  # type: ignore[union-attr]
 
 
 def _ints(values: Sequence[int], name: str) -> list[int]:

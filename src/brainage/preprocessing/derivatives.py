@@ -55,7 +55,8 @@ def scan_paths(root: str | Path, key: ScanKey, spec: PreprocessingSpec) -> dict[
     }
 
 
-def _save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, dtype: Any) -> None:
+def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, dtype: Any) -> None:
+    """Write a gzipped NIfTI on an MNI grid (sform and qform code 4), atomically."""
     import nibabel as nib
 
     img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
@@ -73,8 +74,8 @@ def write_scan(
     """Write one scan's derivatives; return their paths relative to `root`."""
     paths = scan_paths(root, key, spec)
     affine = spec.grid.affine_array
-    _save_nifti(paths["preproc"], array, affine, np.float32)
-    _save_nifti(paths["mask"], mask, affine, np.uint8)
+    save_nifti(paths["preproc"], array, affine, np.float32)
+    save_nifti(paths["mask"], mask, affine, np.uint8)
     write_json(paths["sidecar"], {
         "Sources": [str(source)],
         "SkullStripped": True,

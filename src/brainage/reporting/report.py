@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from brainage import __version__
@@ -95,7 +96,25 @@ def build_figures(inputs: ReportInputs) -> list[ReportFigure]:
         out.append(fig)
     else:
         out.append(_figure(fig, partial(F.age_binned_mae, bins)))
+    if inputs.change_map is not None:
+        out.append(_figure(ReportFigure(
+            "age_change_map", "Age-related regions (TGB-GAN latent interpolation)",
+            f"Voxelwise change of brains decoded along the path from young to old latents "
+            f"({inputs.change_map.name}), over the mean real image.", wide=True),
+            partial(_change_map_png, inputs.change_map)))
     return out
+
+
+def _change_map_png(path: Path) -> bytes:
+    """The figure saved beside a change map, or one drawn from the NIfTI."""
+    png = path.with_name(path.name.replace(".nii.gz", ".png"))
+    if png.is_file():
+        return png.read_bytes()
+    import nibabel as nib
+
+    from brainage.reporting.slices import change_map_figure
+
+    return change_map_figure(np.asarray(nib.load(path).dataobj, dtype=np.float64))
 
 
 def _card_sections(card: dict[str, Any] | None) -> list[dict[str, Any]]:

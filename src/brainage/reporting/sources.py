@@ -29,6 +29,8 @@ RUN_MARKERS = ("run.json", "model_card.json", "weights.safetensors", "model.json
 #: The preprocessing spec file (``{"spec", "hash"}``), current name first.
 PREPROCESSING_FILES = ("preprocessing_spec.json", "preprocessing.json")
 PREDICTION_FILES = ("predictions_corrected.tsv", "predictions.tsv", "predictions_oof.tsv")
+#: TGB-GAN age-change maps (``desc`` = ``brainage.synthesis.dataset.CHANGE_DESC``).
+CHANGE_MAP_GLOB = "space-*_desc-agechange_map.nii.gz"
 
 
 @dataclass
@@ -49,6 +51,8 @@ class ReportInputs:
         run_info: ``run.json``.
         qc: Normalised QC table (``participant_id``, ``session``, ``flags``).
         qc_origin: Where the QC table came from.
+        change_map: A TGB-GAN age-change map (NIfTI) in the folder, its ``change_map/``, or
+            the synthetic dataset the run trained with (model card).
         notes: Problems met while reading (shown in the report).
     """
 
@@ -65,6 +69,7 @@ class ReportInputs:
     run_info: dict[str, Any] | None = None
     qc: pd.DataFrame | None = None
     qc_origin: str | None = None
+    change_map: Path | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -138,7 +143,22 @@ def collect_inputs(source: str | os.PathLike[str], qc: str | os.PathLike[str] | 
     if inputs.metrics is None and is_run:
         _run_metrics(root, inputs)
     _attach_qc(root, inputs, qc)
+    inputs.change_map = find_change_map(root, inputs.model_card)
     return inputs
+
+
+def find_change_map(root: Path, model_card: dict[str, Any] | None = None) -> Path | None:
+    """The first age-change map in `root`, ``root/change_map`` or (for a run trained with
+    synthetic subjects) the synthetic dataset named in the model card."""
+    places = [root, root / "change_map"]
+    synthetic = ((model_card or {}).get("synthetic") or {}).get("path")
+    if isinstance(synthetic, str):
+        places += [Path(synthetic), Path(synthetic) / "change_map"]
+    for where in places:
+        found = sorted(where.glob(CHANGE_MAP_GLOB)) if where.is_dir() else []
+        if found:
+            return found[0]
+    return None
 
 
 def _read_run_files(root: Path, inputs: ReportInputs, is_run: bool) -> None:

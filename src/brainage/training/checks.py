@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 
-from brainage.config import save_config, to_dict
+from brainage.config import load_config, save_config, to_dict
+from brainage.data.splits_file import synthetic_subjects
 from brainage.errors import InputError
 from brainage.losses.registry import build_loss
 from brainage.preprocessing.prepared import COHORT_FILE, PreparedCohort
-from brainage.training.config import TrainConfig, load_train_config
+from brainage.training.config import TrainConfig
 from brainage.training.module import RegressionTask
 from brainage.training.optim import build_optimizer, build_schedule
 
@@ -65,12 +66,19 @@ def check_config(config: TrainConfig, shape: tuple[int, ...],
 
 
 def check_trainable(prepared: PreparedCohort, config: TrainConfig | None = None) -> None:
-    """Refuse a prepared cohort with no scan that can be trained on, or without the
-    covariates the model takes."""
+    """Refuse a prepared cohort with no scan that can be trained on, without the covariates
+    the model takes, or made of synthetic subjects (they may only be added to training)."""
     if prepared.metadata is None:
         raise InputError(
             f"{prepared.root} holds no cohort table ({COHORT_FILE}), so the scans have no "
             "ages. Fix: pass the cohort the scans were prepared from (--cohort SOURCE).")
+    synthetic = synthetic_subjects(prepared.cohort())
+    if synthetic:
+        raise InputError(
+            f"{prepared.root} holds {len(synthetic)} synthetic subject(s) (brainage gan "
+            "synthesize); trained on directly, its splits would validate and test on "
+            "synthetic brains. Fix: train on the real prepared cohort and add these to its "
+            f"training folds with --synthetic {prepared.root}.")
     if prepared.table["age"].notna().sum() == 0:
         raise InputError(f"no prepared scan has an age in {prepared.metadata}, so nothing "
                          "can be trained. Fix: add ages (participants.tsv).")
@@ -80,8 +88,11 @@ def check_trainable(prepared: PreparedCohort, config: TrainConfig | None = None)
                          "Fix: add a sex column (M/F), or set use_sex=false.")
 
 
-def start_run(run_dir: Any, config: TrainConfig) -> bool:
+def start_run(run_dir: Any, config: Any) -> bool:
     """Write ``config.yaml`` for a new run, or check it matches when resuming.
+
+    Works for any config dataclass (a :class:`TrainConfig`, a GAN config): the saved file
+    is read back as the same class.
 
     Returns:
         True when the run is already complete (``run.json`` exists).
@@ -94,7 +105,7 @@ def start_run(run_dir: Any, config: TrainConfig) -> bool:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / rf.CONFIG
     if path.exists():
-        old = load_train_config(path)
+        old = load_config(type(config), path)
         if comparable(old) != comparable(config):
             raise InputError(
                 f"{run_dir} already holds a run with another configuration ({path}). "
@@ -104,6 +115,36 @@ def start_run(run_dir: Any, config: TrainConfig) -> bool:
     return (run_dir / rf.RUN_JSON).exists()
 
 
-def comparable(config: TrainConfig) -> dict[str, Any]:
+def comparable(config: Any) -> dict[str, Any]:
     """Config fields that change the result (display and hardware settings excluded)."""
     return {k: v for k, v in to_dict(config).items() if k not in NOT_COMPARED}
+
+
+def check_gan_config(config: Any, shape: tuple[int, ...]) -> None:
+    """Build a GAN config's networks, optimisers and schedules on the meta device and run
+    them on `shape` inputs (one-channel volumes of the prepared grid).
+
+    Args:
+        config: A :class:`~brainage.training.gan_config.GanConfig`.
+        shape: Spatial shape of the prepared arrays.
+
+    Raises:
+        BrainAgeError: an unknown name or argument, a network of the wrong kind, or a grid
+            whose axes the generator cannot restore (not multiples of ``2 ** depth``).
+    """
+    from brainage.training.gan import GanTask
+
+    with torch.device("meta"):
+        task = GanTask.from_config(config)
+        task.build_optimizers(config.epochs)
+        if task.generator.in_channels != 1:
+            raise InputError(f"generator.kwargs.in_channels={task.generator.in_channels}: "
+                             "prepared volumes have one channel. Fix: drop in_channels.")
+        fake = task.generator(torch.empty(2, 1, *shape))  # (B, 1, D, H, W)
+        try:
+            for net in (task.critic, task.regressor):
+                if net is not None:
+                    net(fake)
+        except RuntimeError as exc:  # a check of values, which meta tensors do not have
+            if "meta" not in str(exc):
+                raise

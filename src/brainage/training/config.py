@@ -193,6 +193,32 @@ class ContrastiveSpec:
 
 
 @dataclass
+class SyntheticSpec:
+    """Synthetic subjects added to every fold's training set (``brainage train --synthetic``).
+
+    Attributes:
+        path: A dataset of ``brainage gan synthesize`` (None = real subjects only).
+        ratio: Synthetic subjects per real training subject of a fold (1 doubles the set);
+            fewer when the fold has fewer eligible children (recorded in the model card).
+        balance: ``age``: children are taken one at a time from the age bin with the fewest
+            subjects so far (real + chosen; seeded ties), flattening the age distribution;
+            ``random``: a seeded random sample. Never file order.
+        seed: Seed of the choice.
+    """
+
+    path: str | None = None
+    ratio: float = 1.0
+    balance: Literal["age", "random"] = "age"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.ratio >= 0:
+            raise InputError(f"synthetic.ratio={self.ratio!r}: expected a number >= 0 "
+                             "(synthetic per real training subject). Fix: e.g. "
+                             "--synthetic-ratio 1.")
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines one training run (saved resolved as ``config.yaml``).
 
@@ -203,6 +229,7 @@ class TrainConfig:
         scheduler: Learning-rate schedule.
         augment: Training-only augmentation.
         split: Subject splits (a user ``splits.json`` in the run folder wins).
+        synthetic: Synthetic subjects mixed into the training folds (off by default).
         epochs: Maximum epochs.
         batch_size: Training batch size (evaluation never pads).
         early_stopping: Stop after this many epochs without a better val MAE (0 = off).
@@ -240,6 +267,7 @@ class TrainConfig:
     scheduler: SchedulerSpec = field(default_factory=lambda: SchedulerSpec("cosine"))
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     split: SplitSpec = field(default_factory=lambda: SplitSpec("kfold", val=0.0))
+    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
     epochs: int = 60
     batch_size: int = 8
     early_stopping: int = 0

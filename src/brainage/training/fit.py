@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from brainage.training.checks import check_config, check_trainable, start_run
 from brainage.training.config import TrainConfig
 from brainage.training.module import RegressionTask
 from brainage.training.results import finish_run, fold_predictions
+from brainage.training.synthetic import plan_mix
 from brainage.training.trainer import fit_member, global_rank
 
 #: The lock file of a run folder being trained (removed when training ends).
@@ -94,7 +95,8 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
         prepared_dir: Output of ``brainage prepare``.
         run_dir: Run folder to create (or resume).
         config: Training config; default: the CPU preset (:class:`TrainConfig` defaults).
-        splits: A :class:`Splits` or a splits file; default ``config.split`` (saved once).
+        splits: A :class:`Splits` or a splits file; default the run's own, then (with
+            ``config.synthetic``) the synthetic dataset's GAN splits, then ``config.split``.
         stage1: Cascade stage 2 only: stage-1 out-of-fold age of every prepared scan.
         task_cls: LightningModule class (``CascadeTask`` for stage 2).
         cohort: Ages/sex/site of the scans when the prepared folder has no ``cohort.tsv``
@@ -105,15 +107,21 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     """
     config = config or TrainConfig()
     run = Path(run_dir)
-    with begin_run(prepared_dir, run, config, splits, task_cls, cohort) as started:
+    if config.synthetic.path is not None and stage1 is not None:
+        raise InputError("synthetic subjects cannot join a cascade's stage 2 (they have no "
+                         "stage-1 predictions). Fix: drop --synthetic, or train one stage.")
+    splits = splits if splits is not None or (run / rf.SPLITS).exists() \
+        else synthetic_splits(config)
+    with begin_run(prepared_dir, run, config, splits, task_cls, cohort,
+                   plan=lambda p, s: plan_mix(config.synthetic, p, s)) as started:
         return _train_started(run, config, started, stage1, task_cls)
 
 
 def _train_started(run: Path, config: TrainConfig,
-                   started: tuple[PreparedCohort, Splits, bool], stage1: np.ndarray | None,
-                   task_cls: type[RegressionTask]) -> Path:
+                   started: tuple[PreparedCohort, Splits, bool, Any],
+                   stage1: np.ndarray | None, task_cls: type[RegressionTask]) -> Path:
     """The body of :func:`train_cohort`, run while this process holds the run's lock."""
-    prepared, the_splits, complete = started
+    prepared, the_splits, complete, mix = started
     if complete:
         warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
         return run
@@ -126,14 +134,17 @@ def _train_started(run: Path, config: TrainConfig,
         table["stage1_age"] = np.asarray(stage1, dtype=float)
     models: list[tuple[int, BrainAgeModel]] = []
     for fold in range(the_splits.n_folds):
+        fold_table, fold_splits = (table, the_splits) if mix is None \
+            else mix.fold_data(table, the_splits, fold)
         for repeat in range(config.repeats):
-            model = train_fold(config, table, the_splits, fold, run, task_cls, repeat)
+            model = train_fold(config, fold_table, fold_splits, fold, run, task_cls, repeat)
             if model is not None:  # rank 0 only
                 models.append((fold, model))
     if global_rank() == 0 and len(models) == the_splits.n_folds * config.repeats:
         preds = [fold_predictions(m, table, the_splits, k, config.batch_size)
                  for k, m in models]
-        finish_run(run, config, prepared, the_splits, table, preds)
+        finish_run(run, config, prepared, the_splits, table, preds,
+                   synthetic=None if mix is None else mix.summary())
     return run
 
 
@@ -153,14 +164,20 @@ def run_lock(run: Path) -> Iterator[None]:
 @contextmanager
 def begin_run(prepared_dir: str | Path | PreparedCohort, run: Path, config: TrainConfig,
               splits: str | Path | Splits | None, task_cls: type[RegressionTask],
-              cohort: Cohort | str | Path | None = None
-              ) -> Iterator[tuple[PreparedCohort, Splits, bool]]:
+              cohort: Cohort | str | Path | None = None,
+              plan: Callable[[PreparedCohort, Splits], Any] | None = None
+              ) -> Iterator[tuple[PreparedCohort, Splits, bool, Any]]:
     """Open and check the data, the config and the splits, then take the run's lock and
     start the run folder (``config.yaml``, ``splits.json``); nothing is written before
     every check passed. The lock is held for the ``with`` block: the whole training.
 
+    Args:
+        plan: Called with the cohort and the splits once both are checked, before anything
+            is written (the synthetic-subject mix plans and checks itself there).
+
     Yields:
-        The prepared cohort, the splits, and whether the run is already complete.
+        The prepared cohort, the splits, whether the run is already complete, and what
+        `plan` returned (None without it).
     """
     prepared = open_prepared(prepared_dir, cohort)
     check_trainable(prepared, config)
@@ -171,18 +188,27 @@ def begin_run(prepared_dir: str | Path | PreparedCohort, run: Path, config: Trai
         raise InputError(f"{run} already holds a run trained on other splits "
                          f"({run / rf.SPLITS}). Fix: use a new run folder, or pass the same "
                          "splits to resume.")
+    planned = plan(prepared, the_splits) if plan is not None else None
     with run_lock(run):
         if start_run(run, config):
-            yield prepared, the_splits, True
+            yield prepared, the_splits, True, planned
             return
         if splits is not None or not (run / rf.SPLITS).exists():
             the_splits.to_json(run / rf.SPLITS)
-        yield prepared, the_splits, False
+        yield prepared, the_splits, False, planned
 
 
 def member_config(config: TrainConfig, repeat: int) -> TrainConfig:
     """The config of a fold's model number `repeat` (seed ``config.seed + repeat``)."""
     return dataclasses.replace(config, seed=config.seed + repeat) if repeat else config
+
+
+def synthetic_splits(config: TrainConfig) -> Path | None:
+    """The splits of the synthetic dataset's GAN run (its members' folds), when the config
+    adds synthetic subjects and the dataset holds them; else None (``config.split``)."""
+    path = config.synthetic.path
+    found = Path(path) / rf.SPLITS if path is not None else None
+    return found if found is not None and found.is_file() else None
 
 
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,

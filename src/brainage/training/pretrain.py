@@ -57,7 +57,7 @@ def pretrain_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Pa
     config = config or load_train_config(DEFAULT_PRESET)
     run = Path(run_dir)
     with begin_run(prepared_dir, run, config, splits, ContrastiveTask,
-                   cohort) as (prepared, the_splits, complete):
+                   cohort) as (prepared, the_splits, complete, _):
         if complete:
             warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
             return run

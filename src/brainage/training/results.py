@@ -105,8 +105,13 @@ def data_summary(table: pd.DataFrame, splits: Splits) -> dict[str, Any]:
 
 def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits: Splits,
                table: pd.DataFrame, fold_preds: list[pd.DataFrame],
-               extra_metrics: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Write predictions, metrics, bias correction, spec, model card, then ``run.json``."""
+               extra_metrics: dict[str, Any] | None = None,
+               synthetic: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Write predictions, metrics, bias correction, spec, model card, then ``run.json``.
+
+    `synthetic` (:meth:`~brainage.training.synthetic.SyntheticMix.summary`) is recorded in
+    the model card when synthetic subjects were added to training.
+    """
     from brainage.evaluation.predictions import write_predictions
 
     preds = aggregate(table, fold_preds)
@@ -140,6 +145,8 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
                       extra={"model": config.model.name})
     card = model_card(config, info, data_summary(table, splits), prepared.spec, metrics, bias)
+    if synthetic is not None:
+        card["synthetic"] = synthetic
     write_json(run / rf.MODEL_CARD, card)
     rf.write_run_info(run, info)
     return preds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import pickle
 import warnings
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,38 @@ def make_task(config: TrainConfig, monitor: str, task_cls: type[RegressionTask] 
     return task_cls.from_config(config, monitor)
 
 
-def _on_cpu(config: TrainConfig) -> bool:
-    return config.accelerator == "cpu" or not torch.cuda.is_available()
+@dataclass(frozen=True)
+class TrainerSettings:
+    """What Lightning's Trainer needs from a run's config (training or GAN alike).
+
+    Attributes:
+        epochs, accelerator, devices, strategy, num_nodes, precision, deterministic,
+        progress_bar, log_every_n_steps, tensorboard, early_stopping: The config fields of
+        the same names (:class:`~brainage.training.config.TrainConfig`).
+    """
+
+    epochs: int
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32"
+    deterministic: bool = True
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+    tensorboard: bool = True
+    early_stopping: int = 0
+
+    @classmethod
+    def of(cls, config: Any) -> TrainerSettings:
+        """The settings of a config dataclass; fields it lacks keep their defaults."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)
+                      if hasattr(config, f.name)})
+
+    @property
+    def on_cpu(self) -> bool:
+        """Whether training runs on the CPU."""
+        return self.accelerator == "cpu" or not torch.cuda.is_available()
 
 
 def monitor_name(task_cls: type[RegressionTask], has_val: bool) -> str:
@@ -54,48 +85,48 @@ def monitor_name(task_cls: type[RegressionTask], has_val: bool) -> str:
     return f"{'val' if has_val else 'train'}_{task_cls.metric}"
 
 
-def build_trainer(config: TrainConfig, member: Path, has_val: bool,
-                  callbacks: list[L.Callback] | None = None, metric: str = "mae"
-                  ) -> L.Trainer:
+def build_trainer(config: TrainConfig | TrainerSettings, member: Path, monitor: str | None,
+                  callbacks: list[L.Callback] | None = None) -> L.Trainer:
     """Trainer with best/last checkpoints, early stopping, LR monitor and CSV logs.
 
     Args:
-        config: The run's config (epochs, hardware, logging).
-        member: The model's folder (checkpoints and logs go inside).
-        has_val: Whether the data have a validation set (the monitor then follows it).
+        config: A training config (or the settings taken from any config).
+        member: Folder of the model (checkpoints and logs go below it).
+        monitor: Metric the best checkpoint (and early stopping) minimises; None writes
+            no ``best.ckpt`` (nothing held out: the last epoch is the result).
         callbacks: Extra callbacks.
-        metric: Logged metric whose ``val_``/``train_`` value picks the best epoch.
     """
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    monitor = f"{'val' if has_val else 'train'}_{metric}"
+    s = config if isinstance(config, TrainerSettings) else TrainerSettings.of(config)
     ckpt_dir = member / "checkpoints"
-    cbs: list[L.Callback] = [  # best first: it is `trainer.checkpoint_callback`
+    best = [] if monitor is None else [  # first: it is `trainer.checkpoint_callback`
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min",
-                        save_top_k=1, enable_version_counter=False),
+                        save_top_k=1, enable_version_counter=False)]
+    cbs: list[L.Callback] = [
+        *best,
         # Every epoch (Lightning's save_last only follows improvements of the monitor).
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                         enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
         *(callbacks or []),
     ]
-    if has_val and config.early_stopping:
-        cbs.append(EarlyStopping(monitor=monitor, mode="min", patience=config.early_stopping))
+    if monitor is not None and s.early_stopping:
+        cbs.append(EarlyStopping(monitor=monitor, mode="min", patience=s.early_stopping))
     loggers: list[Any] = [CSVLogger(member, name="logs")]
-    if config.tensorboard and _has_tensorboard():
+    if s.tensorboard and _has_tensorboard():
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(member, name="tensorboard"))
-    deterministic: bool | str = True if _on_cpu(config) else (
-        "warn" if config.deterministic else False)
+    deterministic: bool | str = True if s.on_cpu else ("warn" if s.deterministic else False)
     return L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
-        strategy=config.strategy, num_nodes=config.num_nodes, precision=config.precision,
+        max_epochs=s.epochs, accelerator=s.accelerator, devices=s.devices,
+        strategy=s.strategy, num_nodes=s.num_nodes, precision=s.precision,  # type: ignore[arg-type]
         callbacks=cbs, logger=loggers, deterministic=deterministic,
         use_distributed_sampler=False, num_sanity_val_steps=0,
-        enable_progress_bar=config.progress_bar, enable_model_summary=False,
-        log_every_n_steps=config.log_every_n_steps, default_root_dir=member,
+        enable_progress_bar=s.progress_bar, enable_model_summary=False,
+        log_every_n_steps=s.log_every_n_steps, default_root_dir=member,
     )
 
 
@@ -135,14 +166,32 @@ def best_weights(checkpoint: Path, prefix: str | None = None) -> dict[str, torch
     """A network's state dict from a brainage Lightning checkpoint (no unpickling).
 
     Args:
-        checkpoint: A ``best.ckpt`` or ``last.ckpt``.
-        prefix: Module of the task to take (``"projection."``); default the age network
-            (its weight average ``ema_model.`` when the run kept one, else ``model.``).
+        checkpoint: A ``.ckpt`` file.
+        prefix: Attribute of the LightningModule holding the network (``"generator."``);
+            default the weight average (``ema_model.``) when present, else ``model.``.
     """
     state = read_checkpoint(checkpoint)["state_dict"]
     if prefix is None:
         prefix = "ema_model." if any(k.startswith("ema_model.") for k in state) else "model."
     return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+
+def fit_quietly(trainer: L.Trainer, task: L.LightningModule, data: L.LightningDataModule,
+                member: Path) -> Path | None:
+    """``trainer.fit`` resuming from ``member/checkpoints/last.ckpt`` when it exists, with
+    Lightning's hints for small cohorts silenced; returns the best checkpoint's path (None
+    when no metric was monitored)."""
+    last = member / "checkpoints" / "last.ckpt"
+    if last.exists():
+        read_checkpoint(last)  # a damaged file is refused with a clear message, not a traceback
+    with warnings.catch_warnings():
+        for pattern in QUIET:
+            warnings.filterwarnings("ignore", pattern)
+        trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None,
+                    weights_only=True)
+    callbacks = trainer.checkpoint_callbacks
+    found = [c for c in callbacks if getattr(c, "monitor", None) is not None]
+    return Path(found[0].best_model_path) if found and found[0].best_model_path else None
 
 
 def fit_checkpoint(config: TrainConfig, data: BrainAgeDataModule, member: Path,
@@ -159,23 +208,20 @@ def fit_checkpoint(config: TrainConfig, data: BrainAgeDataModule, member: Path,
     if not has_val and config.split.val > 0:  # asked for, but the fold has none
         warnings.warn(f"{member}: no validation scans; early stopping is off and the last "
                       "epoch's weights are kept.", stacklevel=3)
-    task = make_task(config, monitor_name(task_cls, has_val), task_cls)
+    monitor = monitor_name(task_cls, has_val)
+    task = make_task(config, monitor, task_cls)
     # Pooling/intensity bins once per scan, not at every step (no augmentation: cached).
     task.inputs_staged = data.stage_inputs(task.model.input_stage)
-    trainer = build_trainer(config, member, has_val, callbacks, task_cls.metric)
-    last = member / "checkpoints" / "last.ckpt"
-    if last.exists():
-        read_checkpoint(last)  # a damaged file is refused with a clear message, not a traceback
-    with warnings.catch_warnings():
-        for pattern in QUIET:
-            warnings.filterwarnings("ignore", pattern)
-        trainer.fit(task, datamodule=data, ckpt_path=last if last.exists() else None,
-                    weights_only=True)
+    settings = TrainerSettings.of(config)
+    if not has_val:  # nothing to stop early on
+        settings = replace(settings, early_stopping=0)
+    trainer = build_trainer(settings, member, monitor, callbacks)
+    best = fit_quietly(trainer, task, data, member)
     if not trainer.is_global_zero:
         return None
-    if not has_val:  # nothing held out to choose an epoch by: the end of the schedule
-        return last
-    return Path(trainer.checkpoint_callback.best_model_path or member / "checkpoints/best.ckpt")
+    if best is None or not has_val:  # nothing held out to choose an epoch by: the end
+        return member / "checkpoints" / "last.ckpt"
+    return best
 
 
 def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
