@@ -7,9 +7,9 @@ function, prints the result), and ``import brainage`` exposes them lazily::
     -> brainage.Predictor.from_run(run).predict(...) -> brainage.evaluate
     -> brainage.explain / brainage.report
 
-    (contrastive: brainage.pretrain -> brainage.probe -> brainage.Predictor ...)
-and TGB-GAN augmentation: brainage.gan_train -> brainage.gan_synthesize (and
-brainage.gan_change_map) -> brainage.train(..., synthetic=...).
+Contrastive regression: brainage.pretrain -> brainage.probe -> brainage.Predictor (a probed
+encoder run predicts like any run). TGB-GAN augmentation: brainage.gan_train ->
+brainage.gan_synthesize (and brainage.gan_change_map) -> brainage.train(..., synthetic=...).
 
 Heavy libraries (torch, ANTsPy, Lightning) load inside the functions, on first use.
 """

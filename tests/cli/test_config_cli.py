@@ -11,7 +11,7 @@ from brainage.cli.main import app
 def test_config_list_names_every_preset_with_its_description():
     result = CliRunner().invoke(app, ["config", "list"])
     assert result.exit_code == 0, result.output
-    names = [line.split()[0] for line in result.output.splitlines()]
+    names = [line.split()[0] for line in result.output.splitlines() if line.strip()]
     assert {"quickstart", "tsan", "tsan_stage2", "tsan_cpu", "tsan_cpu_stage2", "sfcn"} <= set(names)
     assert "TSAN stage 1 as published" in result.output
 
