@@ -10,7 +10,10 @@ Modules, from the outside in:
   :mod:`~brainage.training.cascade` ``train_cascade`` (TSAN's two stages);
 * :mod:`~brainage.training.trainer` Lightning's Trainer for one model;
   :mod:`~brainage.training.module` the age-regression LightningModule;
-* :mod:`~brainage.training.results` out-of-fold predictions and the run's files.
+* :mod:`~brainage.training.results` out-of-fold predictions and the run's files;
+* TGB-GAN: :mod:`~brainage.training.gan_config`, :mod:`~brainage.training.gan` (the
+  LightningModule), :mod:`~brainage.training.gan_fit` ``train_gan`` (one GAN per fold) and
+  :mod:`~brainage.training.synthetic` (synthetic subjects in a regressor's training folds).
 
 Names are loaded lazily, so ``import brainage.training`` does not import Lightning.
 """
@@ -27,6 +30,9 @@ _LAZY = {
     "list_presets": "brainage.training.presets",
     "train_cohort": "brainage.training.fit",
     "train_cascade": "brainage.training.cascade",
+    "GanConfig": "brainage.training.gan_config",
+    "load_gan_config": "brainage.training.gan_config",
+    "train_gan": "brainage.training.gan_fit",
 }
 
 __all__ = sorted(_LAZY)
