@@ -6,10 +6,12 @@ Modules, from the outside in:
   presets shipped in the package; :mod:`~brainage.training.optim` optimiser and schedule
   registries;
 * :mod:`~brainage.training.checks` what is checked before a run folder is written;
-* :mod:`~brainage.training.fit` ``train_cohort`` (folds, seeds, resume) and
-  :mod:`~brainage.training.cascade` ``train_cascade`` (TSAN's two stages);
+* :mod:`~brainage.training.fit` ``train_cohort`` (folds, seeds, resume),
+  :mod:`~brainage.training.cascade` ``train_cascade`` (TSAN's two stages) and
+  :mod:`~brainage.training.pretrain` ``pretrain_cohort`` (contrastive encoders);
 * :mod:`~brainage.training.trainer` Lightning's Trainer for one model;
-  :mod:`~brainage.training.module` the age-regression LightningModule;
+  :mod:`~brainage.training.module` the age-regression LightningModule and
+  :mod:`~brainage.training.contrastive` the contrastive one;
 * :mod:`~brainage.training.results` out-of-fold predictions and the run's files.
 
 Names are loaded lazily, so ``import brainage.training`` does not import Lightning.
@@ -27,6 +29,7 @@ _LAZY = {
     "list_presets": "brainage.training.presets",
     "train_cohort": "brainage.training.fit",
     "train_cascade": "brainage.training.cascade",
+    "pretrain_cohort": "brainage.training.pretrain",
 }
 
 __all__ = sorted(_LAZY)
