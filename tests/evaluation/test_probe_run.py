@@ -156,3 +156,22 @@ def test_readout_contract(tmp_path):
         loaded.predict(x[:, :4])
     with pytest.raises(FileNotFoundError, match="brainage probe"):
         RidgeReadout.load(tmp_path / "nothing")
+
+
+def test_a_kfold_encoder_run_is_probed_fold_by_fold(cohort, tmp_path):
+    config = tiny_config(loss=LossSpec("contrastive"), epochs=1,
+                         contrastive=ContrastiveSpec(projection=[8]),
+                         split=SplitSpec("kfold", folds=2, val=0.0))
+    run = pretrain_cohort(cohort, tmp_path / "enc", config)
+    out = probe_run(run, cohort, cv=3)
+    assert [m["member"] for m in out["members"]] == ["fold-0", "fold-1"]
+    assert all(m["n_train"] == 12 and m["n_internal"] == 12 for m in out["members"])
+    preds = pd.read_csv(run / "predictions.tsv", sep="\t")
+    assert len(preds) == 24 and set(preds["fold"].astype(str)) == {"0", "1"}  # out of fold
+    table = Predictor.from_run(run).predict(cohort.root)  # the two encoders averaged
+    a = RidgeReadout.load(run / "fold-0").predict(
+        extract(load_member(run / "fold-0"), ScanDataset.from_table(cohort.table)))
+    b = RidgeReadout.load(run / "fold-1").predict(
+        extract(load_member(run / "fold-1"), ScanDataset.from_table(cohort.table)))
+    np.testing.assert_allclose(table["predicted_age"], (a + b) / 2, atol=1e-3)
+    assert "ensemble_sd" in table

@@ -6,10 +6,12 @@ Modules, from the outside in:
   presets shipped in the package; :mod:`~brainage.training.optim` optimiser and schedule
   registries;
 * :mod:`~brainage.training.checks` what is checked before a run folder is written;
-* :mod:`~brainage.training.fit` ``train_cohort`` (folds, seeds, resume) and
-  :mod:`~brainage.training.cascade` ``train_cascade`` (TSAN's two stages);
+* :mod:`~brainage.training.fit` ``train_cohort`` (folds, seeds, resume),
+  :mod:`~brainage.training.cascade` ``train_cascade`` (TSAN's two stages) and
+  :mod:`~brainage.training.pretrain` ``pretrain_cohort`` (contrastive encoders);
 * :mod:`~brainage.training.trainer` Lightning's Trainer for one model;
-  :mod:`~brainage.training.module` the age-regression LightningModule;
+  :mod:`~brainage.training.module` the age-regression LightningModule and
+  :mod:`~brainage.training.contrastive` the contrastive one;
 * :mod:`~brainage.training.results` out-of-fold predictions and the run's files;
 * TGB-GAN: :mod:`~brainage.training.gan_config`, :mod:`~brainage.training.gan` (the
   LightningModule), :mod:`~brainage.training.gan_fit` ``train_gan`` (one GAN per fold) and
@@ -33,6 +35,7 @@ _LAZY = {
     "GanConfig": "brainage.training.gan_config",
     "load_gan_config": "brainage.training.gan_config",
     "train_gan": "brainage.training.gan_fit",
+    "pretrain_cohort": "brainage.training.pretrain",
 }
 
 __all__ = sorted(_LAZY)
