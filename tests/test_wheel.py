@@ -35,6 +35,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     wheel = next((tmp_path / "dist").glob("brainage-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "brainage/configs/tsan.yaml" in names and "brainage/py.typed" in names
+    assert "brainage/configs/gan/tgbgan_cpu.yaml" in names  # GAN presets ship too
     assert any(n.startswith("brainage/reporting/templates/") for n in names)
 
     venv = tmp_path / "venv"
@@ -56,7 +57,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert where.startswith(str(venv)), where
     shown = _run(["brainage", "config", "show", "tsan"], work, env)
     assert "name: scaledense" in shown and "amsgrad: true" in shown
-    assert "tsan_cpu_stage2" in _run(["brainage", "config", "list"], work, env)
+    listed = _run(["brainage", "config", "list"], work, env)
+    assert "tsan_cpu_stage2" in listed and "tgbgan_cpu_no_task" in listed
     assert "sfcn" in _run(["brainage", "models"], work, env)
     _run(["brainage", "simulate", "bids", "--n", "2", "--sites", "1", "--voxel-size", "6"],
          work, env)

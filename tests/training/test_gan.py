@@ -178,3 +178,16 @@ def test_without_held_out_subjects_the_last_epoch_is_kept(cohort, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())["members"]["."]
     assert metrics["val_l1"] is None and metrics["best_epoch"] == 1
     assert len(list((run / "samples").glob("*.png"))) == 2  # drawn from training scans
+
+
+def test_given_splits_train_each_gan_on_its_train_role_only(cohort, tmp_path):
+    from brainage.data.splits import make_splits
+
+    path = tmp_path / "splits.json"
+    make_splits(cohort.cohort(), "holdout", val=0.25, test=0.25, seed=2).to_json(path)
+    run = train_gan(cohort, tmp_path / "s", tiny_gan("epochs=1", "samples=0"), splits=path)
+    fold = json.loads(path.read_text())["folds"][0]
+    seen = json.loads((run / "subjects.json").read_text())["seen"]
+    assert sorted(seen) == sorted(fold["train"])
+    assert not set(seen) & (set(fold["val"]) | set(fold["test"]))
+    assert (run / "splits.json").read_text() == path.read_text()
