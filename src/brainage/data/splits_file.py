@@ -265,3 +265,13 @@ def _synthetic_problems(s: Splits, synthetic: set[str], where: str) -> list[Prob
                     "to training with `brainage train --synthetic DIR`",
                     f"{len(found)} synthetic: {_show(found)}"))
     return problems
+
+
+def given_splits(splits: Splits | str | Path, cohort: Any) -> Splits:
+    """Splits a user gave (an object or a splits file), checked against `cohort`."""
+    if isinstance(splits, Splits):
+        splits.check(cohort, "given splits")
+        return splits
+    given = Splits.from_json(splits)
+    given.check(cohort, str(splits))
+    return given

@@ -30,7 +30,7 @@ import pandas as pd
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.data.openbhb_arrays import open_like
-from brainage.data.splits_file import Splits
+from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
 from brainage.evaluation.probes import AgeProbe, ProbeSplit, SiteProbe, fit_probes, score_probes
 from brainage.evaluation.readout import RidgeReadout
@@ -66,13 +66,8 @@ def resolve_probe_splits(run: Path, prepared: Any, splits: Any, method: str | No
     from brainage.data.splits import make_splits
 
     cohort = prepared.cohort()
-    if isinstance(splits, Splits):
-        splits.check(cohort, "given splits")
-        return splits
     if splits is not None:
-        given = Splits.from_json(splits)
-        given.check(cohort, str(splits))
-        return given
+        return given_splits(splits, cohort)
     if method is not None:
         return make_splits(cohort, method)
     own = Splits.from_json(run / rf.SPLITS)

@@ -25,7 +25,7 @@ from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import augmentation
-from brainage.data.splits_file import Splits
+from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
 from brainage.models import BrainAgeModel, load_model, save_model
 from brainage.models.io import WEIGHTS
@@ -71,13 +71,8 @@ def resolve_splits(run_dir: Path, prepared: PreparedCohort, config: TrainConfig,
     from brainage.data.splits import load_or_make_splits, make_splits
 
     cohort = prepared.cohort()
-    if isinstance(splits, Splits):
-        splits.check(cohort, "given splits")
-        return splits
     if splits is not None:
-        given = Splits.from_json(splits)
-        given.check(cohort, str(splits))
-        return given
+        return given_splits(splits, cohort)
     method, params = split_params(config)
     if (run_dir / rf.SPLITS).exists():
         return load_or_make_splits(run_dir / rf.SPLITS, cohort, method, **params)
