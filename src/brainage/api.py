@@ -83,7 +83,8 @@ def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | Non
         out: The prepared folder.
         spec: A :class:`PreprocessingSpec`, the path of a saved one (e.g. a run folder's
             ``preprocessing_spec.json``), or None for a new spec from `spec_options`
-            (``grid``, ``n4``, ``skullstrip``, ``nonlinear``, ``normalisation``).
+            (``grid``, ``n4``, ``skullstrip``, ``nonlinear``, ``normalisation``,
+            ``tissues``).
         jobs: Scans processed in parallel.
         shard: ``(i, n)``: process only the i-th of n shards (cluster array jobs).
         participant_labels: Only these participants.

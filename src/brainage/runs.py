@@ -26,7 +26,11 @@ A cascade run holds two such folders, ``stage1/`` and ``stage2/``, and its own
 and, once ``brainage probe`` has fitted the linear age read-out, ``age_probe.json`` +
 ``age_probe.safetensors`` (then it predicts like any run). A GAN run (``kind: gan``,
 :mod:`brainage.training.gan_fit`) holds ``generator/``, ``critic/`` and ``regressor/``
-model folders and ``subjects.json`` per member. Every file is written atomically; ``run.json`` is
+model folders and ``subjects.json`` per member. A stack (``kind: stack``,
+:mod:`brainage.training.stack`) holds complete member runs under ``members/<name>/`` and
+``stack.json`` (the combiner fitted on their out-of-fold predictions). A member folder of a
+classical model (:mod:`brainage.classical`) has the same two files as a network's, with
+``"family": "classical"`` in ``model.json``. Every file is written atomically; ``run.json`` is
 written last, so a folder without it is an unfinished run (rerun training to resume).
 """
 
@@ -45,7 +49,7 @@ from brainage.io import parse_json_file, write_json
 
 RUN_JSON = "run.json"
 #: Run kinds: age models, a two-stage cascade, pretrained encoders (+ probe read-outs).
-KINDS = ("models", "cascade", "encoder", "gan")
+KINDS = ("models", "cascade", "encoder", "gan", "stack")
 FORMAT = "brainage-run"
 VERSION = 1
 CONFIG = "config.yaml"

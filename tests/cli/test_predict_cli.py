@@ -20,6 +20,17 @@ from synthetic_runs import make_prepared, one_torch_thread, tiny_config  # noqa:
 from brainage.cli import predict as predict_cli  # noqa: E402
 from brainage.preprocessing.cache import CacheStore, ScanKey  # noqa: E402
 
+
+def as_result(fake):
+    """A fake ``preprocess_image`` (array, affine, qc) as a fake ``preprocess_scan``."""
+    from types import SimpleNamespace
+
+    def scan(path, spec):
+        array, _affine, qc = fake(path, spec)
+        return SimpleNamespace(array=array, qc=qc, tissues=None)
+
+    return scan
+
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
@@ -156,7 +167,7 @@ def test_bad_scans_of_a_raw_cohort_are_rows_not_a_refusal(run, tmp_path, monkeyp
         steps.load_image(path)
         return np.zeros(spec.grid.shape, np.float32), np.eye(4), {"flags": []}
 
-    monkeypatch.setattr(pipeline, "preprocess_image", fake)
+    monkeypatch.setattr(pipeline, "preprocess_scan", as_result(fake))
     bids = tmp_path / "bids"
     for label in ("01", "02", "03"):
         anat = bids / f"sub-{label}" / "anat"

@@ -15,6 +15,17 @@ from brainage.training.config import SplitSpec
 from brainage.training.fit import train_cohort
 
 
+def as_result(fake):
+    """A fake ``preprocess_image`` (array, affine, qc) as a fake ``preprocess_scan``."""
+    from types import SimpleNamespace
+
+    def scan(path, spec):
+        array, _affine, qc = fake(path, spec)
+        return SimpleNamespace(array=array, qc=qc, tissues=None)
+
+    return scan
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     return make_prepared(tmp_path_factory.mktemp("prep"), n=12, no_age=(4,))
@@ -90,7 +101,7 @@ def test_raw_files_use_the_runs_spec_and_report_qc(single, cohort, monkeypatch, 
         array = np.load(cohort.table["array_path"].iloc[0]).astype(np.float32)
         return array, np.eye(4), {"flags": ["truncated_fov"] if "ses-2" in str(path) else []}
 
-    monkeypatch.setattr(pipeline, "preprocess_image", fake_preprocess)
+    monkeypatch.setattr(pipeline, "preprocess_scan", as_result(fake_preprocess))
     files = [tmp_path / "sub-07_ses-1_T1w.nii.gz", tmp_path / "sub-07_ses-2_T1w.nii.gz",
              tmp_path / "scan.nii"]
     out = Predictor.from_run(single).predict_files(files)
@@ -136,7 +147,7 @@ def test_raw_scan_failing_preprocessing_is_a_row_with_its_reason(single, monkeyp
             raise BrainAgeError(f"{path}: not a NIfTI file")
         return np.zeros((20, 24, 18), np.float32), np.eye(4), {"flags": []}
 
-    monkeypatch.setattr(pipeline, "preprocess_image", fake_preprocess)
+    monkeypatch.setattr(pipeline, "preprocess_scan", as_result(fake_preprocess))
     predictor = Predictor.from_run(single)
     files = [tmp_path / "bad_T1w.nii", tmp_path / "sub-1_T1w.nii"]
     with pytest.warns(UserWarning, match="1 of 2 scan.*bad_T1w.nii.*not a NIfTI"):

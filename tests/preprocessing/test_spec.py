@@ -21,7 +21,7 @@ from brainage.preprocessing.spec import (
 def test_default_spec_steps_and_versions():
     spec = PreprocessingSpec.create()
     assert spec.grid.name == "tsan" and spec.normalisation == "zscore"
-    assert spec.steps == ["conform", "n4", "register:affine", "skullstrip:template",
+    assert spec.steps == ["conform", "n4", "register:affine", "skullstrip:refined",
                           "resample:linear", "normalise:zscore"]
     assert {"antspyx", "nilearn", "nibabel", "numpy", "brainage"} <= set(spec.libraries)
     deep = PreprocessingSpec.create(skullstrip="deepbet", n4=False, nonlinear=True)
@@ -103,7 +103,7 @@ def test_different_recipes_are_refused_with_every_difference():
         check_spec_compatible(a, b, what=("model", "input"))
     msg = str(info.value)
     assert "grid.shape: [91, 109, 91] vs [96, 96, 96]" in msg
-    assert "skullstrip: 'template' vs 'deepbet'" in msg
+    assert "skullstrip: 'refined' vs 'deepbet'" in msg
     assert a.short_hash in msg and b.short_hash in msg and "--spec" in msg
     with pytest.raises(BrainAgeError) as info:  # the names a prepare folder gives the sides
         check_spec_compatible(a, b, what=("existing outputs", "this run"))

@@ -48,13 +48,14 @@ def volume(age: float, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE)
 def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...] = (),
                   spec: PreprocessingSpec | None = None, write: bool = True,
                   flags: dict[int, list[str]] | None = None,
-                  shape: tuple[int, int, int] = SHAPE) -> PreparedCohort:
+                  shape: tuple[int, int, int] = SHAPE, tissues: bool = False) -> PreparedCohort:
     """A prepared folder of `n` scans (ages 20-80; `no_age` rows without age), opened.
 
     ``write=False`` opens a folder another process already wrote (same arguments).
+    ``tissues=True`` also writes GM/WM/CSF maps whose grey matter thins with age.
     """
     if write:
-        spec = spec or spec_for_tests(shape)
+        spec = spec or spec_for_tests(shape, tissues=tissues)
         rng = np.random.default_rng(seed)
         ages = np.round(rng.uniform(20, 80, n), 1)
         store = CacheStore(root, spec)
@@ -63,17 +64,32 @@ def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...
         for i, age in enumerate(ages):
             key = ScanKey(f"sub-{i:02d}")
             array = store.write_array(key, volume(age, rng, shape))
-            store.write_record(key, {
+            record = {
                 "participant_id": key.participant_id, "session": None, "run": None,
                 "scan": key.stem, "source": f"raw/{key.stem}_T1w.nii.gz",
                 "spec_hash": spec.hash, "status": "ok", "error": None,
-                "flags": (flags or {}).get(i, []), "array": str(array.relative_to(root))})
+                "flags": (flags or {}).get(i, []), "array": str(array.relative_to(root))}
+            if spec.tissues:
+                maps = tissue_maps(age, rng, spec)
+                record["tissues"] = str(store.write_tissues(key, maps).relative_to(root))
+                record["affine_det"] = round(float(rng.uniform(0.9, 1.1)), 4)
+            store.write_record(key, record)
             rows.append({"participant_id": key.participant_id, "age": None if i in no_age
                          else age, "sex": "FM"[i % 2], "site": "AB"[i % 2],
                          "path": f"raw/{key.stem}_T1w.nii.gz"})
         store.build_index()
         Cohort(pd.DataFrame(rows), "synthetic").to_tsv(root / COHORT_FILE)
     return open_prepared(root)
+
+
+def tissue_maps(age: float, rng: np.random.Generator, spec: PreprocessingSpec) -> np.ndarray:
+    """(3, X, Y, Z) GM, WM, CSF maps in the template brain: GM thins into CSF with age."""
+    from brainage.preprocessing.antsio import template_mask_on_grid
+
+    brain = template_mask_on_grid(spec.grid).astype(np.float32)
+    gm = np.clip(0.55 - 0.004 * (age - 50) + rng.normal(0, 0.03, brain.shape), 0, 0.7)
+    wm = np.full(brain.shape, 0.3, dtype=np.float32)
+    return (np.stack([gm, wm, 1 - gm - wm]) * brain).astype(np.float32)
 
 
 def tiny_config(**overrides: object) -> TrainConfig:

@@ -24,18 +24,25 @@ def prepare(
         True, "--n4/--no-n4", help="N4 bias-field correction first (about +3 s per scan)."
     ),
     skullstrip: str = typer.Option(
-        "template", "--skullstrip", help="template (registered MNI mask; fast) | deepbet "
-        "(neural network; more accurate, slower)."
+        "refined", "--skullstrip", help="refined (registered MNI mask grown into brain-bright "
+        "voxels; fast, the default) | template (registered MNI mask as is) | deepbet (neural "
+        "network; slower)."
     ),
     nonlinear: bool = typer.Option(
-        False, "--nonlinear", help="Nonlinear (SyN) registration after the affine."
+        False, "--nonlinear", help="Nonlinear (SyN) registration after the affine (with "
+        "--tissues: also a log-Jacobian map)."
+    ),
+    tissues: bool = typer.Option(
+        False, "--tissues", help="Also write grey matter, white matter and CSF probability "
+        "maps (cached, and as BIDS _label-GM_probseg etc.); the classical models need them."
     ),
     normalisation: str | None = typer.Option(
         None, "--normalisation", help="zscore | minmax | none (default: the grid's)."
     ),
     spec_file: Path | None = typer.Option(
         None, "--spec", help="Prepare exactly like this preprocessing_spec.json (e.g. a "
-        "model's); overrides --grid, --n4, --skullstrip, --nonlinear, --normalisation."
+        "model's); overrides --grid, --n4, --skullstrip, --nonlinear, --normalisation, "
+        "--tissues."
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Scans processed in parallel."),
     threads: int | None = typer.Option(
@@ -72,7 +79,7 @@ def prepare(
     labels = [lab for item in participant_label or [] for lab in item.split(",") if lab]
     options = {} if spec_file is not None else {
         "grid": grid, "n4": n4, "skullstrip": skullstrip, "nonlinear": nonlinear,
-        "normalisation": normalisation}
+        "normalisation": normalisation, "tissues": tissues}
     try:
         # headers are checked per scan by the pipeline, so one bad image fails alone
         report = read_cohort(source, format=format, check_images=False)

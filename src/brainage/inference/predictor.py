@@ -4,7 +4,9 @@ The run folder alone is enough: weights (safetensors), model names and
 kwargs, the preprocessing spec and hash, the training age range and the bias correction.
 Inputs prepared with another spec are refused; raw NIfTI files are preprocessed with the
 run's own spec. Fold models are averaged (``ensemble_sd`` = their SD); a cascade feeds the
-stage-1 ensemble to every stage-2 model.
+stage-1 ensemble to every stage-2 model; a stack runs each member run (its own predictor)
+and combines their predictions with the weights fitted on their out-of-fold predictions
+(``stack.json``). Classical members (:mod:`brainage.classical`) read the tissue maps.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 from brainage import runs as rf
+from brainage.classical.model import ClassicalModel, is_classical
 from brainage.data.cohort import Cohort
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError, InputError
 from brainage.inference import outputs, run_files
 from brainage.inference.engine import predict_dataset
+from brainage.inference.stacking import STACK_JSON, combine
 from brainage.models import BrainAgeModel, load_model
 from brainage.preprocessing.prepared import is_prepared, open_prepared
 
@@ -49,6 +53,9 @@ class Predictor:
             in library versions (with a warning).
         notes: What the predictions lack and why (no bias correction in the run, subjects
             without a participants.tsv row, ...); each was also warned about.
+        input_shape: Spatial shape of the training arrays.
+        members: A stack's member predictors (empty otherwise).
+        combiner: A stack's ``stack.json`` (weights, intercept), or None.
     """
 
     run_dir: Path
@@ -63,6 +70,8 @@ class Predictor:
     allow_library_drift: bool = False
     notes: list[str] = field(default_factory=list)
     input_shape: list[int] | None = None
+    members: list[Predictor] = field(default_factory=list)
+    combiner: dict[str, Any] | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None, batch_size: int = 8,
@@ -78,6 +87,13 @@ class Predictor:
         extras = run_files.load_corrections(run)
         for note in extras.notes:
             warnings.warn(note, outputs.NoteWarning, stacklevel=2)
+        if info.kind == "stack":
+            members = [cls.from_run(run / m, device, batch_size, allow_library_drift)
+                       for m in info.members]
+            return cls(run, [], [], spec, info.training_range, extras.bias, extras.intervals,
+                       batch_size, device, allow_library_drift, extras.notes,
+                       input_shape=info.input_shape, members=members,
+                       combiner=rf.read_json(run / STACK_JSON))
         if info.kind == "cascade":
             stage1 = _members(run / info.stages["stage1"])
             stage2 = _members(run / info.stages["stage2"])
@@ -86,7 +102,7 @@ class Predictor:
 
             stage1, stage2 = [load_member(run / m, readout=True) for m in info.members], []
         else:
-            stage1, stage2 = [load_model(run / m) for m in info.members], []
+            stage1, stage2 = [load_age_member(run / m) for m in info.members], []
         return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
                    extras.intervals, batch_size, device, allow_library_drift, extras.notes,
                    input_shape=info.input_shape)
@@ -182,35 +198,22 @@ class Predictor:
         Raises:
             BrainAgeError: no scan could be preprocessed (every reason listed).
         """
-        from brainage.preprocessing.antsio import deterministic_itk
-        from brainage.preprocessing.pipeline import preprocess_image
-
-        deterministic_itk()  # the same scan gives the same prediction, run after run
-        data = table.reset_index(drop=True).copy()
-        images, flags, failed, errors = [], [], [], []
-        for i, path in enumerate(data["path"]):
-            try:
-                array, _affine, qc = preprocess_image(path, self.spec)
-            except BrainAgeError as exc:
-                failed.append(i)
-                errors.append(f"preprocessing failed: {exc}")
-                continue
-            images.append(np.asarray(array, dtype=np.float32))
-            flags.append(_qc_text(qc))
-        if failed:
-            listing = "; ".join(f"{data['path'].iloc[i]}: {e}" for i, e in zip(failed, errors,
-                                                                                 strict=True))
-            if len(failed) == len(data):
-                raise BrainAgeError(f"no input scan could be preprocessed: {listing}")
-            warnings.warn(f"{len(failed)} of {len(data)} scan(s) not predicted: {listing}",
-                          outputs.NoteWarning, stacklevel=2)
-        rows = outputs.failure_rows(data.iloc[failed], errors)
-        data = data.drop(index=failed)
-        kept = data.index
-        data = data.reset_index(drop=True)
-        data["array_path"] = images
-        data["qc_flags"] = flags
+        if any(m.spec.hash != self.spec.hash for m in self.members):
+            return self._predict_raw_members(table)
+        data, kept, rows = _preprocess_rows(table, self.spec)
         return outputs.with_failures(self.predict_table(data).set_axis(kept), rows)
+
+    def _predict_raw_members(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A stack whose members were trained on different specs: each member preprocesses
+        the scans with its own spec; scans any member failed on are failures."""
+        outs = [m.predict_raw(table) for m in self.members]
+        P = np.stack([o["predicted_age"].to_numpy(dtype=float) for o in outs], axis=1)
+        out = outs[0].drop(columns=[c for c in outs[0] if c not in OUTPUT_COLUMNS
+                                    and c not in ("qc_flags", "error")])
+        out["predicted_age"] = self._combine(P)
+        out["gap"] = out["predicted_age"] - out["age"]
+        self._finish(out)
+        return out
 
     # ------------------------------------------------------------------ core
     def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -221,8 +224,18 @@ class Predictor:
         """
         data = table.reset_index(drop=True)
         self.check_shapes(data)
-        preds = np.stack([self._predict(m, data) for m in self.stage1])  # (M, N)
         out = _base_columns(data)
+        if self.members:  # a stack: each member run, then the combiner
+            P = np.stack([m.predict_table(data)["predicted_age"].to_numpy(dtype=float)
+                          for m in self.members], axis=1)  # (N, M)
+            for j, m in enumerate(self.members):
+                out[f"member_{Path(m.run_dir).name}"] = P[:, j]
+            out["predicted_age"] = self._combine(P)
+            out["gap"] = out["predicted_age"] - out["age"]
+            out["qc_flags"] = data.get("qc_flags", pd.NA)
+            self._finish(out)
+            return out
+        preds = np.stack([self._predict(m, data) for m in self.stage1])  # (M, N)
         if self.stage2:
             data = data.assign(stage1_age=preds.mean(axis=0))
             out["stage1_age"] = data["stage1_age"]
@@ -231,13 +244,21 @@ class Predictor:
         out["gap"] = out["predicted_age"] - out["age"]
         if len(preds) > 1:
             out["ensemble_sd"] = preds.std(axis=0)
+        out["qc_flags"] = data.get("qc_flags", pd.NA)
+        self._finish(out)
+        return out
+
+    def _finish(self, out: pd.DataFrame) -> None:
+        """Bias-corrected columns, the interval and the out-of-distribution flags."""
         self._correct(out)
         if self.intervals is not None:
             out["interval_low"], out["interval_high"] = self.intervals.predict_interval(
                 out["predicted_age"])
-        out["qc_flags"] = data.get("qc_flags", pd.NA)
         out["ood"] = self.ood_flags(out["age"])
-        return out
+
+    def _combine(self, P: np.ndarray) -> np.ndarray:
+        assert self.combiner is not None
+        return combine(P, self.combiner)
 
     def check_shapes(self, data: pd.DataFrame) -> None:
         """Refuse arrays of another shape than the run was trained on (``run.json``)."""
@@ -256,7 +277,9 @@ class Predictor:
                 f"{self.run_dir} was trained on: {', '.join(bad[:10])}. Fix: prepare the scans "
                 "with the run's own spec (pass raw scans to `brainage predict`).")
 
-    def _predict(self, model: BrainAgeModel, data: pd.DataFrame) -> np.ndarray:
+    def _predict(self, model: BrainAgeModel | ClassicalModel, data: pd.DataFrame) -> np.ndarray:
+        if isinstance(model, ClassicalModel):
+            return model.predict_table(data)
         return predict_dataset(model, ScanDataset.from_table(data), self.batch_size,
                                self.device)
 
@@ -287,6 +310,57 @@ def _array_shape(item: Any) -> tuple[int, ...] | None:
 def _members(stage_dir: Path) -> list[BrainAgeModel]:
     info = rf.read_run_info(stage_dir)
     return [load_model(stage_dir / m) for m in info.members]
+
+
+def load_age_member(folder: Path) -> BrainAgeModel | ClassicalModel:
+    """A member folder's model: a network, or a classical model (``model.json`` says)."""
+    return ClassicalModel.load(folder) if is_classical(folder) else load_model(folder)
+
+
+def _preprocess_rows(table: pd.DataFrame, spec: Any
+                     ) -> tuple[pd.DataFrame, pd.Index, pd.DataFrame]:
+    """Preprocess the raw ``path`` of each row in memory with `spec`.
+
+    Returns:
+        (the rows that worked, with ``array_path`` (+ ``tissue_path``, ``affine_det``) and
+        ``qc_flags``; their index in `table`; failure rows with their ``error``).
+
+    Raises:
+        BrainAgeError: no scan could be preprocessed (every reason listed).
+    """
+    from brainage.preprocessing.antsio import deterministic_itk
+    from brainage.preprocessing.pipeline import preprocess_scan
+
+    deterministic_itk()  # the same scan gives the same prediction, run after run
+    data = table.reset_index(drop=True).copy()
+    images, tissues, dets, flags, failed, errors = [], [], [], [], [], []
+    for i, path in enumerate(data["path"]):
+        try:
+            result = preprocess_scan(path, spec)
+        except BrainAgeError as exc:
+            failed.append(i)
+            errors.append(f"preprocessing failed: {exc}")
+            continue
+        images.append(np.asarray(result.array, dtype=np.float32))
+        tissues.append(result.tissues)
+        dets.append(result.qc.get("affine_det"))
+        flags.append(_qc_text(result.qc))
+    if failed:
+        listing = "; ".join(f"{data['path'].iloc[i]}: {e}" for i, e in zip(failed, errors,
+                                                                             strict=True))
+        if len(failed) == len(data):
+            raise BrainAgeError(f"no input scan could be preprocessed: {listing}")
+        warnings.warn(f"{len(failed)} of {len(data)} scan(s) not predicted: {listing}",
+                      outputs.NoteWarning, stacklevel=3)
+    rows = outputs.failure_rows(data.iloc[failed], errors)
+    data = data.drop(index=failed)
+    kept = data.index
+    data = data.reset_index(drop=True)
+    data["array_path"] = images
+    if spec.tissues:
+        data["tissue_path"], data["affine_det"] = tissues, dets
+    data["qc_flags"] = flags
+    return data, kept, rows
 
 
 def _base_columns(data: pd.DataFrame) -> pd.DataFrame:

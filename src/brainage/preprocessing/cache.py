@@ -6,6 +6,7 @@ Layout under the output folder::
     index.tsv                        one row per scan: ids, status, error, flags, spec hash
     qc.tsv                           QC numbers per scan (a summary table)
     cache/arrays/<scan>.npy          float16 (X, Y, Z) on the spec's grid
+    cache/tissues/<scan>.npy         float16 (C, X, Y, Z) GM, WM, CSF [, logjac] (spec.tissues)
     cache/records/<scan>.json        status, error, QC, paths, seconds (written last)
 
 A scan is finished when its record says ``ok`` with the folder's spec hash and its array
@@ -39,10 +40,11 @@ from brainage.preprocessing.spec import SPEC_FILE, PreprocessingSpec, check_spec
 INDEX_FILE = "index.tsv"
 QC_FILE = "qc.tsv"
 ARRAYS = Path("cache") / "arrays"
+TISSUE_ARRAYS = Path("cache") / "tissues"
 RECORDS = Path("cache") / "records"
 INDEX_COLUMNS: tuple[str, ...] = (
     "participant_id", "session", "run", "scan", "status", "error", "flags", "spec_hash",
-    "array", "preproc", "mask", "source",
+    "array", "preproc", "mask", "source", "tissues", "affine_det",
 )
 _TMP = re.compile(r"^\..+\.(tmp|old)-\d+$")
 
@@ -115,6 +117,8 @@ class CacheStore:
             self.spec.save(spec_path)
         (self.root / ARRAYS).mkdir(parents=True, exist_ok=True)
         (self.root / RECORDS).mkdir(parents=True, exist_ok=True)
+        if self.spec.tissues:
+            (self.root / TISSUE_ARRAYS).mkdir(parents=True, exist_ok=True)
 
     def array_path(self, key: ScanKey) -> Path:
         return self.root / ARRAYS / f"{key.stem}.npy"
@@ -132,9 +136,13 @@ class CacheStore:
     def is_done(self, key: ScanKey) -> bool:
         """Finished earlier with this folder's spec (record ok, array present)."""
         rec = self.read_record(key)
+        tissues_ok = not self.spec.tissues or (
+            rec is not None and bool(rec.get("tissues"))
+            and (self.root / str(rec.get("tissues"))).is_file())
         return (
             rec is not None and rec.get("status") == "ok"
             and rec.get("spec_hash") == self.spec.hash and self.array_path(key).is_file()
+            and tissues_ok
         )
 
     def write_array(self, key: ScanKey, array: np.ndarray) -> Path:
@@ -142,6 +150,13 @@ class CacheStore:
         path = self.array_path(key)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, np.asarray(array, dtype=self.spec.params["cache_dtype"]))
+        return path
+
+    def write_tissues(self, key: ScanKey, maps: np.ndarray) -> Path:
+        """Store (C, X, Y, Z) tissue maps as the cache dtype, atomically."""
+        path = self.root / TISSUE_ARRAYS / f"{key.stem}.npy"
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(maps, dtype=self.spec.params["cache_dtype"]))
         return path
 
     def write_record(self, key: ScanKey, record: dict[str, Any]) -> None:

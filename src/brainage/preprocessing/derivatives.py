@@ -5,6 +5,11 @@ Per scan (``<stem>`` = ``sub-<label>[_ses-<label>][_run-<n>]``)::
     sub-<label>/[ses-<label>/]anat/<stem>_space-MNI152NLin2009aSym_res-<r>_desc-preproc_T1w.nii.gz
     sub-<label>/[ses-<label>/]anat/<stem>_space-MNI152NLin2009aSym_res-<r>_desc-brain_mask.nii.gz
     sub-<label>/[ses-<label>/]anat/<stem>_space-MNI152NLin2009aSym_res-<r>_desc-preproc_T1w.json
+    sub-<label>/[ses-<label>/]anat/<stem>_space-..._res-<r>_label-{GM,WM,CSF}_probseg.nii.gz
+    sub-<label>/[ses-<label>/]anat/<stem>_space-..._res-<r>_desc-logjacobian_map.nii.gz  (SyN)
+
+Tissue maps (``--tissues``) are unmodulated probabilities; the log-Jacobian of the SyN warp
+(tensor-based morphometry) is written with ``--nonlinear``.
 
 The JSON sidecar holds the source, the spec hash and the scan's QC record. The NIfTI affines
 are the grid's MNI world affine (sform and qform code 4, "MNI_152"), so the outputs overlay
@@ -23,6 +28,7 @@ from brainage import __version__
 from brainage.io import atomic_path, write_json
 from brainage.preprocessing.cache import ScanKey
 from brainage.preprocessing.spec import PreprocessingSpec
+from brainage.preprocessing.tissues import LOGJAC, TISSUES
 
 _MNI_CODE = 4  # NIFTI_XFORM_MNI_152
 
@@ -52,6 +58,8 @@ def scan_paths(root: str | Path, key: ScanKey, spec: PreprocessingSpec) -> dict[
         "preproc": folder / f"{base}_desc-preproc_T1w.nii.gz",
         "mask": folder / f"{base}_desc-brain_mask.nii.gz",
         "sidecar": folder / f"{base}_desc-preproc_T1w.json",
+        **{f"label-{t}": folder / f"{base}_label-{t}_probseg.nii.gz" for t in TISSUES},
+        LOGJAC: folder / f"{base}_desc-logjacobian_map.nii.gz",
     }
 
 
@@ -69,13 +77,23 @@ def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, dtype: Any) -> 
 
 def write_scan(
     root: str | Path, key: ScanKey, spec: PreprocessingSpec, array: np.ndarray,
-    mask: np.ndarray, qc: dict[str, Any], source: str,
+    mask: np.ndarray, qc: dict[str, Any], source: str, tissues: np.ndarray | None = None,
 ) -> dict[str, str]:
-    """Write one scan's derivatives; return their paths relative to `root`."""
+    """Write one scan's derivatives; return their paths relative to `root`.
+
+    Args:
+        tissues: (C, X, Y, Z) maps in ``spec.tissue_channels`` order, or None.
+    """
     paths = scan_paths(root, key, spec)
     affine = spec.grid.affine_array
     save_nifti(paths["preproc"], array, affine, np.float32)
     save_nifti(paths["mask"], mask, affine, np.uint8)
+    written = ["preproc", "mask", "sidecar"]
+    for channel, volume in zip(spec.tissue_channels, tissues if tissues is not None else [],
+                               strict=False):
+        name = LOGJAC if channel == LOGJAC else f"label-{channel}"
+        save_nifti(paths[name], volume, affine, np.float32)
+        written.append(name)
     write_json(paths["sidecar"], {
         "Sources": [str(source)],
         "SkullStripped": True,
@@ -83,4 +101,4 @@ def write_scan(
         "PreprocessingSpecHash": spec.hash,
         "QC": qc,
     })
-    return {k: str(v.relative_to(root)) for k, v in paths.items()}
+    return {k: str(paths[k].relative_to(root)) for k in written}

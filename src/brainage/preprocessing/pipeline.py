@@ -1,7 +1,7 @@
 """One scan from raw T1w to a model-ready volume on an MNI152 grid.
 
 conform -> (N4) -> (deepbet) -> affine registration (-> SyN) -> resample once to the grid
--> brain mask -> normalise inside the mask -> QC. :func:`preprocess_image` is the entry
+-> brain mask -> normalise inside the mask -> (GM/WM/CSF maps) -> QC. :func:`preprocess_image` is the entry
 point used at predict time; the cohort runner (:mod:`brainage.preprocessing.runner`)
 calls :func:`preprocess` per scan.
 """
@@ -21,11 +21,12 @@ import numpy as np
 
 from brainage.data.headers import one_line
 from brainage.errors import BrainAgeError, InputError
-from brainage.preprocessing import antsio, qc, registration, skullstrip, steps
+from brainage.preprocessing import antsio, qc, registration, skullstrip, steps, tissues
 from brainage.preprocessing.spec import PreprocessingSpec
 
 #: Step names in the order they run (keys of ``PreprocessResult.seconds``).
-STEP_NAMES = ("load", "n4", "skullstrip", "register", "resample", "normalise", "qc")
+STEP_NAMES = ("load", "n4", "skullstrip", "register", "resample", "normalise", "tissues",
+              "qc")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class PreprocessResult:
         native_affine: (4, 4) affine of `native_mask`.
         seconds: Wall-clock seconds per step (STEP_NAMES) and ``total``.
         cpu_seconds: Process CPU seconds (all threads) per step and ``total``.
+        tissues: (C, X, Y, Z) float32 tissue maps (``spec.tissue_channels``), or None.
     """
 
     array: np.ndarray
@@ -51,6 +53,7 @@ class PreprocessResult:
     native_affine: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    tissues: np.ndarray | None = None
 
 
 class _Timer:
@@ -156,17 +159,58 @@ def preprocess(
         with timer("resample"):
             data = registration.resample(native, reg, spec.grid, str(p["interpolation"]))
         with timer("skullstrip"):
-            if brain is None:
-                brain = skullstrip.template_mask_native(native, reg, p)
-            grid_mask = skullstrip.mask_on_grid(spec, reg, brain, conf.affine)
+            brain, grid_mask = _brain_masks(spec, reg, native, conf, data, brain)
         with timer("normalise"):
             out = steps.normalise(data, grid_mask, spec.normalisation)
+        with timer("tissues"):
+            maps, tissue_record = _tissues(spec, reg, data, grid_mask)
         with timer("qc"):
             record = _quality(spec, reg, native, conf, brain, grid_mask, out)
+            if tissue_record is not None:
+                record["flags"] = sorted(set(record["flags"]) | set(tissue_record.pop("flags")))
+                record["tissues"] = tissue_record
     seconds, cpu = timer.total()
     record["seconds"], record["cpu_seconds"] = seconds, cpu
     return PreprocessResult(out, grid_mask, spec.grid.affine_array, record, brain, conf.affine,
-                            seconds, cpu)
+                            seconds, cpu, maps)
+
+
+def _brain_masks(
+    spec: PreprocessingSpec, reg: registration.Registration, native: Any,
+    conf: steps.Conformed, data: np.ndarray, brain: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(native brain mask, grid brain mask) for the spec's skull stripping."""
+    p = dict(spec.params)
+    if spec.skullstrip == "refined":
+        template = antsio.template_mask_on_grid(spec.grid, p["template_mask_threshold"],
+                                                p["mask_threshold"])
+        grid_mask = skullstrip.refined_mask(data, template, spec.grid.spacing, p)
+        back = registration.to_native(
+            antsio.to_ants(grid_mask.astype(np.float32), spec.grid.affine_array), native, reg)
+        return back.numpy() > float(p["mask_threshold"]), grid_mask
+    if brain is None:
+        brain = skullstrip.template_mask_native(native, reg, p)
+    return brain, skullstrip.mask_on_grid(spec, reg, brain, conf.affine)
+
+
+def _tissues(
+    spec: PreprocessingSpec, reg: registration.Registration, data: np.ndarray,
+    grid_mask: np.ndarray,
+) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """Tissue maps (C, X, Y, Z) and their QC record (with ``flags``), or (None, None)."""
+    if not spec.tissues:
+        return None, None
+    p = dict(spec.params)
+    probs, fit = tissues.segment(data, grid_mask, tissues.template_priors(spec.grid), p)
+    det = float(np.linalg.det(reg.matrix[:3, :3]))
+    voxel_ml = float(np.prod(spec.grid.spacing)) / 1e3
+    record, flags = tissues.tissue_qc(probs, fit, voxel_ml, det)
+    template = antsio.template_mask_on_grid(spec.grid, p["template_mask_threshold"],
+                                            p["mask_threshold"])
+    record["etiv_ml"] = round(float(template.sum()) * voxel_ml * det, 1)  # atlas-scaled
+    logjac = tissues.log_jacobian(reg, spec.grid)
+    maps = probs if logjac is None else np.concatenate([probs, logjac[None]])
+    return maps.astype(np.float32), {**record, "flags": flags}
 
 
 def preprocess_image(
@@ -177,8 +221,16 @@ def preprocess_image(
     The array is on ``spec.grid`` and normalised like the training data; ``qc["flags"]``
     lists anything a user should look at before trusting a prediction.
     """
+    result = preprocess_scan(source, spec)
+    return result.array, result.affine, result.qc
+
+
+def preprocess_scan(
+    source: str | os.PathLike[str] | Any, spec: PreprocessingSpec
+) -> PreprocessResult:
+    """:func:`preprocess` for prediction: a library failure becomes the scan's InputError."""
     try:
-        result = preprocess(source, spec)
+        return preprocess(source, spec)
     except BrainAgeError:
         raise
     except Exception as exc:  # a library failure on this scan: report it as the scan's
@@ -186,4 +238,3 @@ def preprocess_image(
             f"{source if isinstance(source, (str, os.PathLike)) else 'image'}: preprocessing "
             f"failed ({type(exc).__name__}: {one_line(exc)}). Fix: check the scan and its QC."
         ) from exc
-    return result.array, result.affine, result.qc

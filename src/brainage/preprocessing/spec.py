@@ -26,7 +26,7 @@ from brainage.preprocessing.grids import Grid, get_grid
 SPEC_FILE = "preprocessing_spec.json"
 #: The template every grid lives in (nilearn's bundled ICBM 2009a symmetric MNI152).
 TEMPLATE = "MNI152NLin2009aSym"
-SKULLSTRIPS = ("template", "deepbet")
+SKULLSTRIPS = ("refined", "template", "deepbet")
 REGISTRATIONS = ("affine", "syn")
 NORMALISATIONS = ("zscore", "minmax", "none")
 
@@ -59,6 +59,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "deepbet_threshold": 0.5,
     "deepbet_shape": 256,
     "cache_dtype": "float16",
+    "mask_grow_mm": 2.0,  # skullstrip 'refined': grow the template mask this far ...
+    "mask_grow_threshold": 0.1,  # ... into voxels above csf + this * (wm - csf)
+    "tissue_prior_weight": 0.5,  # tissue maps: 0 = priors only start the fit, 1 = full prior
+    "tissue_iterations": 15,
 }
 _LIBRARIES = ("brainage", "antspyx", "nilearn", "nibabel", "numpy", "scipy")
 _DEEPBET_LIBRARIES = ("deepbet", "torch")
@@ -83,14 +87,17 @@ class PreprocessingSpec:
     Attributes:
         grid: Target grid in MNI world coordinates.
         n4: Run N4 bias-field correction before registration.
-        skullstrip: ``"template"`` (template brain mask carried through the registration)
-            or ``"deepbet"`` (neural network in native space).
+        skullstrip: ``"refined"`` (the template brain mask grown into brain-bright voxels
+            on the grid; the default), ``"template"`` (the template mask carried through the
+            registration) or ``"deepbet"`` (neural network in native space).
         registration: ``"affine"`` or ``"syn"`` (affine followed by nonlinear SyN).
         normalisation: ``"zscore"`` (brain voxels mean 0, SD 1; background 0), ``"minmax"``
             (z-score, then brain voxels scaled to [0, 1]; background 0) or ``"none"``.
         template: Template identifier (space entity of the BIDS outputs).
         params: Every numeric parameter (see ``DEFAULT_PARAMS``).
         libraries: Library versions that produced the outputs.
+        tissues: Also write GM, WM and CSF probability maps (+ the log-Jacobian with
+            ``registration="syn"``); see :mod:`brainage.preprocessing.tissues`.
     """
 
     grid: Grid
@@ -101,6 +108,7 @@ class PreprocessingSpec:
     template: str = TEMPLATE
     params: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     libraries: Mapping[str, str] = field(default_factory=dict)
+    tissues: bool = False
 
     @classmethod
     def create(
@@ -108,9 +116,10 @@ class PreprocessingSpec:
         grid: str | Grid = "tsan",
         *,
         n4: bool = True,
-        skullstrip: str = "template",
+        skullstrip: str = "refined",
         nonlinear: bool = False,
         normalisation: str | None = None,
+        tissues: bool = False,
         **params: Any,
     ) -> PreprocessingSpec:
         """A validated spec with the installed library versions.
@@ -118,8 +127,9 @@ class PreprocessingSpec:
         Args:
             grid: Preset name, custom grid string or :class:`Grid`.
             n4: Bias-field correction on or off.
-            skullstrip: ``"template"`` or ``"deepbet"``.
+            skullstrip: ``"refined"``, ``"template"`` or ``"deepbet"``.
             nonlinear: Add SyN after the affine registration.
+            tissues: Also write tissue probability maps.
             normalisation: Override the grid's default normalisation.
             **params: Overrides of ``DEFAULT_PARAMS`` entries.
 
@@ -140,6 +150,7 @@ class PreprocessingSpec:
             grid=g, n4=bool(n4), skullstrip=skullstrip,
             registration="syn" if nonlinear else "affine", normalisation=norm,
             params={**DEFAULT_PARAMS, **params}, libraries=library_versions(skullstrip),
+            tissues=bool(tissues),
         )
 
     @property
@@ -148,15 +159,26 @@ class PreprocessingSpec:
         steps = ["conform"] + (["n4"] if self.n4 else [])
         steps += [f"register:{self.registration}", f"skullstrip:{self.skullstrip}"]
         steps += [f"resample:{self.params['interpolation']}", f"normalise:{self.normalisation}"]
-        return steps
+        return steps + (["segment:gm-wm-csf"] if self.tissues else [])
+
+    @property
+    def tissue_channels(self) -> tuple[str, ...]:
+        """Channels of the cached tissue array (empty without tissue maps)."""
+        from brainage.preprocessing.tissues import LOGJAC, TISSUES
+
+        if not self.tissues:
+            return ()
+        return TISSUES + ((LOGJAC,) if self.registration == "syn" else ())
 
     def recipe(self) -> dict[str, Any]:
-        """Everything but the library versions, JSON-ready."""
-        return {
+        """Everything but the library versions, JSON-ready (``tissues`` only when on, so
+        specs written before tissue maps existed keep their hash)."""
+        out = {
             "steps": self.steps, "template": self.template, "grid": self.grid.to_dict(),
             "n4": self.n4, "skullstrip": self.skullstrip, "registration": self.registration,
             "normalisation": self.normalisation, "params": dict(sorted(self.params.items())),
         }
+        return {**out, "tissues": True} if self.tissues else out
 
     def to_dict(self) -> dict[str, Any]:
         """The full spec, JSON-ready (recipe plus library versions)."""
@@ -200,6 +222,7 @@ class PreprocessingSpec:
                 registration=str(d["registration"]), normalisation=str(d["normalisation"]),
                 template=str(d["template"]), params=dict(d["params"]),
                 libraries={str(k): str(v) for k, v in d.get("libraries", {}).items()},
+                tissues=bool(d.get("tissues", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(

@@ -91,10 +91,14 @@ def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
     result = preprocess(path, store.spec, name=f"{key.stem} ({path})")
     array = store.write_array(key, result.array)
     files = derivatives.write_scan(store.root, key, store.spec, result.array, result.mask,
-                                   result.qc, path)
-    return {"status": "ok", "error": None, "flags": result.qc["flags"],
-            "array": str(array.relative_to(store.root)), "preproc": files["preproc"],
-            "mask": files["mask"], "qc": result.qc}
+                                   result.qc, path, tissues=result.tissues)
+    out = {"status": "ok", "error": None, "flags": result.qc["flags"],
+           "array": str(array.relative_to(store.root)), "preproc": files["preproc"],
+           "mask": files["mask"], "qc": result.qc}
+    if result.tissues is not None:
+        out["tissues"] = str(store.write_tissues(key, result.tissues).relative_to(store.root))
+        out["affine_det"] = result.qc["affine_det"]  # modulates the tissue maps
+    return out
 
 
 def init_worker(threads: int, itk_threads: int = 1) -> None:

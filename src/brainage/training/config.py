@@ -219,6 +219,65 @@ class SyntheticSpec:
 
 
 @dataclass
+class ClassicalSpec:
+    """A classical model (:mod:`brainage.classical`) instead of a network.
+
+    With this section the network sections (model, loss, optim, ...) are not used.
+
+    Attributes:
+        estimator: ``ridge`` (penalty by generalised cross-validation), ``krr`` (kernel
+            ridge, RBF, seeded inner 5-fold grid search) or ``gpr`` (Gaussian process,
+            linear kernel + noise, marginal likelihood).
+        maps: Tissue maps used as features (``GM``, ``WM``, ``CSF``, ``logjac``).
+        modulate: Jacobian-modulated maps (tissue volume per template voxel).
+        fwhm_mm: Smoothing of the maps (mm FWHM).
+        pool: Block-average factor on the grid.
+        volumes: Add whole-brain GM, WM, CSF and intracranial volumes.
+    """
+
+    estimator: str = "ridge"
+    maps: list[str] = field(default_factory=lambda: ["GM"])
+    modulate: bool = True
+    fwhm_mm: float = 8.0
+    pool: int = 2
+    volumes: bool = True
+
+    def __post_init__(self) -> None:
+        from brainage.classical.estimators import ESTIMATORS
+
+        ESTIMATORS.get(self.estimator)
+        self.feature_spec()
+
+    def feature_spec(self) -> Any:
+        """The :class:`~brainage.classical.FeatureSpec` of these settings."""
+        from brainage.classical.features import FeatureSpec
+
+        return FeatureSpec(tuple(self.maps), self.modulate, self.fwhm_mm, self.pool,
+                           self.volumes)
+
+
+@dataclass
+class StackSpec:
+    """A stack: several member runs combined by a model fitted on their out-of-fold
+    predictions (:mod:`brainage.training.stack`).
+
+    Attributes:
+        members: Presets or config files of the members (each trained on the same splits).
+        combiner: ``convex`` (non-negative weights summing to 1, the Super Learner's),
+            ``positive`` (non-negative weights + an intercept) or ``mean`` (equal weights);
+            see :func:`brainage.inference.stacking.fit_combiner`.
+    """
+
+    members: list[str] = field(default_factory=list)
+    combiner: Literal["convex", "positive", "mean"] = "convex"
+
+    def __post_init__(self) -> None:
+        if len(self.members) < 2:
+            raise InputError(f"stack.members={self.members!r}: a stack needs at least two "
+                             "members. Fix: e.g. members: [quickstart, gm_gpr].")
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines one training run (saved resolved as ``config.yaml``).
 
@@ -259,6 +318,8 @@ class TrainConfig:
         contrastive: Views and projection head of contrastive pretraining (``brainage
             pretrain``, with a loss on the ``projection`` output such as ``contrastive``);
             None for supervised training.
+        classical: A classical model on tissue maps instead of a network (None: network).
+        stack: Member runs combined on their out-of-fold predictions (None: one model).
     """
 
     model: ModelSpec = field(default_factory=lambda: ModelSpec("sfcn", dict(CPU_MODEL)))
@@ -289,6 +350,8 @@ class TrainConfig:
     tensorboard: bool = True
     stage1_run: str | None = None
     contrastive: ContrastiveSpec | None = None
+    classical: ClassicalSpec | None = None
+    stack: StackSpec | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "num_nodes", "repeats"):

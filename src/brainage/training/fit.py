@@ -107,8 +107,16 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
                          "stage-1 predictions). Fix: drop --synthetic, or train one stage.")
     splits = splits if splits is not None or (run / rf.SPLITS).exists() \
         else synthetic_splits(config)
+    if config.stack is not None:
+        from brainage.training.stack import train_stack
+
+        return train_stack(prepared_dir, run, config, splits, cohort)
     with begin_run(prepared_dir, run, config, splits, task_cls, cohort,
                    plan=lambda p, s: plan_mix(config.synthetic, p, s)) as started:
+        if config.classical is not None:
+            from brainage.training.classical import train_classical_started
+
+            return train_classical_started(run, config, started)
         return _train_started(run, config, started, stage1, task_cls)
 
 
@@ -176,7 +184,12 @@ def begin_run(prepared_dir: str | Path | PreparedCohort, run: Path, config: Trai
     """
     prepared = open_prepared(prepared_dir, cohort)
     check_trainable(prepared, config)
-    check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
+    if config.classical is not None:
+        from brainage.training.classical import check_classical
+
+        check_classical(config, prepared)
+    else:
+        check_config(config, prepared.shape, task_cls, float(prepared.table["age"].median()))
     the_splits = resolve_splits(run, prepared, config, splits)
     if splits is not None and (run / rf.SPLITS).exists() and \
             Splits.from_json(run / rf.SPLITS).folds != the_splits.folds:

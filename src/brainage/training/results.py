@@ -106,11 +106,13 @@ def data_summary(table: pd.DataFrame, splits: Splits) -> dict[str, Any]:
 def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits: Splits,
                table: pd.DataFrame, fold_preds: list[pd.DataFrame],
                extra_metrics: dict[str, Any] | None = None,
-               synthetic: dict[str, Any] | None = None) -> pd.DataFrame:
+               synthetic: dict[str, Any] | None = None, model_name: str | None = None,
+               kind: str = "models", members: list[str] | None = None) -> pd.DataFrame:
     """Write predictions, metrics, bias correction, spec, model card, then ``run.json``.
 
     `synthetic` (:meth:`~brainage.training.synthetic.SyntheticMix.summary`) is recorded in
-    the model card when synthetic subjects were added to training.
+    the model card when synthetic subjects were added to training. `model_name`, `kind` and
+    `members` describe runs that are not one network per fold (classical models, stacks).
     """
     from brainage.evaluation.predictions import write_predictions
 
@@ -140,10 +142,11 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
     write_predictions(run / rf.PREDICTIONS, preds)
     write_json(run / rf.METRICS, metrics)
     prepared.spec.save(run / rf.PREPROCESSING)
-    info = rf.RunInfo(kind="models", members=rf.member_names(splits.n_folds, config.repeats),
+    info = rf.RunInfo(kind=kind,
+                      members=members or rf.member_names(splits.n_folds, config.repeats),
                       training_range=training_range(table, splits),
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
-                      extra={"model": config.model.name})
+                      extra={"model": model_name or config.model.name})
     card = model_card(config, info, data_summary(table, splits), prepared.spec, metrics, bias)
     if synthetic is not None:
         card["synthetic"] = synthetic
