@@ -102,6 +102,14 @@ def test_the_run_records_its_source_and_its_own_bins(source, tuned):
     assert load_model(run).age_bins.start == 20  # prediction reads the run's own bins
 
 
+def test_resuming_without_init_from_is_refused(tuned, target):
+    run, _ = tuned
+    with pytest.raises(BrainAgeError, match="another configuration"):
+        train_cohort(target, run, config())
+    with pytest.raises(BrainAgeError, match="only used with init_from"):
+        train_cohort(target, run, config(init_member="."))
+
+
 def test_the_fine_tuned_run_predicts(tuned, target):
     run, _ = tuned
     with warnings.catch_warnings():  # no bias correction / intervals in so small a run

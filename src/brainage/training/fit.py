@@ -121,6 +121,10 @@ def fine_tune(prepared_dir: str | Path | PreparedCohort, config: TrainConfig,
     the initial weights, all checked before anything is written
     (:mod:`brainage.training.finetune`); otherwise everything unchanged and None."""
     if config.init_from is None:
+        if config.init_member is not None:
+            raise InputError(f"init_member={config.init_member!r} is only used with "
+                             "init_from. Fix: set init_from (--init-from RUN), or drop "
+                             "init_member.")
         return prepared_dir, config, None
     prepared = open_prepared(prepared_dir, cohort)
     check_trainable(prepared, config)
