@@ -116,7 +116,8 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
           overrides: Sequence[str] = (), folds: int | None = None, cascade: bool = False,
           stage2_config: TrainConfig | PathLike | None = None, splits: PathLike | None = None,
           cohort: Any = None, synthetic: PathLike | None = None,
-          synthetic_ratio: float | None = None) -> Path:
+          synthetic_ratio: float | None = None, init_from: PathLike | None = None,
+          init_member: str | None = None) -> Path:
     """Train a model (or the TSAN cascade) on a prepared cohort and write its run folder.
 
     Args:
@@ -136,6 +137,11 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
             test subjects; :mod:`brainage.training.synthetic`). Its GAN's splits are used
             unless `splits` is given.
         synthetic_ratio: Synthetic per real training subject (default 1).
+        init_from: Fine-tune: a finished run folder (or ``"bundled"``) whose weights start
+            every member. The model (name and kwargs) is the source's, `prepared` must have
+            the source's preprocessing recipe, soft-label age bins are extended to the new
+            ages (:mod:`brainage.training.finetune`). Not with `cascade`.
+        init_member: The source member that initialises every member (default its first).
 
     Returns:
         The run folder.
@@ -156,6 +162,7 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
     cfg = _with_overrides(config, sets) if isinstance(config, TrainConfig) \
         else load_train_config(config, sets)
     cfg = _with_synthetic(cfg, synthetic, synthetic_ratio)
+    cfg = _with_init(cfg, init_from, init_member)
     if cascade:
         cfg2 = stage2_config if isinstance(stage2_config, TrainConfig) or stage2_config is None \
             else load_train_config(stage2_config)
@@ -241,6 +248,24 @@ def _with_synthetic(config: TrainConfig, path: PathLike | None, ratio: float | N
         return config
     return dataclasses.replace(config, synthetic=SyntheticSpec(**{
         **dataclasses.asdict(spec), **changes}))
+
+
+def _with_init(config: TrainConfig, init_from: PathLike | None, member: str | None
+               ) -> TrainConfig:
+    """`config` fine-tuned from `init_from` (an absolute path, or ``bundled``), if given."""
+    import dataclasses
+
+    from brainage.errors import InputError
+    from brainage.inference.bundled import BUNDLED
+
+    if init_from is None:
+        if member is not None:
+            raise InputError("--init-member is only used with --init-from. Fix: add "
+                             "--init-from RUN, or drop --init-member.")
+        return config
+    source = BUNDLED if str(init_from) == BUNDLED else str(Path(init_from).resolve())
+    return dataclasses.replace(config, init_from=source,
+                               init_member=member if member is not None else config.init_member)
 
 
 def _with_overrides(config: Any, sets: Sequence[str]) -> Any:

@@ -142,3 +142,20 @@ def test_ctrl_c_in_train_says_what_was_kept_and_how_to_resume(prepared, tmp_path
     assert "kept 1 finished model(s) and the last epoch of 1 model(s) in progress (fold-1)" \
         in result.output
     assert "Resume by running the same command again" in result.output
+
+
+def test_fine_tune_from_one_member_of_a_run(prepared, tmp_path):
+    runner = CliRunner()
+    source, tuned = tmp_path / "source", tmp_path / "tuned"
+    result = runner.invoke(app(), ["train", str(prepared), str(source), "--folds", "2", *TINY])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app(), ["train", str(prepared), str(tuned), *TINY,
+                                   "--init-from", str(source), "--init-member", "fold-1"])
+    assert result.exit_code == 0, result.output
+    assert f"initialised from {source.resolve()} (member fold-1)" in result.output
+    record = json.loads((tuned / "run.json").read_text())["init_from"]
+    assert record["member"] == "fold-1" and record["age_bins"] is None  # (0, 100) covers it
+    result = runner.invoke(app(), ["train", str(prepared), str(tmp_path / "b"), *TINY,
+                                   "--init-from", "bundled"])
+    assert result.exit_code != 0 and "no bundled model" in str(result.exception)
+    assert not (tmp_path / "b").exists()

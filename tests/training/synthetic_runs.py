@@ -48,8 +48,9 @@ def volume(age: float, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE)
 def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...] = (),
                   spec: PreprocessingSpec | None = None, write: bool = True,
                   flags: dict[int, list[str]] | None = None,
-                  shape: tuple[int, int, int] = SHAPE, tissues: bool = False) -> PreparedCohort:
-    """A prepared folder of `n` scans (ages 20-80; `no_age` rows without age), opened.
+                  shape: tuple[int, int, int] = SHAPE,
+                  ages: tuple[float, float] = (20, 80), tissues: bool = False) -> PreparedCohort:
+    """A prepared folder of `n` scans (uniform `ages`; `no_age` rows without age), opened.
 
     ``write=False`` opens a folder another process already wrote (same arguments).
     ``tissues=True`` also writes GM/WM/CSF maps whose grey matter thins with age.
@@ -57,7 +58,7 @@ def make_prepared(root: Path, n: int = 16, seed: int = 0, no_age: tuple[int, ...
     if write:
         spec = spec or spec_for_tests(shape, tissues=tissues)
         rng = np.random.default_rng(seed)
-        ages = np.round(rng.uniform(20, 80, n), 1)
+        ages = np.round(rng.uniform(*ages, n), 1)
         store = CacheStore(root, spec)
         store.prepare()
         rows = []

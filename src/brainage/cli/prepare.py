@@ -40,9 +40,9 @@ def prepare(
         None, "--normalisation", help="zscore | minmax | none (default: the grid's)."
     ),
     spec_file: Path | None = typer.Option(
-        None, "--spec", help="Prepare exactly like this preprocessing_spec.json (e.g. a "
-        "model's); overrides --grid, --n4, --skullstrip, --nonlinear, --normalisation, "
-        "--tissues."
+        None, "--spec", help="Prepare exactly like this preprocessing_spec.json, or like "
+        "a run folder's models (--spec RUN, e.g. before fine-tuning with --init-from RUN); "
+        "overrides --grid, --n4, --skullstrip, --nonlinear, --normalisation, --tissues."
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Scans processed in parallel."),
     threads: int | None = typer.Option(

@@ -39,6 +39,14 @@ def register(app: typer.Typer) -> None:
         synthetic_ratio: float | None = typer.Option(
             None, "--synthetic-ratio", min=0.0,
             help="Synthetic per real training subject (default 1), age-balanced, seeded."),
+        init_from: str | None = typer.Option(
+            None, "--init-from",
+            help="Fine-tune: start every model from this finished run folder's weights (or "
+                 "'bundled'). Its model is used; PREPARED must have its preprocessing spec."),
+        init_member: str | None = typer.Option(
+            None, "--init-member",
+            help="Source member that initialises every model (default its first, e.g. "
+                 "fold-0)."),
     ) -> None:
         """Train on PREPARED and write RUN_DIR: weights, config, splits, metrics, model card.
 
@@ -47,6 +55,8 @@ def register(app: typer.Typer) -> None:
         stage-2 recipe derived from stage 1) and shares stage 1's splits and hardware.
         With --synthetic, only children of a GAN that saw none of a fold's validation or
         test subjects (and whose parents both train in the fold) join its training set.
+        With --init-from, every model starts from one member of a finished run (its model
+        and kwargs; soft-label age bins are extended to PREPARED's ages); not with --cascade.
         """
         import brainage
         from brainage.training.trainer import global_rank
@@ -55,7 +65,8 @@ def register(app: typer.Typer) -> None:
             run = brainage.train(prepared, run_dir, config, overrides=overrides, folds=folds,
                                  cascade=cascade, stage2_config=stage2_config, splits=splits,
                                  cohort=cohort, synthetic=synthetic,
-                                 synthetic_ratio=synthetic_ratio)
+                                 synthetic_ratio=synthetic_ratio, init_from=init_from,
+                                 init_member=init_member)
         except KeyboardInterrupt:
             if global_rank() == 0:
                 typer.echo(interrupted(run_dir), err=True)
@@ -86,6 +97,9 @@ def summary(run: Path) -> str:
     final = metrics.get("final", metrics)
     lines = [f"Run {run} ({info.kind}); training ages {info.training_range[0]:.1f}-"
              f"{info.training_range[1]:.1f}"]
+    init = info.extra.get("init_from")
+    if isinstance(init, dict):
+        lines.append(f"  initialised from {init.get('run')} (member {init.get('member')})")
     for name, m in final.get("uncorrected", {}).items():
         r = f", r {m['pearson_r']:.3f}" if "pearson_r" in m else ""
         lines.append(f"  {name}: n {m['n']}, MAE {m['mae']:.2f} y{r}")

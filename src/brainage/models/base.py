@@ -42,6 +42,9 @@ class BrainAgeModel(nn.Module):
         covariates: Keyword inputs the forward pass requires besides the image.
         age_bins: The age bins of a distribution head (SFCN's soft labels), whose
             ``forward_outputs`` then also give ``log_probs``; None for a point estimate.
+        bin_layer: With ``age_bins``: the ``nn.Linear`` giving one logit per bin, whose rows
+            fine-tuning extends when a cohort's ages leave the bins (its ``age_range``
+            constructor argument then widens); None when the bins cannot be extended.
         config: ``{"name": ..., "kwargs": {...}}`` to rebuild this model.
     """
 
@@ -52,6 +55,7 @@ class BrainAgeModel(nn.Module):
     covariates: tuple[str, ...] = ()
     input_pool: int = 1
     age_bins: AgeBins | None = None
+    bin_layer: str | None = None
 
     def __init__(self) -> None:
         super().__init__()

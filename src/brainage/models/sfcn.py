@@ -64,6 +64,8 @@ class SFCN(BrainAgeModel):
             their centres (:mod:`brainage.models.input_stage`).
     """
 
+    bin_layer = "classifier"  # one logit per age bin (fine-tuning extends its rows)
+
     def __init__(self, in_channels: int = 1, num_outputs: int = 1,
                  channels: Sequence[int] = (32, 64, 128, 256, 256, 64),
                  age_range: Sequence[float] = (0.0, 100.0), bin_width: float = 2.0,

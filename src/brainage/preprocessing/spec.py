@@ -279,6 +279,11 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix}: {a!r} vs {b!r}"]
 
 
+def recipe_differences(expected: PreprocessingSpec, actual: PreprocessingSpec) -> list[str]:
+    """Where the recipes of two specs differ (library versions aside): ``"path: a vs b"``."""
+    return _diff(expected.recipe(), actual.recipe())
+
+
 def check_spec_compatible(
     expected: PreprocessingSpec,
     actual: PreprocessingSpec,

@@ -99,8 +99,15 @@ def warn_shared_fields(config1: TrainConfig, config2: TrainConfig | None) -> Non
                       "ignored. Fix: remove them from the stage-2 file.", stacklevel=3)
 
 
-def check_cascade_config(config1: TrainConfig) -> None:
-    """The cascade needs k-fold splits (out-of-fold stage-1 predictions)."""
+def check_cascade_config(config1: TrainConfig, config2: TrainConfig | None = None) -> None:
+    """The cascade needs k-fold splits (out-of-fold stage-1 predictions) and is not
+    fine-tuned (``init_from``)."""
+    if config1.init_from is not None or (config2 is not None and config2.init_from):
+        raise InputError(
+            "--init-from cannot be used with --cascade: fine-tuning a cascade is not "
+            "supported (stage 2 would refine stage-1 ages of another model). Fix: fine-tune "
+            "one stage without --cascade (e.g. --init-from RUN/stage1), or train the cascade "
+            "from scratch.")
     if config1.split.method != "kfold":
         raise InputError(
             f"the cascade trains stage 2 on out-of-fold stage-1 predictions, which needs "
@@ -152,7 +159,7 @@ def train_cascade(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path
 
     config1 = config1 or dataclasses.replace(
         TrainConfig(), split=dataclasses.replace(TrainConfig().split, method="kfold"))
-    check_cascade_config(config1)
+    check_cascade_config(config1, config2)
     prepared = open_prepared(prepared_dir, cohort)
     check_trainable(prepared, config1)
     train_ages = prepared.table["age"].dropna().to_numpy(float)

@@ -315,6 +315,11 @@ class TrainConfig:
         log_every_n_steps: Logging interval in optimiser steps.
         tensorboard: Also log to TensorBoard when it is installed.
         stage1_run: Cascade stage 2 only: path of the stage-1 run (set by the cascade).
+        init_from: Fine-tuning: a finished run folder (or ``bundled``) whose weights start
+            every member; the model and its kwargs are then the source's
+            (:mod:`brainage.training.finetune`). Saved resolved (absolute path).
+        init_member: The source member that initialises every member (default: the first
+            listed in its ``run.json``, e.g. ``fold-0``).
         contrastive: Views and projection head of contrastive pretraining (``brainage
             pretrain``, with a loss on the ``projection`` output such as ``contrastive``);
             None for supervised training.
@@ -349,6 +354,8 @@ class TrainConfig:
     log_every_n_steps: int = 10
     tensorboard: bool = True
     stage1_run: str | None = None
+    init_from: str | None = None
+    init_member: str | None = None
     contrastive: ContrastiveSpec | None = None
     classical: ClassicalSpec | None = None
     stack: StackSpec | None = None

@@ -32,6 +32,7 @@ from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
 from brainage.training.checks import check_config, check_trainable, start_run
 from brainage.training.config import TrainConfig
+from brainage.training.finetune import InitWeights, start_fine_tune
 from brainage.training.module import RegressionTask
 from brainage.training.results import finish_run, fold_predictions
 from brainage.training.synthetic import plan_mix
@@ -111,18 +112,42 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
         from brainage.training.stack import train_stack
 
         return train_stack(prepared_dir, run, config, splits, cohort)
+    prepared_dir, config, init = fine_tune(prepared_dir, config, cohort)
     with begin_run(prepared_dir, run, config, splits, task_cls, cohort,
                    plan=lambda p, s: plan_mix(config.synthetic, p, s)) as started:
         if config.classical is not None:
             from brainage.training.classical import train_classical_started
 
             return train_classical_started(run, config, started)
-        return _train_started(run, config, started, stage1, task_cls)
+        return _train_started(run, config, started, stage1, task_cls, init)
+
+
+def fine_tune(prepared_dir: str | Path | PreparedCohort, config: TrainConfig,
+              cohort: Cohort | str | Path | None = None
+              ) -> tuple[str | Path | PreparedCohort, TrainConfig, InitWeights | None]:
+    """With ``config.init_from``: the opened cohort, the config with the source's model and
+    the initial weights, all checked before anything is written
+    (:mod:`brainage.training.finetune`); otherwise everything unchanged and None."""
+    if config.init_from is None:
+        if config.init_member is not None:
+            raise InputError(f"init_member={config.init_member!r} is only used with "
+                             "init_from. Fix: set init_from (--init-from RUN), or drop "
+                             "init_member.")
+        return prepared_dir, config, None
+    if config.classical is not None:
+        raise InputError("init_from starts a network from a run's weights; a classical model "
+                         "has no weights to start from (it is fitted in seconds). Fix: drop "
+                         "--init-from, or fine-tune a network preset.")
+    prepared = open_prepared(prepared_dir, cohort)
+    check_trainable(prepared, config)
+    config, init = start_fine_tune(config, prepared)
+    return prepared, config, init
 
 
 def _train_started(run: Path, config: TrainConfig,
                    started: tuple[PreparedCohort, Splits, bool, Any],
-                   stage1: np.ndarray | None, task_cls: type[RegressionTask]) -> Path:
+                   stage1: np.ndarray | None, task_cls: type[RegressionTask],
+                   init: InitWeights | None = None) -> Path:
     """The body of :func:`train_cohort`, run while this process holds the run's lock."""
     prepared, the_splits, complete, mix = started
     if complete:
@@ -140,14 +165,16 @@ def _train_started(run: Path, config: TrainConfig,
         fold_table, fold_splits = (table, the_splits) if mix is None \
             else mix.fold_data(table, the_splits, fold)
         for repeat in range(config.repeats):
-            model = train_fold(config, fold_table, fold_splits, fold, run, task_cls, repeat)
+            model = train_fold(config, fold_table, fold_splits, fold, run, task_cls, repeat,
+                               None if init is None else init.state)
             if model is not None:  # rank 0 only
                 models.append((fold, model))
     if global_rank() == 0 and len(models) == the_splits.n_folds * config.repeats:
         preds = [fold_predictions(m, table, the_splits, k, config.batch_size)
                  for k, m in models]
         finish_run(run, config, prepared, the_splits, table, preds,
-                   synthetic=None if mix is None else mix.summary())
+                   synthetic=None if mix is None else mix.summary(),
+                   init_from=None if init is None else init.record)
     return run
 
 
@@ -220,16 +247,16 @@ def synthetic_splits(config: TrainConfig) -> Path | None:
 
 
 def train_fold(config: TrainConfig, table: pd.DataFrame, splits: Splits, fold: int,
-               run: Path, task_cls: type[RegressionTask] = RegressionTask, repeat: int = 0
-               ) -> BrainAgeModel | None:
+               run: Path, task_cls: type[RegressionTask] = RegressionTask, repeat: int = 0,
+               init: dict[str, Any] | None = None) -> BrainAgeModel | None:
     """Train model `repeat` of fold `fold` (seed ``config.seed + repeat``) unless its weights
-    are already saved; rank 0 gets the model."""
+    are already saved, starting from `init` when fine-tuning; rank 0 gets the model."""
     member = rf.member_dir(run, fold, splits.n_folds, repeat, config.repeats)
     if (member / WEIGHTS).exists():
         return load_model(member)
     config = member_config(config, repeat)
     data = fold_data(config, table, splits, fold)
-    model = fit_member(config, data, member, task_cls)
+    model = fit_member(config, data, member, task_cls, init=init)
     if model is not None:
         save_model(model, member)
     return model

@@ -20,6 +20,7 @@ import pandas as pd
 from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.splits_file import Splits
+from brainage.errors import InputError
 from brainage.io import write_json
 from brainage.models import create_model, save_model
 from brainage.models.io import WEIGHTS
@@ -55,6 +56,9 @@ def pretrain_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Pa
         The run folder (``kind: encoder``).
     """
     config = config or load_train_config(DEFAULT_PRESET)
+    if config.init_from is not None:
+        raise InputError("init_from (fine-tuning) is for `brainage train`; contrastive "
+                         "pretraining starts from scratch. Fix: drop init_from.")
     run = Path(run_dir)
     with begin_run(prepared_dir, run, config, splits, ContrastiveTask,
                    cohort) as (prepared, the_splits, complete, _):

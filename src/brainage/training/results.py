@@ -106,13 +106,16 @@ def data_summary(table: pd.DataFrame, splits: Splits) -> dict[str, Any]:
 def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits: Splits,
                table: pd.DataFrame, fold_preds: list[pd.DataFrame],
                extra_metrics: dict[str, Any] | None = None,
-               synthetic: dict[str, Any] | None = None, model_name: str | None = None,
+               synthetic: dict[str, Any] | None = None,
+               init_from: dict[str, Any] | None = None, model_name: str | None = None,
                kind: str = "models", members: list[str] | None = None) -> pd.DataFrame:
     """Write predictions, metrics, bias correction, spec, model card, then ``run.json``.
 
     `synthetic` (:meth:`~brainage.training.synthetic.SyntheticMix.summary`) is recorded in
-    the model card when synthetic subjects were added to training. `model_name`, `kind` and
-    `members` describe runs that are not one network per fold (classical models, stacks).
+    the model card when synthetic subjects were added to training; `init_from` (the
+    fine-tuning record of :mod:`brainage.training.finetune`) in the card and ``run.json``.
+    `model_name`, `kind` and `members` describe runs that are not one network per fold
+    (classical models, stacks).
     """
     from brainage.evaluation.predictions import write_predictions
 
@@ -146,10 +149,13 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
                       members=members or rf.member_names(splits.n_folds, config.repeats),
                       training_range=training_range(table, splits),
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
-                      extra={"model": model_name or config.model.name})
+                      extra={"model": model_name or config.model.name,
+                             **({"init_from": init_from} if init_from else {})})
     card = model_card(config, info, data_summary(table, splits), prepared.spec, metrics, bias)
     if synthetic is not None:
         card["synthetic"] = synthetic
+    if init_from is not None:
+        card["init_from"] = init_from
     write_json(run / rf.MODEL_CARD, card)
     rf.write_run_info(run, info)
     return preds

@@ -196,8 +196,13 @@ def fit_quietly(trainer: L.Trainer, task: L.LightningModule, data: L.LightningDa
 
 def fit_checkpoint(config: TrainConfig, data: BrainAgeDataModule, member: Path,
                    task_cls: type[RegressionTask] = RegressionTask,
-                   callbacks: list[L.Callback] | None = None) -> Path | None:
+                   callbacks: list[L.Callback] | None = None,
+                   init: dict[str, torch.Tensor] | None = None) -> Path | None:
     """Train one model of a run (resuming from its ``last.ckpt``).
+
+    Args:
+        init: Fine-tuning: the weights the network (and its weight average) start from; a
+            ``last.ckpt`` being resumed overrides them.
 
     Returns:
         On rank 0, the checkpoint to keep: the best epoch's (by the validation metric of
@@ -210,6 +215,10 @@ def fit_checkpoint(config: TrainConfig, data: BrainAgeDataModule, member: Path,
                       "epoch's weights are kept.", stacklevel=3)
     monitor = monitor_name(task_cls, has_val)
     task = make_task(config, monitor, task_cls)
+    if init is not None:
+        from brainage.training.finetune import load_initial
+
+        load_initial([task.model, task.ema_model], init)
     # Pooling/intensity bins once per scan, not at every step (no augmentation: cached).
     task.inputs_staged = data.stage_inputs(task.model.input_stage)
     settings = TrainerSettings.of(config)
@@ -226,14 +235,17 @@ def fit_checkpoint(config: TrainConfig, data: BrainAgeDataModule, member: Path,
 
 def fit_member(config: TrainConfig, data: BrainAgeDataModule, member: Path,
                task_cls: type[RegressionTask] = RegressionTask,
-               callbacks: list[L.Callback] | None = None) -> BrainAgeModel | None:
+               callbacks: list[L.Callback] | None = None,
+               init: dict[str, torch.Tensor] | None = None) -> BrainAgeModel | None:
     """Train one model (resuming from ``last.ckpt``); return its best weights on rank 0.
+
+    `init` (fine-tuning) is the weights training starts from (:func:`fit_checkpoint`).
 
     Returns:
         The model with the best epoch's weights (by validation MAE; the last epoch's when
         there is no validation set), or None on ranks other than 0.
     """
-    best = fit_checkpoint(config, data, member, task_cls, callbacks)
+    best = fit_checkpoint(config, data, member, task_cls, callbacks, init)
     if best is None:
         return None
     model = create_model(config.model.name, **config.model.kwargs)
