@@ -19,7 +19,7 @@ from brainage.data.headers import one_line
 from brainage.errors import InputError
 from brainage.io import write_json
 
-_IDS = ("participant_id", "session", "run", "age", "sex", "site", "group")
+_IDS = ("participant_id", "session", "run", "age", "age_source", "sex", "site", "group")
 
 
 class NoteWarning(UserWarning):

@@ -27,8 +27,8 @@ from brainage.inference.engine import predict_dataset
 from brainage.models import BrainAgeModel, load_model
 from brainage.preprocessing.prepared import is_prepared, open_prepared
 
-OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "predicted_age", "gap", "sex",
-                  "site", "group")
+OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "age_source", "predicted_age",
+                  "gap", "sex", "site", "group")
 
 
 @dataclass
@@ -93,15 +93,20 @@ class Predictor:
 
     # ------------------------------------------------------------------ inputs
     def predict(self, inputs: str | Path | Sequence[str | Path],
-                cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
-        """Predict any kind of input: NIfTI files, one prepared folder, or one cohort source.
+                cohort: Cohort | str | Path | None = None,
+                dicom_series: str | None = None) -> pd.DataFrame:
+        """Predict any kind of input: NIfTI files or DICOM folders, one prepared folder, or
+        one cohort source.
 
-        Raw scans (files or a BIDS/table cohort) are preprocessed with the run's own spec; a
-        prepared folder must have been prepared with it.
+        Raw scans (files, DICOM folders or a BIDS/table cohort) are preprocessed with the
+        run's own spec; a prepared folder must have been prepared with it.
 
         Args:
-            inputs: NIfTI paths, or a single prepared folder or cohort source.
+            inputs: NIfTI paths and DICOM folders, or a single prepared folder or cohort
+                source.
             cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``.
+            dicom_series: The series of every DICOM folder to use (SeriesNumber or UID);
+                default the T1w one (:func:`brainage.data.dicom.pick_series`).
 
         Returns:
             One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
@@ -112,14 +117,20 @@ class Predictor:
 
         if isinstance(inputs, PreparedCohort):  # e.g. OpenBHB arrays opened with a mask
             return self.predict_prepared(inputs, cohort)
+        from brainage.data.dicom import is_dicom_folder
+
         items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-        nifti = [p for p in items if p.name.endswith((".nii", ".nii.gz"))]
-        if nifti and len(nifti) == len(items):
-            return self.predict_files(nifti)
+        raw = [p for p in items if p.name.endswith((".nii", ".nii.gz")) or is_dicom_folder(p)]
+        if raw and len(raw) == len(items):
+            return self.predict_files(raw, dicom_series)
+        if dicom_series is not None:
+            raise InputError(f"--dicom-series {dicom_series} was given, but the inputs are "
+                             "not DICOM folders. Fix: drop --dicom-series.")
         if len(items) != 1:
             raise InputError(
-                f"got {len(items)} inputs of mixed kinds; expected NIfTI files only, or one "
-                "prepared folder or cohort source. Fix: call predict once per cohort.")
+                f"got {len(items)} inputs of mixed kinds; expected NIfTI files or DICOM "
+                "folders only, or one prepared folder or cohort source. Fix: call predict "
+                "once per cohort.")
         if is_prepared(items[0]):
             return self.predict_prepared(items[0], cohort)
         if is_openbhb(items[0]):  # already preprocessed arrays: opened as the run's were
@@ -155,17 +166,25 @@ class Predictor:
         rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in errors])
         return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
-    def predict_files(self, paths: Sequence[str | Path]) -> pd.DataFrame:
-        """Preprocess raw NIfTI files with the run's spec, then predict (age unknown)."""
+    def predict_files(self, paths: Sequence[str | Path], dicom_series: str | None = None
+                      ) -> pd.DataFrame:
+        """Preprocess raw NIfTI files or DICOM folders with the run's spec, then predict.
+
+        Ages are unknown, except for DICOM series whose header gives them (PatientAge,
+        PatientSex; ``age_source`` says so).
+        """
         rows = [{"participant_id": _entity(p, "sub") or Path(p).name.split(".")[0],
-                 "session": _entity(p, "ses"), "path": str(p)} for p in paths]
+                 "session": _entity(p, "ses"), "path": str(p), "dicom_series": dicom_series}
+                for p in paths]
         return self.predict_raw(pd.DataFrame(rows))
 
     def predict_cohort(self, source: str | Path) -> pd.DataFrame:
         """Read a cohort (BIDS, table, folder), preprocess each scan, predict.
 
         Like ``prepare``, a scan with a bad image is a row with its error, not a reason to
-        refuse the cohort (images are checked scan by scan, by the same header rules).
+        refuse the cohort (images are checked scan by scan, by the same header rules). A
+        ``path`` may be a DICOM folder (its series in a ``dicom_series`` column, else the
+        T1w one); its header fills an age or sex the table leaves empty.
         """
         from brainage.data.sources import read_cohort
 
@@ -174,7 +193,8 @@ class Predictor:
         return self.predict_raw(report.cohort.table)
 
     def predict_raw(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Rows with a raw image ``path`` (+ age, sex, ...): preprocess in memory, predict.
+        """Rows with a raw image ``path`` (+ age, sex, ``dicom_series``, ...): preprocess in
+        memory, predict. DICOM headers fill the ages and sexes the rows lack.
 
         A scan whose preprocessing fails stays in the output, in input order, with
         ``predicted_age`` n/a and the reason in ``error`` (one warning names them all).
@@ -182,15 +202,16 @@ class Predictor:
         Raises:
             BrainAgeError: no scan could be preprocessed (every reason listed).
         """
+        from brainage.data.scans import row_source, with_header_demographics
         from brainage.preprocessing.antsio import deterministic_itk
         from brainage.preprocessing.pipeline import preprocess_image
 
         deterministic_itk()  # the same scan gives the same prediction, run after run
-        data = table.reset_index(drop=True).copy()
+        data = with_header_demographics(table.reset_index(drop=True))
         images, flags, failed, errors = [], [], [], []
-        for i, path in enumerate(data["path"]):
+        for i, row in data.iterrows():
             try:
-                array, _affine, qc = preprocess_image(path, self.spec)
+                array, _affine, qc = preprocess_image(row_source(row), self.spec)
             except BrainAgeError as exc:
                 failed.append(i)
                 errors.append(f"preprocessing failed: {exc}")
