@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
         Raw scans are preprocessed with the run's own preprocessing spec; a prepared cohort
         must have been prepared with that spec. A DICOM folder is converted with dcm2niix;
         its header gives the age and sex (column 'age_source'). Ages outside the training
-        range are flagged in 'ood', QC problems in 'qc_flags'. Every input scan gets a row: one that
+        range are flagged in 'ood', QC problems in 'qc_flags'; 'embedding_distance' and
+        'intensity_z' score how unlike the training scans a scan is, and 'ood_flags' joins
+        every warning. Every input scan gets a row: one that
         cannot be predicted has its reason in 'error'. OUTPUT.json (next to the table)
         records the run, the counts and what the predictions lack. Exit status 0 when
         every scan is predicted, 1 when some are not, 2 on a usage error.
@@ -52,7 +54,8 @@ def register(app: typer.Typer) -> None:
         for w in caught:
             if not issubclass(w.category, outputs.NoteWarning):  # those are listed below
                 typer.echo(f"warning: {w.message}", err=True)
-        outputs.write_outputs(output, table, predictor.run_dir, predictor.notes)
+        outputs.write_outputs(output, table, predictor.run_dir, predictor.notes,
+                              predictor.ood_info())
         typer.echo(summary(table, output, predictor.notes))
         if "error" in table and table["error"].notna().any():
             raise typer.Exit(1)
@@ -78,10 +81,17 @@ def summary(table: object, output: Path, notes: list[str] | None = None) -> str:
     if known.any():
         mae = float(np.mean(np.abs(done.loc[known, "gap"])))
         lines.append(f"  with age: {int(known.sum())}, MAE {mae:.2f} y")
-    for col, what in (("ood", "outside the training age range"), ("qc_flags", "with QC flags")):
+    for col, what in (("ood", "outside the training age range"), ("qc_flags", "with QC flags"),
+                      ("ood_flags", "with any warning")):
         n = int(done[col].notna().sum()) if col in done else 0
         if n:
             lines.append(f"  {n} {what} (column '{col}')")
+    flags = done["ood_flags"].dropna().str.split(";").explode() if "ood_flags" in done \
+        else pd.Series([], dtype=object)
+    for flag in ("embedding_distance", "intensity_unusual"):
+        if (flags == flag).any():
+            lines.append(f"  {int((flags == flag).sum())} flagged {flag} (unlike the "
+                         "training scans; see OUTPUT.json 'columns')")
     lines += [f"  note: {note}" for note in notes or []]
     lines.append(f"  details: {sidecar_path(output)}")
     return "\n".join(lines)

@@ -49,6 +49,10 @@ class Predictor:
             in library versions (with a warning).
         notes: What the predictions lack and why (no bias correction in the run, subjects
             without a participants.tsv row, ...); each was also warned about.
+        input_shape: Spatial shape of the training arrays (other shapes are refused).
+        ood_reference: The run's training-data reference for out-of-distribution scores
+            (:mod:`brainage.inference.ood`), or None for a run trained without one.
+        member_names: Member folder names of `stage1` (keys of the reference).
     """
 
     run_dir: Path
@@ -63,6 +67,8 @@ class Predictor:
     allow_library_drift: bool = False
     notes: list[str] = field(default_factory=list)
     input_shape: list[int] | None = None
+    ood_reference: Any = None
+    member_names: list[str] = field(default_factory=list)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None, batch_size: int = 8,
@@ -78,18 +84,23 @@ class Predictor:
         extras = run_files.load_corrections(run)
         for note in extras.notes:
             warnings.warn(note, outputs.NoteWarning, stacklevel=2)
+        names = info.members
         if info.kind == "cascade":
-            stage1 = _members(run / info.stages["stage1"])
-            stage2 = _members(run / info.stages["stage2"])
+            stage1, names = _members(run / info.stages["stage1"])
+            stage2, _ = _members(run / info.stages["stage2"])
         elif info.kind == "encoder":  # encoder + the linear read-out `brainage probe` fitted
             from brainage.inference.encoders import load_member
 
             stage1, stage2 = [load_member(run / m, readout=True) for m in info.members], []
         else:
             stage1, stage2 = [load_model(run / m) for m in info.members], []
+        reference, note = _ood_reference(run, info)
+        if note is not None:
+            warnings.warn(note, outputs.NoteWarning, stacklevel=2)
+            extras.notes.append(note)
         return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
                    extras.intervals, batch_size, device, allow_library_drift, extras.notes,
-                   input_shape=info.input_shape)
+                   input_shape=info.input_shape, ood_reference=reference, member_names=names)
 
     # ------------------------------------------------------------------ inputs
     def predict(self, inputs: str | Path | Sequence[str | Path],
@@ -258,7 +269,25 @@ class Predictor:
                 out["predicted_age"])
         out["qc_flags"] = data.get("qc_flags", pd.NA)
         out["ood"] = self.ood_flags(out["age"])
+        self._ood_scores(out, data)
         return out
+
+    def _ood_scores(self, out: pd.DataFrame, data: pd.DataFrame) -> None:
+        """``embedding_distance``, ``intensity_z`` (with a reference) and ``ood_flags``: every
+        warning of a scan (age range, embedding, intensity, QC), ``;``-joined."""
+        from brainage.inference import ood
+
+        found: list[list[str]] = [[] for _ in range(len(out))]
+        if self.ood_reference is not None and len(out):
+            scores = ood.score(self.ood_reference, dict(zip(self.member_names, self.stage1,
+                                                            strict=True)),
+                               data, self.batch_size, self.device)
+            out["embedding_distance"] = scores["embedding_distance"]
+            out["intensity_z"] = scores["intensity_z"]
+            found = ood.flags(scores)
+        texts = [";".join([a for a in (age, qc) if isinstance(a, str) and a] + more) or None
+                 for age, qc, more in zip(out["ood"], out["qc_flags"], found, strict=True)]
+        out["ood_flags"] = pd.Series(texts, index=out.index, dtype="string")
 
     def check_shapes(self, data: pd.DataFrame) -> None:
         """Refuse arrays of another shape than the run was trained on (``run.json``)."""
@@ -287,6 +316,16 @@ class Predictor:
         out["corrected_age"] = self.bias.transform(out["age"], out["predicted_age"])
         out["corrected_gap"] = out["corrected_age"] - out["age"]
 
+    def ood_info(self) -> dict[str, Any]:
+        """What the OOD columns were computed against (recorded in the sidecar)."""
+        ref = self.ood_reference
+        intensity = (ref.info.get("intensity") or {}) if ref is not None else {}
+        return {"training_range": list(self.training_range),
+                "reference": None if ref is None else "ood_reference.json",
+                "embedding_flag_above": None if ref is None else 1.0,
+                "member_thresholds": {} if ref is None else dict(ref.thresholds),
+                "intensity_z_threshold": intensity.get("z_threshold")}
+
     def ood_flags(self, age: pd.Series) -> pd.Series:
         """``age_out_of_range`` where a known age lies outside the training range."""
         lo, hi = self.training_range
@@ -305,9 +344,23 @@ def _array_shape(item: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _members(stage_dir: Path) -> list[BrainAgeModel]:
+def _members(stage_dir: Path) -> tuple[list[BrainAgeModel], list[str]]:
     info = rf.read_run_info(stage_dir)
-    return [load_model(stage_dir / m) for m in info.members]
+    return [load_model(stage_dir / m) for m in info.members], info.members
+
+
+def _ood_reference(run: Path, info: rf.RunInfo) -> tuple[Any, str | None]:
+    """The OOD reference of the run (a cascade: of stage 1), or None and a note."""
+    from brainage.inference.ood import REFERENCE_JSON, load_reference
+
+    folder = run / info.stages["stage1"] if info.kind == "cascade" else run
+    reference = load_reference(folder)
+    if reference is not None:
+        return reference, None
+    return None, (f"run {run} has no {REFERENCE_JSON} (trained before brainage stored one, "
+                  "or a pretrained encoder), so the predictions have no embedding_distance "
+                  "and intensity_z; the training age range and QC flags are still checked "
+                  "(column 'ood_flags')")
 
 
 def _base_columns(data: pd.DataFrame) -> pd.DataFrame:
