@@ -84,3 +84,25 @@ def test_an_ambiguous_study_is_a_row_naming_the_series(run, tmp_path, converted)
 def test_a_series_option_without_dicom_inputs_is_refused(run, tmp_path):
     with pytest.raises(InputError, match="not DICOM folders"):
         Predictor.from_run(run).predict(tmp_path / "cohort.tsv", dicom_series="3")
+
+
+def test_explain_reads_a_dicom_series_converted_once(study, monkeypatch):
+    import brainage.preprocessing.pipeline as pipeline
+    from brainage.inference import explain_io
+    from brainage.preprocessing.spec import PreprocessingSpec
+
+    spec = PreprocessingSpec.create("8mm:20x24x18")
+    given = []
+
+    def fake(img, spec, name=None):
+        given.append((type(img).__name__, name))
+        grid = spec.grid.shape
+        return pipeline.PreprocessResult(np.zeros(grid, np.float32), np.ones(grid, bool),
+                                         spec.grid.affine_array, {"flags": []},
+                                         np.ones(img.shape, bool), img.affine)
+
+    monkeypatch.setattr(pipeline, "preprocess", fake)
+    inp = explain_io.read_input(study, spec, dicom_series="4")
+    assert given == [("Nifti1Image", f"{study} (series 4)")]
+    assert inp.native_shape == (24, 28, 12) and inp.source == str(study)
+    assert inp.key.participant_id in ("05", "sub-05")  # named after the folder
