@@ -240,3 +240,30 @@ def flags(scores: dict[str, np.ndarray]) -> list[list[str]]:
     return [[name for name, hit in (("embedding_distance", e > 1.0),
                                     ("intensity_unusual", z > INTENSITY_Z_MAX)) if hit]
             for e, z in zip(emb, inten, strict=True)]
+
+
+def add_columns(out: Any, data: Any, reference: OodReference | None, models: dict[str, Any],
+                batch_size: int = 8, device: str | None = None) -> None:
+    """Add ``embedding_distance`` and ``intensity_z`` (with a reference) and ``ood_flags``
+    (every warning: the ``ood`` age flag, the QC flags, the flags of the scores) to `out`."""
+    import pandas as pd
+
+    found: list[list[str]] = [[] for _ in range(len(out))]
+    if reference is not None and len(out):
+        scores = score(reference, models, data, batch_size, device)
+        out["embedding_distance"] = scores["embedding_distance"]
+        out["intensity_z"] = scores["intensity_z"]
+        found = flags(scores)
+    texts = [";".join([a for a in (age, qc) if isinstance(a, str) and a] + more) or None
+             for age, qc, more in zip(out["ood"], out["qc_flags"], found, strict=True)]
+    out["ood_flags"] = pd.Series(texts, index=out.index, dtype="string")
+
+
+def describe(reference: OodReference | None, training_range: list[float]) -> dict[str, Any]:
+    """The thresholds the OOD columns used, for the predictions sidecar."""
+    intensity = (reference.info.get("intensity") or {}) if reference is not None else {}
+    return {"training_range": list(training_range),
+            "reference": None if reference is None else REFERENCE_JSON,
+            "embedding_flag_above": None if reference is None else 1.0,
+            "member_thresholds": {} if reference is None else dict(reference.thresholds),
+            "intensity_z_threshold": intensity.get("z_threshold")}

@@ -273,21 +273,11 @@ class Predictor:
         return out
 
     def _ood_scores(self, out: pd.DataFrame, data: pd.DataFrame) -> None:
-        """``embedding_distance``, ``intensity_z`` (with a reference) and ``ood_flags``: every
-        warning of a scan (age range, embedding, intensity, QC), ``;``-joined."""
+        """OOD scores (with a reference) and ``ood_flags`` (:func:`ood.add_columns`)."""
         from brainage.inference import ood
 
-        found: list[list[str]] = [[] for _ in range(len(out))]
-        if self.ood_reference is not None and len(out):
-            scores = ood.score(self.ood_reference, dict(zip(self.member_names, self.stage1,
-                                                            strict=True)),
-                               data, self.batch_size, self.device)
-            out["embedding_distance"] = scores["embedding_distance"]
-            out["intensity_z"] = scores["intensity_z"]
-            found = ood.flags(scores)
-        texts = [";".join([a for a in (age, qc) if isinstance(a, str) and a] + more) or None
-                 for age, qc, more in zip(out["ood"], out["qc_flags"], found, strict=True)]
-        out["ood_flags"] = pd.Series(texts, index=out.index, dtype="string")
+        models = dict(zip(self.member_names, self.stage1, strict=True))
+        ood.add_columns(out, data, self.ood_reference, models, self.batch_size, self.device)
 
     def check_shapes(self, data: pd.DataFrame) -> None:
         """Refuse arrays of another shape than the run was trained on (``run.json``)."""
@@ -318,13 +308,9 @@ class Predictor:
 
     def ood_info(self) -> dict[str, Any]:
         """What the OOD columns were computed against (recorded in the sidecar)."""
-        ref = self.ood_reference
-        intensity = (ref.info.get("intensity") or {}) if ref is not None else {}
-        return {"training_range": list(self.training_range),
-                "reference": None if ref is None else "ood_reference.json",
-                "embedding_flag_above": None if ref is None else 1.0,
-                "member_thresholds": {} if ref is None else dict(ref.thresholds),
-                "intensity_z_threshold": intensity.get("z_threshold")}
+        from brainage.inference import ood
+
+        return ood.describe(self.ood_reference, self.training_range)
 
     def ood_flags(self, age: pd.Series) -> pd.Series:
         """``age_out_of_range`` where a known age lies outside the training range."""
