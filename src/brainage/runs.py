@@ -14,6 +14,10 @@ imports neither Lightning nor the training code. Layout::
       model_card.json       training data, preprocessing, metrics, intended use
       bias_correction.json  Beheshti correction fitted on held-out predictions (if enough)
       interval_calibration.json  split-conformal 90 % interval calibration (held-out)
+      ood_reference.json + .safetensors  training-data reference of the OOD scores: per
+                            member a PCA of the training scans' features and its out-of-fold
+                            threshold, plus intensity statistics (inference/ood.py; runs
+                            trained before it predict without these scores, with a note)
       weights.safetensors + model.json      a single model, or
       fold-<k>/weights.safetensors + model.json     one model per fold (ensemble)
       fold-<k>-seed-<r>/...                          several seeds per fold (config repeats)

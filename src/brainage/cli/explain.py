@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
     def explain(
         run_dir: Path = typer.Argument(..., help="Run folder written by brainage train."),
         scans: list[Path] = typer.Argument(
-            ..., help="Raw T1w NIfTI files (prepared with the run's spec) or prepared .npy "
-                      "arrays on the run's grid."),
+            ..., help="Raw T1w NIfTI files or DICOM folders (prepared with the run's spec) "
+                      "or prepared .npy arrays on the run's grid."),
         output: Path = typer.Option(..., "-o", "--output", help="Derivatives folder to write."),
         method: str = typer.Option("ig", "--method",
                                    help="ig (integrated gradients), occlusion or smoothgrad."),
@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
         patch: int = typer.Option(8, "--patch", min=1, help="Occlusion patch size (voxels)."),
         sex: str | None = typer.Option(None, "--sex", help="F or M, for models that use sex."),
         device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
+        dicom_series: str | None = typer.Option(
+            None, "--dicom-series", help="Series (number or UID) of each DICOM folder "
+            "(default: its T1w one)."),
     ) -> None:
         """Write saliency maps (template grid and native space) and a region table per scan.
 
@@ -40,7 +43,8 @@ def register(app: typer.Typer) -> None:
         import brainage
 
         results = brainage.explain(run_dir, scans, output, method, steps=steps, batch=batch,
-                                   patch=patch, sex=sex, device=device)
+                                   patch=patch, sex=sex, device=device,
+                                   dicom_series=dicom_series)
         for scan, result in zip(scans, results, strict=True):
             typer.echo(summary(scan, result))
 

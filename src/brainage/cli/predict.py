@@ -14,12 +14,16 @@ def register(app: typer.Typer) -> None:
     def predict(
         run_dir: Path = typer.Argument(..., help="Run folder written by brainage train."),
         inputs: list[Path] = typer.Argument(
-            ..., help="A prepared cohort, a cohort source (BIDS, table) or NIfTI files."),
+            ..., help="A prepared cohort, a cohort source (BIDS, table), NIfTI files or "
+                      "folders of DICOM files."),
         output: Path = typer.Option(..., "-o", "--output", help="Predictions TSV to write."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Scans per batch."),
         device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
         cohort: Path | None = typer.Option(
             None, "--cohort", help="Ages/sex/site for a prepared input without cohort.tsv."),
+        dicom_series: str | None = typer.Option(
+            None, "--dicom-series", help="SeriesNumber or SeriesInstanceUID of the series to "
+            "use in each DICOM folder (default: the T1w one, by SeriesDescription/ProtocolName)."),
         allow_library_drift: bool = typer.Option(
             False, "--allow-library-drift",
             help="Accept prepared inputs whose spec differs only in library versions."),
@@ -27,8 +31,11 @@ def register(app: typer.Typer) -> None:
         """Predict age for INPUTS; writes participant_id, session, age, predicted_age, gap.
 
         Raw scans are preprocessed with the run's own preprocessing spec; a prepared cohort
-        must have been prepared with that spec. Ages outside the training range are
-        flagged in 'ood', QC problems in 'qc_flags'. Every input scan gets a row: one that
+        must have been prepared with that spec. A DICOM folder is converted with dcm2niix;
+        its header gives the age and sex (column 'age_source'). Ages outside the training
+        range are flagged in 'ood', QC problems in 'qc_flags'; 'embedding_distance' and
+        'intensity_z' score how unlike the training scans a scan is, and 'ood_flags' joins
+        every warning. Every input scan gets a row: one that
         cannot be predicted has its reason in 'error'. OUTPUT.json (next to the table)
         records the run, the counts and what the predictions lack. Exit status 0 when
         every scan is predicted, 1 when some are not, 2 on a usage error.
@@ -43,11 +50,12 @@ def register(app: typer.Typer) -> None:
             warnings.simplefilter("always")
             predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
                                            allow_library_drift=allow_library_drift)
-            table = predictor.predict(inputs, cohort)
+            table = predictor.predict(inputs, cohort, dicom_series=dicom_series)
         for w in caught:
             if not issubclass(w.category, outputs.NoteWarning):  # those are listed below
                 typer.echo(f"warning: {w.message}", err=True)
-        outputs.write_outputs(output, table, predictor.run_dir, predictor.notes)
+        outputs.write_outputs(output, table, predictor.run_dir, predictor.notes,
+                              predictor.ood_info())
         typer.echo(summary(table, output, predictor.notes))
         if "error" in table and table["error"].notna().any():
             raise typer.Exit(1)
@@ -73,10 +81,17 @@ def summary(table: object, output: Path, notes: list[str] | None = None) -> str:
     if known.any():
         mae = float(np.mean(np.abs(done.loc[known, "gap"])))
         lines.append(f"  with age: {int(known.sum())}, MAE {mae:.2f} y")
-    for col, what in (("ood", "outside the training age range"), ("qc_flags", "with QC flags")):
+    for col, what in (("ood", "outside the training age range"), ("qc_flags", "with QC flags"),
+                      ("ood_flags", "with any warning")):
         n = int(done[col].notna().sum()) if col in done else 0
         if n:
             lines.append(f"  {n} {what} (column '{col}')")
+    flags = done["ood_flags"].dropna().str.split(";").explode() if "ood_flags" in done \
+        else pd.Series([], dtype=object)
+    for flag in ("embedding_distance", "intensity_unusual"):
+        if (flags == flag).any():
+            lines.append(f"  {int((flags == flag).sum())} flagged {flag} (unlike the "
+                         "training scans; see OUTPUT.json 'columns')")
     lines += [f"  note: {note}" for note in notes or []]
     lines.append(f"  details: {sidecar_path(output)}")
     return "\n".join(lines)

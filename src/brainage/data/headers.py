@@ -86,7 +86,7 @@ def nifti_issues(path: Path) -> list[Issue]:
         return [("an existing image file", "check the path and that the file was copied", None)]
     if not path.name.endswith((".nii", ".nii.gz")):
         return [("a NIfTI image (.nii or .nii.gz)",
-                 "convert the image to NIfTI (e.g. dcm2niix, or nibabel for .mgz)",
+                 "convert the image to NIfTI (nibabel for .mgz), or give a DICOM file's folder",
                  f"file type '{''.join(path.suffixes) or path.name}'")]
     try:
         header = read_nifti_header(path)
@@ -273,8 +273,22 @@ def npy_issues(path: Path, expected_shape: tuple[int, ...] | None = None) -> lis
 
 
 def image_issues(path: Path) -> list[Issue]:
-    """Problems of one image file: ``.npy`` arrays or NIfTI images."""
+    """Problems of one image: ``.npy`` arrays, NIfTI images or DICOM folders."""
+    if path.is_dir():
+        return dicom_issues(path)
     return npy_issues(path) if path.suffix == ".npy" else nifti_issues(path)
+
+
+def dicom_issues(path: Path) -> list[Issue]:
+    """A folder given as a scan must hold DICOM files (the series is picked when it is
+    converted: :func:`brainage.data.dicom.pick_series`)."""
+    from brainage.data.dicom import is_dicom_folder
+
+    if is_dicom_folder(path):
+        return []
+    return [("a NIfTI image, or a folder of DICOM files",
+             "give the scan's NIfTI file or the folder of its DICOM series",
+             "a folder with no DICOM file")]
 
 
 def issue_problems(issues: Iterable[Issue], path: Path, table_row: tuple[str, int] | None = None

@@ -207,7 +207,7 @@ def check_duplicates(table: pd.DataFrame, row_per_scan: bool) -> list[Problem]:
             tables): problems name those rows. Otherwise they name the image files.
     """
     cols = [c for c in (*KEY, *ENTITY_COLUMNS) if c in table.columns]
-    path_cols = ["path"] + (["array_index"] if "array_index" in table.columns else [])
+    path_cols = ["path"] + [c for c in ("array_index", "dicom_series") if c in table.columns]
     problems: list[Problem] = []
     flagged: set[int] = set()
     for columns, what in ((cols, "scan"), (path_cols, "image")):

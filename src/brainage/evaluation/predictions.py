@@ -8,6 +8,7 @@ column           required   meaning
 participant_id   yes        subject id (``sub-<label>``)
 session          no         ``ses-<label>``; ``n/a`` (or absent) for single-session data
 age              yes        chronological age in years; the value may be ``n/a``
+age_source       no         ``table`` or ``dicom_header`` (PatientAge of a DICOM input)
 predicted_age    yes        predicted (brain) age in years
 gap              no         predicted_age - age; computed when absent, checked when present
 sex              no         ``F`` / ``M`` (female/male accepted)

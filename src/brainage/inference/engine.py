@@ -44,3 +44,19 @@ def predict_dataset(model: BrainAgeModel, dataset: ScanDataset, batch_size: int 
             out[idx] = forward_batch(model, moved).float().cpu().numpy()  # (B,)
     model.train(was_training)
     return out
+
+
+def predict_features(model: BrainAgeModel, dataset: ScanDataset, batch_size: int = 8,
+                     device: str | torch.device | None = None) -> np.ndarray:
+    """``forward_features`` of every item, in dataset order: ``(N, F)`` float64."""
+    dev = torch.device(device) if device is not None else default_device()
+    was_training = model.training
+    model.eval().to(dev)
+    out = np.empty((len(dataset), int(model.num_features)), dtype=np.float64)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    with torch.inference_mode():
+        for batch in loader:
+            z = model.forward_features(batch["image"].to(dev))  # (B, C, D, H, W) -> (B, F)
+            out[batch["index"].numpy()] = z.double().cpu().numpy()
+    model.train(was_training)
+    return out

@@ -132,13 +132,13 @@ def explain_scan(run: str | Path | LoadedRun, scan: str | Path | np.ndarray,
                  out_dir: str | Path, method: str = "ig", *, steps: int = 32, batch: int = 4,
                  patch: int = 8, stride: int | None = None, sex: str | None = None,
                  subject: str | None = None, session: str | None = None,
-                 device: str | None = None) -> Explanation:
+                 device: str | None = None, dicom_series: str | None = None) -> Explanation:
     """Explain the run's prediction for one scan and write the maps and region table.
 
     Args:
         run: Run folder (or a :class:`LoadedRun`, to explain many scans with one load).
-        scan: Raw NIfTI (prepared with the run's spec), a prepared ``.npy`` array, or an
-            in-memory ``(X, Y, Z)`` array on the run's grid.
+        scan: Raw NIfTI or DICOM folder (prepared with the run's spec), a prepared ``.npy``
+            array, or an in-memory ``(X, Y, Z)`` array on the run's grid.
         out_dir: Derivatives folder to write into.
         method: ``ig`` (integrated gradients), ``occlusion`` or ``smoothgrad``.
         steps: Path points (IG) or noisy samples (SmoothGrad).
@@ -149,6 +149,7 @@ def explain_scan(run: str | Path | LoadedRun, scan: str | Path | np.ndarray,
         subject: Participant label for the file names (default: from the file name).
         session: Session label (default: from the file name).
         device: ``cpu``/``cuda`` (default: CUDA when available).
+        dicom_series: SeriesNumber or UID of a DICOM folder's series (default: its T1w one).
 
     Raises:
         BrainAgeError: missing or unfinished run, unreadable scan, an array not on the
@@ -158,7 +159,7 @@ def explain_scan(run: str | Path | LoadedRun, scan: str | Path | np.ndarray,
         raise InputError(f"unknown explanation method {method!r}; expected one of "
                             f"{', '.join(METHODS)}. Fix: pick one of those.")
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device)
-    inp = explain_io.read_input(scan, loaded.spec, subject, session)
+    inp = explain_io.read_input(scan, loaded.spec, subject, session, dicom_series)
     sal = compute_saliency(loaded.function, inp.array, method, steps=steps, batch=batch,
                            patch=patch, stride=stride, sex=sex)
     info = _record(loaded, inp, sal, method, steps, patch, stride, sex)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,17 +88,22 @@ def _check_grid(array: np.ndarray, spec: Any, source: str) -> np.ndarray:
 
 
 def read_input(scan: str | Path | np.ndarray, spec: Any, subject: str | None = None,
-               session: str | None = None) -> ScanInput:
-    """A raw image (preprocessed with `spec`), a prepared ``.npy`` or an in-memory array.
+               session: str | None = None, dicom_series: str | None = None) -> ScanInput:
+    """A raw image or DICOM folder (preprocessed with `spec`), a prepared ``.npy`` or an
+    in-memory array (`dicom_series`: the series of a DICOM folder; default its T1w one).
 
     Raises:
         BrainAgeError: missing or unreadable file, or an array off the run's grid.
     """
     from brainage.data.datasets import load_array
+    from brainage.data.dicom import DicomScan, scan_source
 
     if isinstance(scan, np.ndarray):
         return ScanInput(_check_grid(load_array(scan), spec, "array"),
                          scan_key("array", subject, session), "array")
+    source = scan_source(scan, dicom_series)
+    if isinstance(source, DicomScan):
+        return _read_raw(source, spec, subject, session)
     path = Path(scan)
     if path.name.endswith(".npy"):
         if not path.is_file():
@@ -105,23 +111,25 @@ def read_input(scan: str | Path | np.ndarray, spec: Any, subject: str | None = N
         arr = _check_grid(load_array(path), spec, str(path))
         return ScanInput(arr, scan_key(str(path), subject, session), str(path))
     if not path.name.endswith(_IMAGE_SUFFIXES):
-        raise InputError(f"{path}: expected a NIfTI image (.nii, .nii.gz) or a prepared "
-                            "array (.npy). Fix: pass one of those.")
+        raise InputError(f"{path}: expected a NIfTI image (.nii, .nii.gz), a folder of DICOM "
+                         "files or a prepared array (.npy). Fix: pass one of those.")
     return _read_raw(path, spec, subject, session)
 
 
-def _read_raw(path: Path, spec: Any, subject: str | None, session: str | None) -> ScanInput:
+def _read_raw(path: Path | Any, spec: Any, subject: str | None, session: str | None
+              ) -> ScanInput:
     from brainage.preprocessing import pipeline, steps
 
     img = steps.load_image(path)  # clear BrainAgeError when missing or unreadable
-    result = pipeline.preprocess(path, spec)
+    result = pipeline.preprocess(img, spec, name=str(path))  # opened (converted) once
     codes = (_SCANNER_CODE, _SCANNER_CODE)
     header = getattr(img, "header", None)
     if header is not None and hasattr(header, "get_sform"):
         codes = (int(header.get_sform(coded=True)[1] or _SCANNER_CODE),
                  int(header.get_qform(coded=True)[1] or _SCANNER_CODE))
-    return ScanInput(_check_grid(result.array, spec, str(path)),
-                     scan_key(str(path), subject, session), str(path), qc=result.qc,
+    where = os.fspath(path)  # a DicomScan: its folder
+    return ScanInput(_check_grid(result.array, spec, where),
+                     scan_key(where, subject, session), where, qc=result.qc,
                      native_shape=tuple(int(s) for s in img.shape[:3]),
                      native_affine=np.asarray(img.affine, dtype=np.float64), native_codes=codes)
 

@@ -19,7 +19,24 @@ from brainage.data.headers import one_line
 from brainage.errors import InputError
 from brainage.io import write_json
 
-_IDS = ("participant_id", "session", "run", "age", "sex", "site", "group")
+_IDS = ("participant_id", "session", "run", "age", "age_source", "sex", "site", "group")
+
+
+#: What the sidecar says about the columns that flag or score a scan (when present).
+COLUMN_NOTES = {
+    "age_source": "where the age came from: 'table' or 'dicom_header' (the DICOM "
+                  "PatientAge of the converted series)",
+    "qc_flags": "flags of preprocessing QC (brainage.preprocessing.qc)",
+    "ood": "'age_out_of_range' when the age lies outside the training range",
+    "embedding_distance": "mean over members of the distance of the scan's features to "
+                          "the training scans' (PCA Mahalanobis), divided by the member's "
+                          "threshold: the 95th percentile of the training scans' own "
+                          "out-of-fold distances; above 1 is flagged",
+    "intensity_z": "largest robust z (median / 1.4826 MAD of the training scans) of the "
+                   "model input's intensity statistics (p01, p50, p99, mean, sd)",
+    "ood_flags": "every warning of the scan, ';'-joined: age_out_of_range, "
+                 "embedding_distance, intensity_unusual and the QC flags",
+}
 
 
 class NoteWarning(UserWarning):
@@ -73,24 +90,30 @@ def with_failures(predicted: pd.DataFrame, failed: pd.DataFrame) -> pd.DataFrame
     return out.sort_index(kind="stable").reset_index(drop=True)
 
 
-def report(table: pd.DataFrame, run: Path, notes: list[str]) -> dict[str, Any]:
-    """The sidecar: run, counts, scans not predicted (with the reason), notes."""
+def report(table: pd.DataFrame, run: Path, notes: list[str],
+           ood: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar: run, counts, scans not predicted (with the reason), notes, the flag
+    columns and (`ood`) the out-of-distribution thresholds used."""
     failed = table[table["error"].notna()] if "error" in table else table.iloc[:0]
+    extra: dict[str, Any] = {"columns": {c: t for c, t in COLUMN_NOTES.items() if c in table}}
+    if ood is not None:
+        extra["ood"] = ood
     return {
         "run": str(run), "scans": int(len(table)), "predicted": int(len(table) - len(failed)),
         "not_predicted": [
             {"participant_id": str(r["participant_id"]),
              "session": None if pd.isna(r.get("session")) else str(r["session"]),
              "error": str(r["error"])} for _, r in failed.iterrows()],
-        "notes": list(notes),
+        "notes": list(notes), **extra,
     }
 
 
-def write_outputs(output: Path, table: pd.DataFrame, run: Path, notes: list[str]) -> Path:
+def write_outputs(output: Path, table: pd.DataFrame, run: Path, notes: list[str],
+                  ood: dict[str, Any] | None = None) -> Path:
     """Write the predictions table and its sidecar; returns the sidecar's path."""
     from brainage.evaluation.predictions import write_predictions
 
     write_predictions(output, table)
     sidecar = sidecar_path(output)
-    write_json(sidecar, report(table, run, notes))
+    write_json(sidecar, report(table, run, notes, ood))
     return sidecar

@@ -31,8 +31,8 @@ from brainage.inference.stacking import STACK_JSON, combine
 from brainage.models import BrainAgeModel, load_model
 from brainage.preprocessing.prepared import is_prepared, open_prepared
 
-OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "predicted_age", "gap", "sex",
-                  "site", "group")
+OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "age_source", "predicted_age",
+                  "gap", "sex", "site", "group")
 
 
 @dataclass
@@ -53,7 +53,10 @@ class Predictor:
             in library versions (with a warning).
         notes: What the predictions lack and why (no bias correction in the run, subjects
             without a participants.tsv row, ...); each was also warned about.
-        input_shape: Spatial shape of the training arrays.
+        input_shape: Spatial shape of the training arrays (other shapes are refused).
+        ood_reference: The run's training-data reference for out-of-distribution scores
+            (:mod:`brainage.inference.ood`), or None for a run trained without one.
+        member_names: Member folder names of `stage1` (keys of the reference).
         members: A stack's member predictors (empty otherwise).
         combiner: A stack's ``stack.json`` (weights, intercept), or None.
     """
@@ -70,6 +73,8 @@ class Predictor:
     allow_library_drift: bool = False
     notes: list[str] = field(default_factory=list)
     input_shape: list[int] | None = None
+    ood_reference: Any = None
+    member_names: list[str] = field(default_factory=list)
     members: list[Predictor] = field(default_factory=list)
     combiner: dict[str, Any] | None = None
 
@@ -94,30 +99,40 @@ class Predictor:
                        batch_size, device, allow_library_drift, extras.notes,
                        input_shape=info.input_shape, members=members,
                        combiner=rf.read_json(run / STACK_JSON))
+        names = info.members
         if info.kind == "cascade":
-            stage1 = _members(run / info.stages["stage1"])
-            stage2 = _members(run / info.stages["stage2"])
+            stage1, names = _members(run / info.stages["stage1"])
+            stage2, _ = _members(run / info.stages["stage2"])
         elif info.kind == "encoder":  # encoder + the linear read-out `brainage probe` fitted
             from brainage.inference.encoders import load_member
 
             stage1, stage2 = [load_member(run / m, readout=True) for m in info.members], []
         else:
             stage1, stage2 = [load_age_member(run / m) for m in info.members], []
+        reference, note = _ood_reference(run, info)
+        if note is not None:
+            warnings.warn(note, outputs.NoteWarning, stacklevel=2)
+            extras.notes.append(note)
         return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
                    extras.intervals, batch_size, device, allow_library_drift, extras.notes,
-                   input_shape=info.input_shape)
+                   input_shape=info.input_shape, ood_reference=reference, member_names=names)
 
     # ------------------------------------------------------------------ inputs
     def predict(self, inputs: str | Path | Sequence[str | Path],
-                cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
-        """Predict any kind of input: NIfTI files, one prepared folder, or one cohort source.
+                cohort: Cohort | str | Path | None = None,
+                dicom_series: str | None = None) -> pd.DataFrame:
+        """Predict any kind of input: NIfTI files or DICOM folders, one prepared folder, or
+        one cohort source.
 
-        Raw scans (files or a BIDS/table cohort) are preprocessed with the run's own spec; a
-        prepared folder must have been prepared with it.
+        Raw scans (files, DICOM folders or a BIDS/table cohort) are preprocessed with the
+        run's own spec; a prepared folder must have been prepared with it.
 
         Args:
-            inputs: NIfTI paths, or a single prepared folder or cohort source.
+            inputs: NIfTI paths and DICOM folders, or a single prepared folder or cohort
+                source.
             cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``.
+            dicom_series: The series of every DICOM folder to use (SeriesNumber or UID);
+                default the T1w one (:func:`brainage.data.dicom.pick_series`).
 
         Returns:
             One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
@@ -128,14 +143,20 @@ class Predictor:
 
         if isinstance(inputs, PreparedCohort):  # e.g. OpenBHB arrays opened with a mask
             return self.predict_prepared(inputs, cohort)
+        from brainage.data.dicom import is_dicom_folder
+
         items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-        nifti = [p for p in items if p.name.endswith((".nii", ".nii.gz"))]
-        if nifti and len(nifti) == len(items):
-            return self.predict_files(nifti)
+        raw = [p for p in items if p.name.endswith((".nii", ".nii.gz")) or is_dicom_folder(p)]
+        if raw and len(raw) == len(items):
+            return self.predict_files(raw, dicom_series)
+        if dicom_series is not None:
+            raise InputError(f"--dicom-series {dicom_series} was given, but the inputs are "
+                             "not DICOM folders. Fix: drop --dicom-series.")
         if len(items) != 1:
             raise InputError(
-                f"got {len(items)} inputs of mixed kinds; expected NIfTI files only, or one "
-                "prepared folder or cohort source. Fix: call predict once per cohort.")
+                f"got {len(items)} inputs of mixed kinds; expected NIfTI files or DICOM "
+                "folders only, or one prepared folder or cohort source. Fix: call predict "
+                "once per cohort.")
         if is_prepared(items[0]):
             return self.predict_prepared(items[0], cohort)
         if is_openbhb(items[0]):  # already preprocessed arrays: opened as the run's were
@@ -171,17 +192,25 @@ class Predictor:
         rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in errors])
         return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
-    def predict_files(self, paths: Sequence[str | Path]) -> pd.DataFrame:
-        """Preprocess raw NIfTI files with the run's spec, then predict (age unknown)."""
+    def predict_files(self, paths: Sequence[str | Path], dicom_series: str | None = None
+                      ) -> pd.DataFrame:
+        """Preprocess raw NIfTI files or DICOM folders with the run's spec, then predict.
+
+        Ages are unknown, except for DICOM series whose header gives them (PatientAge,
+        PatientSex; ``age_source`` says so).
+        """
         rows = [{"participant_id": _entity(p, "sub") or Path(p).name.split(".")[0],
-                 "session": _entity(p, "ses"), "path": str(p)} for p in paths]
+                 "session": _entity(p, "ses"), "path": str(p), "dicom_series": dicom_series}
+                for p in paths]
         return self.predict_raw(pd.DataFrame(rows))
 
     def predict_cohort(self, source: str | Path) -> pd.DataFrame:
         """Read a cohort (BIDS, table, folder), preprocess each scan, predict.
 
         Like ``prepare``, a scan with a bad image is a row with its error, not a reason to
-        refuse the cohort (images are checked scan by scan, by the same header rules).
+        refuse the cohort (images are checked scan by scan, by the same header rules). A
+        ``path`` may be a DICOM folder (its series in a ``dicom_series`` column, else the
+        T1w one); its header fills an age or sex the table leaves empty.
         """
         from brainage.data.sources import read_cohort
 
@@ -190,7 +219,8 @@ class Predictor:
         return self.predict_raw(report.cohort.table)
 
     def predict_raw(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Rows with a raw image ``path`` (+ age, sex, ...): preprocess in memory, predict.
+        """Rows with a raw image ``path`` (+ age, sex, ``dicom_series``, ...): preprocess in
+        memory, predict. DICOM headers fill the ages and sexes the rows lack.
 
         A scan whose preprocessing fails stays in the output, in input order, with
         ``predicted_age`` n/a and the reason in ``error`` (one warning names them all).
@@ -212,7 +242,7 @@ class Predictor:
                                     and c not in ("qc_flags", "error")])
         out["predicted_age"] = self._combine(P)
         out["gap"] = out["predicted_age"] - out["age"]
-        self._finish(out)
+        self._finish(out, None)
         return out
 
     # ------------------------------------------------------------------ core
@@ -233,7 +263,7 @@ class Predictor:
             out["predicted_age"] = self._combine(P)
             out["gap"] = out["predicted_age"] - out["age"]
             out["qc_flags"] = data.get("qc_flags", pd.NA)
-            self._finish(out)
+            self._finish(out, data)
             return out
         preds = np.stack([self._predict(m, data) for m in self.stage1])  # (M, N)
         if self.stage2:
@@ -245,20 +275,33 @@ class Predictor:
         if len(preds) > 1:
             out["ensemble_sd"] = preds.std(axis=0)
         out["qc_flags"] = data.get("qc_flags", pd.NA)
-        self._finish(out)
+        self._finish(out, data)
         return out
 
-    def _finish(self, out: pd.DataFrame) -> None:
-        """Bias-corrected columns, the interval and the out-of-distribution flags."""
+    def _combine(self, P: np.ndarray) -> np.ndarray:
+        assert self.combiner is not None
+        return combine(P, self.combiner)
+
+    def _finish(self, out: pd.DataFrame, data: pd.DataFrame | None) -> None:
+        """Bias-corrected columns, the interval and the out-of-distribution flags/scores."""
         self._correct(out)
         if self.intervals is not None:
             out["interval_low"], out["interval_high"] = self.intervals.predict_interval(
                 out["predicted_age"])
         out["ood"] = self.ood_flags(out["age"])
+        if data is not None:
+            self._ood_scores(out, data)
 
     def _combine(self, P: np.ndarray) -> np.ndarray:
         assert self.combiner is not None
         return combine(P, self.combiner)
+
+    def _ood_scores(self, out: pd.DataFrame, data: pd.DataFrame) -> None:
+        """OOD scores (with a reference) and ``ood_flags`` (:func:`ood.add_columns`)."""
+        from brainage.inference import ood
+
+        models = dict(zip(self.member_names, self.stage1, strict=True))
+        ood.add_columns(out, data, self.ood_reference, models, self.batch_size, self.device)
 
     def check_shapes(self, data: pd.DataFrame) -> None:
         """Refuse arrays of another shape than the run was trained on (``run.json``)."""
@@ -289,6 +332,12 @@ class Predictor:
         out["corrected_age"] = self.bias.transform(out["age"], out["predicted_age"])
         out["corrected_gap"] = out["corrected_age"] - out["age"]
 
+    def ood_info(self) -> dict[str, Any]:
+        """What the OOD columns were computed against (recorded in the sidecar)."""
+        from brainage.inference import ood
+
+        return ood.describe(self.ood_reference, self.training_range)
+
     def ood_flags(self, age: pd.Series) -> pd.Series:
         """``age_out_of_range`` where a known age lies outside the training range."""
         lo, hi = self.training_range
@@ -307,9 +356,23 @@ def _array_shape(item: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _members(stage_dir: Path) -> list[BrainAgeModel]:
+def _members(stage_dir: Path) -> tuple[list[BrainAgeModel], list[str]]:
     info = rf.read_run_info(stage_dir)
-    return [load_model(stage_dir / m) for m in info.members]
+    return [load_model(stage_dir / m) for m in info.members], info.members
+
+
+def _ood_reference(run: Path, info: rf.RunInfo) -> tuple[Any, str | None]:
+    """The OOD reference of the run (a cascade: of stage 1), or None and a note."""
+    from brainage.inference.ood import REFERENCE_JSON, load_reference
+
+    folder = run / info.stages["stage1"] if info.kind == "cascade" else run
+    reference = load_reference(folder)
+    if reference is not None:
+        return reference, None
+    return None, (f"run {run} has no {REFERENCE_JSON} (trained before brainage stored one, "
+                  "or a pretrained encoder), so the predictions have no embedding_distance "
+                  "and intensity_z; the training age range and QC flags are still checked "
+                  "(column 'ood_flags')")
 
 
 def load_age_member(folder: Path) -> BrainAgeModel | ClassicalModel:
@@ -328,15 +391,16 @@ def _preprocess_rows(table: pd.DataFrame, spec: Any
     Raises:
         BrainAgeError: no scan could be preprocessed (every reason listed).
     """
+    from brainage.data.scans import row_source, with_header_demographics
     from brainage.preprocessing.antsio import deterministic_itk
     from brainage.preprocessing.pipeline import preprocess_scan
 
     deterministic_itk()  # the same scan gives the same prediction, run after run
-    data = table.reset_index(drop=True).copy()
+    data = with_header_demographics(table.reset_index(drop=True))
     images, tissues, dets, flags, failed, errors = [], [], [], [], [], []
-    for i, path in enumerate(data["path"]):
+    for i, row in data.iterrows():
         try:
-            result = preprocess_scan(path, spec)
+            result = preprocess_scan(row_source(row), spec)
         except BrainAgeError as exc:
             failed.append(i)
             errors.append(f"preprocessing failed: {exc}")

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from brainage.data.cohort import Cohort, bids_label
+from brainage.data.dicom import series_text
 from brainage.errors import InputError
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey, key_of
@@ -119,7 +120,7 @@ def select_scans(
 def _task(row: pd.Series) -> dict[str, Any]:
     key = key_of(row)
     return {"participant_id": key.participant_id, "session": key.session, "run": key.run,
-            "path": str(row["path"])}
+            "path": str(row["path"]), "dicom_series": series_text(row.get("dicom_series"))}
 
 
 def _check_unique(rows: pd.DataFrame) -> list[ScanKey]:

@@ -49,24 +49,39 @@ class Conformed:
 
 def load_image(source: str | os.PathLike[str] | nib.spatialimages.SpatialImage,
                name: str | None = None) -> Any:
-    """Open a NIfTI file with nibabel (or pass an image through).
+    """Open a scan: a NIfTI file, a DICOM folder (converted), or a nibabel image as it is.
 
-    The header is checked first by the rules ``cohort check`` uses
-    (:func:`brainage.data.headers.check_scan`): a file whose header promises more data than
-    it holds, or an absurd size, is refused before any voxel is read.
+    This is the one place a raw scan is opened (prepare, predict and explain all come
+    here through :func:`brainage.preprocessing.pipeline.preprocess`). A DICOM folder (or
+    a :class:`~brainage.data.dicom.DicomScan` naming its series) is converted with
+    dcm2niix into memory (:mod:`brainage.data.dicom_convert`). A NIfTI header is checked
+    first by the rules ``cohort check`` uses (:func:`brainage.data.headers.check_scan`):
+    a file whose header promises more data than it holds, or an absurd size, is refused
+    before any voxel is read.
 
     Args:
-        source: A path, or a nibabel image (returned as it is).
+        source: A path, a ``DicomScan``, or a nibabel image (returned as it is).
         name: How messages name the scan (default: the path).
 
     Raises:
-        BrainAgeError: missing, unreadable, truncated or unusable file.
+        BrainAgeError: missing, unreadable, truncated or unusable file; a DICOM folder
+            with no or an ambiguous T1w series, or one dcm2niix cannot convert.
     """
     import nibabel as nib
 
+    from brainage.data.dicom import DicomScan, is_dicom_folder
+
     if not isinstance(source, (str, os.PathLike)):
         return source
+    if isinstance(source, DicomScan) or is_dicom_folder(source):
+        from brainage.data.dicom_convert import load_dicom
+
+        return load_dicom(source, getattr(source, "series", None))
     p = Path(source)
+    if p.is_dir():
+        raise InputError(f"{p}: a folder with no DICOM file; expected a NIfTI image or a "
+                         "folder of DICOM files. Fix: give the scan's NIfTI file or the "
+                         "folder of its DICOM series.")
     if not p.is_file():
         raise NotFoundError(f"{p}: image not found. Fix: check the path in the cohort table.")
     check_scan(p, name)

@@ -60,7 +60,7 @@ def process_scan(root: str, spec_dict: dict[str, Any], task: dict[str, Any]) -> 
             return {**record, "status": DONE_ELSEWHERE}
         record["itk_threads"] = int(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", 0))
         try:
-            record.update(_prepare_one(store, key, task["path"]))
+            record.update(_prepare_one(store, key, task["path"], task.get("dicom_series")))
         except Exception as exc:  # recorded per scan; the cohort run carries on
             user = isinstance(exc, BrainAgeError)
             record.update(status="failed", flags=[], error=error_text(exc),
@@ -80,7 +80,9 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {one_line(exc)}"
 
 
-def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
+def _prepare_one(store: CacheStore, key: ScanKey, path: str, series: str | None = None
+                 ) -> dict[str, Any]:
+    from brainage.data.dicom import scan_source
     from brainage.preprocessing.pipeline import preprocess
 
     if path.endswith(".npy"):
@@ -88,7 +90,7 @@ def _prepare_one(store: CacheStore, key: ScanKey, path: str) -> dict[str, Any]:
             f"{path}: already a preprocessed array; `brainage prepare` needs raw NIfTI scans. "
             "Fix: use the arrays directly for training, or give the raw T1w images."
         )
-    result = preprocess(path, store.spec, name=f"{key.stem} ({path})")
+    result = preprocess(scan_source(path, series), store.spec, name=f"{key.stem} ({path})")
     array = store.write_array(key, result.array)
     files = derivatives.write_scan(store.root, key, store.spec, result.array, result.mask,
                                    result.qc, path, tissues=result.tissues)

@@ -27,6 +27,7 @@ from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import augmentation
 from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
+from brainage.inference.ood_fit import write_reference
 from brainage.models import BrainAgeModel, load_model, save_model
 from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
@@ -172,6 +173,10 @@ def _train_started(run: Path, config: TrainConfig,
     if global_rank() == 0 and len(models) == the_splits.n_folds * config.repeats:
         preds = [fold_predictions(m, table, the_splits, k, config.batch_size)
                  for k, m in models]
+        names = rf.member_names(the_splits.n_folds, config.repeats)  # order of `models`
+        write_reference(run, [(name, m, the_splits.folds[k].get("train", []))
+                              for name, (k, m) in zip(names, models, strict=True)],
+                        table, config.batch_size)
         finish_run(run, config, prepared, the_splits, table, preds,
                    synthetic=None if mix is None else mix.summary(),
                    init_from=None if init is None else init.record)
