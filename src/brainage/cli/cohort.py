@@ -48,8 +48,8 @@ def check(
     try:
         report = read_cohort(
             source, format=format, participant_labels=participant_labels(participant_label),
-            sex_codes=sex_codes, require_site=require_site, check_images=check_images, modality=modality,
-            image_dir=image_dir,
+            sex_codes=sex_codes, require_site=require_site, check_images=check_images,
+            modality=modality, image_dir=image_dir, require_scans=True,
         )
         if write is not None:
             report.cohort.to_tsv(write)
@@ -63,6 +63,8 @@ def _print_report(report: CohortReport, written: Path | None) -> None:
     typer.echo(report.cohort.format_summary())
     for note in report.notes:
         typer.echo(f"  note: {note}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo("problems: 0")
     if written is not None:
         typer.echo(f"wrote {written}")

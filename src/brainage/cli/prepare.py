@@ -76,6 +76,8 @@ def prepare(
         report = read_cohort(source, format=format, check_images=False)
         for note in report.notes:
             typer.echo(f"note: {note}")
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         summary = brainage.prepare(
             report.cohort, out, spec_file, jobs=jobs,
             shard=parse_shard(shard) if shard else None, participant_labels=labels or None,
