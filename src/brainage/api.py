@@ -347,47 +347,18 @@ def report(source: PathLike, output: PathLike, **options: Any) -> Path:
     return write_report(source, output, **options)
 
 
+
 def bids_participant(bids_dir: PathLike, output_dir: PathLike, model: PathLike | None = None,
                      participant_labels: Sequence[str] | None = None, **options: Any) -> Any:
-    """BIDS-App participant level: prepare, predict and explain each subject into
-    ``output_dir/sub-<label>/`` (parallel processes into one folder are safe).
+    """BIDS-App participant level (:func:`brainage.bidsapp.bids_participant`)."""
+    from brainage.bidsapp import bids_participant as _participant
 
-    Args:
-        bids_dir: The BIDS dataset.
-        output_dir: The derivatives folder (shared by every participant-level process).
-        model: A run folder of :func:`train`; default the bundled model (none yet).
-        participant_labels: Only these participants (with or without ``sub-``).
-        **options: Fields of :class:`brainage.bidsapp.participant.Options` (``explain``,
-            ``method``, ``steps``, ``device``, ``batch_size``, ``threads``).
-
-    Returns:
-        A :class:`~brainage.bidsapp.participant.ParticipantSummary` (``.format()``).
-    """
-    from brainage.bidsapp import resolve_model
-    from brainage.bidsapp.participant import Options, run_participants
-    from brainage.data.sources import read_cohort
-
-    run = resolve_model(model)
-    report = read_cohort(bids_dir, format="bids", participant_labels=participant_labels,
-                         check_images=False)  # a bad image fails its subject alone
-    summary = run_participants(Path(bids_dir), Path(output_dir), run, report.cohort,
-                               Options(**options))
-    summary.notes[:0] = report.notes
-    return summary
+    return _participant(bids_dir, output_dir, model, participant_labels, **options)
 
 
 def bids_group(bids_dir: PathLike, output_dir: PathLike,
                participant_labels: Sequence[str] | None = None, **evaluate: Any) -> Any:
-    """BIDS-App group level: collate the subjects' predictions, evaluate (bias correction
-    fitted on controls with ``fit_on="group==control"``) and report into ``output_dir/group``.
+    """BIDS-App group level (:func:`brainage.bidsapp.bids_group`)."""
+    from brainage.bidsapp import bids_group as _group
 
-    Options are those of :func:`evaluate` (``fit_on``, ``method``, ``correction``,
-    ``per_site``, ``n_boot``, ``seed``, ``reference``). Returns a
-    :class:`~brainage.bidsapp.group.GroupSummary` (``.format()``).
-    """
-    from brainage.bidsapp.group import run_group
-    from brainage.data.sources import read_cohort
-
-    cohort = read_cohort(bids_dir, format="bids", participant_labels=participant_labels,
-                         check_images=False).cohort
-    return run_group(Path(output_dir), cohort, participant_labels, **evaluate)
+    return _group(bids_dir, output_dir, participant_labels, **evaluate)

@@ -108,10 +108,16 @@ def test_a_failing_subject_leaves_nothing_and_others_finish(dataset, tmp_path):
     shutil.copytree(bids, copy, ignore=shutil.ignore_patterns("derivatives"))
     bad = next((copy / "sub-002" / "anat").glob("*_T1w.nii.gz"))
     bad.write_bytes(b"not a nifti")
+    participants = copy / "participants.tsv"
+    columns = participants.read_text().splitlines()[0].count("\t")
+    with participants.open("a") as f:  # listed, no scan: a warning, the run goes on
+        f.write("sub-099" + "\tn/a" * columns + "\n")
     out = tmp_path / "out"
-    summary = brainage.bids_participant(copy, out, run, ["001", "002"], explain=False,
+    summary = brainage.bids_participant(copy, out, run, ["001", "002", "099"], explain=False,
                                         threads=1, device="cpu")
     assert summary.done == ["sub-001"] and [s for s, _ in summary.failed] == ["sub-002"]
+    (warning,) = summary.warnings
+    assert "sub-099 (row 6)" in warning and "have no scan (left out)" in warning
     assert "preprocessing failed" in summary.failed[0][1]
     assert not (out / "sub-002").exists() and _leftovers(out) == []
     assert not list((out / "sub-001" / "anat").glob("*saliency*"))  # --no-explain

@@ -34,6 +34,7 @@ class GroupSummary:
     scans: int = 0
     evaluation: Any = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         """A short report for the terminal."""
@@ -43,6 +44,7 @@ class GroupSummary:
                  f"{self.folder / 'predictions.tsv'}"]
         if self.evaluation is not None:
             lines += [format_summary(self.evaluation), f"report {self.folder / 'report.html'}"]
+        lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

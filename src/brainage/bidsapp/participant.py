@@ -33,6 +33,7 @@ class ParticipantSummary:
     busy: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         """A short report for the terminal."""
@@ -42,6 +43,7 @@ class ParticipantSummary:
         lines += [f"  done    {s}" for s in self.done]
         lines += [f"  busy    {s}: being processed by {who}" for s, who in self.busy]
         lines += [f"  failed  {s}: {err}" for s, err in self.failed]
+        lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  note: {n}" for n in dict.fromkeys(self.notes)]
         return "\n".join(lines)
 
