@@ -86,12 +86,18 @@ def test_two_participant_processes_then_group(dataset, tmp_path):
             if line.strip().startswith("done ")]
     assert sorted(done) == [f"sub-{lab}" for lab in LABELS], logs
 
+    # fitting on the 2 controls is refused (20 needed): clear error, no group folder at all
+    result = CliRunner().invoke(app, [str(bids), str(out), "group", "--n-boot", "20",
+                                      "--fit-on", "group==control"])
+    assert result.exit_code == 2 and "fit the bias correction on 2 subject(s)" in result.output
+    assert not (out / "group").exists() and _leftovers(out) == []
     result = CliRunner().invoke(app, [str(bids), str(out), "group", "--n-boot", "20"])
     assert result.exit_code == 0, result.output
     group = pd.read_csv(out / "group" / "predictions.tsv", sep="\t")
     assert sorted(group["participant_id"]) == [f"sub-{lab}" for lab in LABELS]
     assert set(json.loads((out / "group" / "predictions.json").read_text())) == set(group)
     assert (out / "group" / "evaluation" / "metrics.json").is_file()
+    assert "Wrote " in result.output and str(out / "group" / "evaluation") in result.output
     assert (out / "group" / "report.html").stat().st_size > 10_000
     assert _leftovers(out) == []
 

@@ -121,8 +121,11 @@ def ensure_description(out: Path, bids_dir: Path, run: Path, spec_hash: str) -> 
             os.link(tmp, path)
         except FileExistsError:
             pass  # another process linked first: check its file below
+        except OSError:  # no hard links here: replace (every writer writes the same text)
+            if not path.exists():
+                os.replace(tmp, path)
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
     check_description(out, run, spec_hash)
     return path
 
