@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 import typer
 
-from brainage.data.cohort import bids_label
-from brainage.errors import InputError
+from brainage.errors import InputError  # light: `brainage --help` imports this module
 
 #: Both spellings: ours and the BIDS Apps specification's.
 LABEL_FLAGS: tuple[str, ...] = ("--participant-label", "--participant_label")
@@ -69,7 +68,7 @@ def participant_labels(values: Sequence[str] | None) -> list[str] | None:
         for part in re.split(r"[,\s]+", str(item)):
             if not part:
                 continue
-            label = bids_label(part)
+            label = part.removeprefix("sub-")
             if not label or not _LABEL.match(label):
                 raise InputError(
                     f"--participant-label: got {part!r}; expected a participant label such "
