@@ -103,3 +103,10 @@ def test_prediction_and_the_run_format_load_no_lightning():
 def test_import_brainage_is_light():
     loaded = _loaded_after("import brainage")
     assert not {"torch", "lightning", "ants", "nibabel", "pandas"} & loaded
+
+
+
+def test_the_command_line_loads_no_pandas():
+    """``brainage --help`` stays instant: the argv rewrite (labels, BIDS App) is light too."""
+    loaded = _loaded_after("import brainage.cli.main")
+    assert not {"torch", "pandas", "numpy", "nibabel"} & loaded

@@ -37,7 +37,8 @@ _LAZY = {
     "train": "brainage.api", "evaluate": "brainage.api", "explain": "brainage.api",
     "report": "brainage.api", "pretrain": "brainage.api", "probe": "brainage.api",
     "gan_train": "brainage.api", "gan_synthesize": "brainage.api",
-    "gan_change_map": "brainage.api", "Cohort": "brainage.data.cohort",
+    "gan_change_map": "brainage.api", "bids_participant": "brainage.api",
+    "bids_group": "brainage.api", "Cohort": "brainage.data.cohort",
     "Predictor": "brainage.inference.predictor", "BrainAgeError": "brainage.errors",
 }
 

@@ -371,3 +371,20 @@ def report(source: PathLike, output: PathLike, **options: Any) -> Path:
     from brainage.reporting.report import write_report
 
     return write_report(source, output, **options)
+
+
+
+def bids_participant(bids_dir: PathLike, output_dir: PathLike, model: PathLike | None = None,
+                     participant_labels: Sequence[str] | None = None, **options: Any) -> Any:
+    """BIDS-App participant level (:func:`brainage.bidsapp.bids_participant`)."""
+    from brainage.bidsapp import bids_participant as _participant
+
+    return _participant(bids_dir, output_dir, model, participant_labels, **options)
+
+
+def bids_group(bids_dir: PathLike, output_dir: PathLike,
+               participant_labels: Sequence[str] | None = None, **evaluate: Any) -> Any:
+    """BIDS-App group level (:func:`brainage.bidsapp.bids_group`)."""
+    from brainage.bidsapp import bids_group as _group
+
+    return _group(bids_dir, output_dir, participant_labels, **evaluate)

@@ -48,6 +48,8 @@ class Problem:
         value: The offending value, if there is one.
         row: 1-based data row number in a table (header excluded), if any.
         column: Column name in a table, if any.
+        participant: The participant the row (or file) describes, if known.
+        session: Its session, if any.
     """
 
     where: str
@@ -56,11 +58,16 @@ class Problem:
     value: object = None
     row: int | None = None
     column: str | None = None
+    participant: str | None = None
+    session: str | None = None
 
     def __str__(self) -> str:
         loc = str(self.where)
         if self.row is not None:
             loc += f", row {self.row}"
+        who = " ".join(str(v) for v in (self.participant, self.session) if v)
+        if who:
+            loc += f" ({who})"
         if self.column is not None:
             loc += f", column '{self.column}'"
         got = "" if self.value is None else f"got {self.value!r}; "

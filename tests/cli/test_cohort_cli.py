@@ -25,7 +25,7 @@ def bids(tmp_path) -> Path:
         _nifti(root / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz")
     (root / "participants.tsv").write_text(
         "participant_id\tage\tsex\tsite\n"
-        "sub-01\t20\tF\tA\nsub-02\t40\tM\tB\nsub-03\t60\tF\tA\nsub-04\t70\tM\tB\n"
+        "sub-01\t20\tF\tA\nsub-02\t40\tM\tB\nsub-03\t60\tF\tA\n"
     )
     return root
 
@@ -43,9 +43,28 @@ def test_success_prints_summary_and_writes_the_table(bids, tmp_path):
     assert "scans 3, subjects 3" in result.stdout
     assert "age range 20.0-60.0 y, mean 40.0, SD 20.0" in result.stdout
     assert "per site: A: 2, B: 1" in result.stdout and "problems: 0" in result.stdout
-    assert "note: 1 participant(s) without a T1w image" in result.stdout
+    assert "warning" not in result.output
     lines = out.read_text().splitlines()
     assert len(lines) == 4 and lines[0].startswith("participant_id\tsession\trun\tpath")
+
+
+def test_listed_participant_without_image_fails_check(bids, tmp_path):
+    with (bids / "participants.tsv").open("a") as f:
+        f.write("sub-04\t70\tM\tB\n")
+    out = tmp_path / "cohort.tsv"
+    result = _check(str(bids), "--write", str(out))
+    assert result.exit_code == 2 and not out.exists()
+    assert "participants.tsv, row 4 (sub-04), column 'participant_id'" in result.stderr
+    assert "expected a T1w image for every listed participant" in result.stderr
+
+
+def test_subject_without_row_is_a_warning_and_kept(bids):
+    _nifti(bids / "sub-05" / "anat" / "sub-05_T1w.nii.gz")
+    result = _check(str(bids))
+    assert result.exit_code == 0, result.output
+    assert "scans 4, subjects 4" in result.stdout
+    assert "warning: 1 participant(s) with a T1w image but no row in participants.tsv" \
+        in result.stderr and "sub-05" in result.stderr
 
 
 def test_failure_lists_every_problem_exits_2_and_writes_nothing(bids, tmp_path):
@@ -57,8 +76,9 @@ def test_failure_lists_every_problem_exits_2_and_writes_nothing(bids, tmp_path):
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "5 problem(s)" in result.stderr
-    for text in ("row 1, column 'age': got 'abc'", "row 2, column 'age': got '150'",
-                 "row 2, column 'sex': got 'Q'", "4 volumes", "'site' column"):
+    for text in ("row 1 (sub-01), column 'age': got 'abc'",
+                 "row 2 (sub-02), column 'age': got '150'", "row 2 (sub-02), column 'sex': got 'Q'",
+                 "sub-03_T1w.nii.gz (sub-03): got", "4 volumes", "'site' column"):
         assert text in result.stderr
     assert not out.exists() and list(tmp_path.glob("*.tsv")) == []
 
@@ -108,12 +128,12 @@ def _zero_zoom(path: Path) -> None:
 
 T1 = Path("sub-02") / "anat" / "sub-02_T1w.nii.gz"
 INVALID = {
-    "age not a number": (lambda r: _participants(r, age="abc"), "row 2, column 'age': got 'abc'"),
+    "age not a number": (lambda r: _participants(r, age="abc"), "row 2 (sub-02), column 'age': got 'abc'"),
     "age too high": (lambda r: _participants(r, age="150"), "got '150'; expected a number"),
     "negative age": (lambda r: _participants(r, age="-3"), "got '-3'; expected a number"),
     "unknown sex": (lambda r: _participants(r, sex="U"), "column 'sex': got 'U'"),
     "numeric sex": (lambda r: _participants(r, sex="1"), "--sex-codes"),
-    "missing site": (lambda r: _participants(r, site="n/a"), "row 2, column 'site'"),
+    "missing site": (lambda r: _participants(r, site="n/a"), "row 2 (sub-02), column 'site'"),
     "not a NIfTI": (lambda r: (r / T1).write_text("text"), "expected a readable NIfTI image"),
     "4D image": (lambda r: _nifti(r / T1, shape=(9, 10, 8, 2)), "2 volumes"),
     "zero voxel size": (lambda r: _zero_zoom(r / T1), "voxel sizes (0.0, 1.0, 1.0)"),
@@ -140,4 +160,4 @@ def test_missing_image_in_a_table(tmp_path):
     out = tmp_path / "written.tsv"
     result = _check(str(tmp_path / "t.tsv"), "--write", str(out))
     assert result.exit_code == 2 and not out.exists()
-    assert f"t.tsv, row 2, column 'path': got '{tmp_path / 'b.nii.gz'}'" in result.stderr
+    assert f"t.tsv, row 2 (b), column 'path': got '{tmp_path / 'b.nii.gz'}'" in result.stderr

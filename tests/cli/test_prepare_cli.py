@@ -152,3 +152,25 @@ def test_ctrl_c_with_worker_processes_leaves_no_traceback(tmp_path):
         pytest.skip("every scan finished before the interrupt")
     assert proc.returncode == 130 and "Traceback" not in text, text
     assert "interrupted: kept" in text and "running the same command again" in text
+
+
+def test_bids_cohort_problems_are_warnings_and_the_run_continues(tmp_path):
+    import shutil
+
+    bids = tmp_path / "bids"
+    for label, seed in (("01", 1), ("02", 2)):
+        write_nifti(bids / f"sub-{label}" / "anat" / f"sub-{label}_T1w.nii.gz", blob(seed=seed))
+    shutil.copytree(bids / "sub-02", bids / "sub-03")  # a subject with no participants.tsv row
+    (bids / "sub-03" / "anat" / "sub-02_T1w.nii.gz").rename(
+        bids / "sub-03" / "anat" / "sub-03_T1w.nii.gz")
+    (bids / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\nsub-02\t40\n"
+                                           "sub-09\t50\n")
+    from brainage.cli.main import app  # its argv rewrite takes labels after one flag
+
+    res = CliRunner().invoke(app, ["prepare", str(bids), str(tmp_path / "out"), "--grid",
+                                   "8mm:20x24x18", "--no-progress", "--participant-label",
+                                   "01", "sub-03"])
+    assert res.exit_code == 0, res.output
+    assert "of 2 selected" in res.stdout
+    assert "warning: 1 participant(s) listed in" in res.stderr and "sub-09 (row 3)" in res.stderr
+    assert "no row in participants.tsv" in res.stderr and "sub-03" in res.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from brainage.data.bids import parse_entities
-from brainage.data.sources import load_cohort, read_cohort
+from brainage.data.sources import CohortWarning, load_cohort, read_cohort
 from brainage.errors import ValidationError
 
 
@@ -38,16 +38,41 @@ def test_subject_folder_missing_from_participants_is_listed(bids_root, nifti):
     t = report.cohort.table
     assert list(t["participant_id"]) == ["sub-01", "sub-02", "sub-03", "sub-04"]
     assert t["age"].isna().iloc[3] and t["site"].isna().iloc[3]
-    (note,) = [n for n in report.notes if "no row in participants.tsv" in n]
-    assert note.endswith(": sub-04")  # named, not only counted in the summary
+    (warning,) = [w for w in report.warnings if "no row in participants.tsv" in w]
+    assert ": sub-04. Fix: add their rows" in warning  # named, not only counted
+    # the same under cohort check (require_scans): a warning, not an error
+    assert read_cohort(bids_root, require_scans=True).warnings == report.warnings
 
 
-def test_participant_without_image_is_a_note_not_an_error(bids_root, tsv):
+def test_participant_without_image_is_a_warning_for_runs(bids_root, tsv):
     with (bids_root / "participants.tsv").open("a") as f:
         f.write("sub-09\t50\tM\tB\tcontrol\n")
     report = read_cohort(bids_root)
     assert len(report.cohort) == 3
-    assert any("without a T1w image" in n and "sub-09" in n for n in report.notes)
+    (warning,) = report.warnings
+    assert "1 participant(s) listed in" in warning and "sub-09 (row 4)" in warning
+    with pytest.warns(CohortWarning, match=r"sub-09 \(row 4\)"):
+        load_cohort(bids_root)
+
+
+def test_participant_without_image_is_an_error_for_cohort_check(bids_root, tsv):
+    with (bids_root / "participants.tsv").open("a") as f:
+        f.write("sub-09\t50\tM\tB\tcontrol\n")
+    with pytest.raises(ValidationError) as info:
+        read_cohort(bids_root, require_scans=True)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.participant, problem.column) == (4, "sub-09", "participant_id")
+    assert "participants.tsv, row 4 (sub-09), column 'participant_id'" in str(info.value)
+    assert "expected a T1w image" in str(problem) and "Fix: add the image" in str(problem)
+
+
+def test_subject_folder_without_image_or_row_is_a_warning(bids_root):
+    (bids_root / "sub-07" / "func").mkdir(parents=True)
+    for require in (False, True):
+        report = read_cohort(bids_root, require_scans=require)
+        assert len(report.cohort) == 3
+        assert any("subject folder(s) without a T1w image" in w and "sub-07" in w
+                   for w in report.warnings)
 
 
 def test_runs_and_acq_make_distinct_rows(bids_root, nifti):
@@ -142,7 +167,7 @@ def test_missing_site_when_asked_for(bids_root, tsv):
     tsv(bids_root / "participants.tsv", [["participant_id", "age", "site"],
                                          ["sub-01", "30", "A"], ["sub-02", "40", "n/a"]])
     problems = _problems(bids_root, require_site=True)
-    assert {(p.row, p.value) for p in problems} == {(2, None), (None, "sub-03")}
+    assert {(p.row, p.participant) for p in problems} == {(2, "sub-02"), (None, "sub-03")}
     assert all(p.column == "site" for p in problems)
     assert len(load_cohort(bids_root)) == 3  # without the option these are fine
 
@@ -165,3 +190,36 @@ def test_an_empty_dataset_with_a_header_only_participants_tsv(tmp_path, tsv):
     tsv(tmp_path / "participants.tsv", [["participant_id", "age", "sex"]])
     (problem,) = _problems(tmp_path)  # was a pandas merge ValueError
     assert "at least one scan" in problem.expected and "_T1w.nii" in problem.expected
+
+
+def test_every_row_problem_names_its_participant_and_session(bids_root, nifti, tsv):
+    tsv(bids_root / "participants.tsv", [["participant_id", "age", "sex"],
+                                         ["sub-01", "200", "F"], ["sub-02", "40", "Q"],
+                                         ["sub-03", "30", "F"], ["sub-03", "31", "F"]])
+    for ses in ("ses-1", "ses-2"):
+        nifti(bids_root / "sub-01" / ses / "anat" / f"sub-01_{ses}_T1w.nii.gz")
+    tsv(bids_root / "sub-01" / "sub-01_sessions.tsv", [["session_id", "age"],
+                                                       ["ses-1", "abc"], ["ses-2", "31"],
+                                                       ["ses-2", "32"]])
+    named = {(p.where.rsplit("/", 1)[-1], p.row): (p.participant, p.session)
+             for p in _problems(bids_root) if p.row is not None}
+    assert named == {
+        ("participants.tsv", 1): ("sub-01", None), ("participants.tsv", 2): ("sub-02", None),
+        ("participants.tsv", 4): ("sub-03", None),
+        ("sub-01_sessions.tsv", 1): ("sub-01", "ses-1"),
+        ("sub-01_sessions.tsv", 3): ("sub-01", "ses-2")}
+
+
+def test_table_row_problems_name_the_participant(tmp_path, nifti, tsv):
+    nifti(tmp_path / "a.nii.gz")
+    table = tsv(tmp_path / "t.tsv", [["participant_id", "session", "path", "age"],
+                                     ["P1", "ses-A", "a.nii.gz", "x"],
+                                     ["P2", "n/a", "n/a", "40"],
+                                     ["P3", "n/a", "missing.nii.gz", "40"],
+                                     ["P1", "ses-A", "a.nii.gz", "41"]])
+    problems = {p.row: p for p in _problems(table)}
+    assert problems[1].participant == "P1" and problems[1].session == "ses-A"
+    assert problems[2].participant == "P2" and problems[2].column == "path"
+    assert problems[3].participant == "P3" and "missing.nii.gz" in str(problems[3].value)
+    assert problems[4].participant == "P1" and "listed once" in problems[4].expected
+    assert str(problems[1]).startswith(f"{table}, row 1 (P1 ses-A), column 'age'")

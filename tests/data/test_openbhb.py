@@ -46,7 +46,8 @@ def test_per_subject_arrays(per_subject):
     assert list(t["age"]) == [25.5, 19.0] and list(t["sex"]) == ["F", "M"]
     assert list(t["study"]) == ["IXI", "GSP"] and list(t["site"]) == ["3", "7"]
     assert t["path"].iloc[0].endswith(f"train/sub-1001{VBM_SUFFIX}")
-    assert any("sub-1003" in n for n in report.notes)  # listed but no array
+    (warning,) = report.warnings  # listed but no array: named with its row
+    assert "sub-1003 (row 3)" in warning and "have no scan (left out)" in warning
 
 
 def test_wrong_shape_and_modality(per_subject):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from brainage.cli.labels import label_option, participant_labels
 from brainage.errors import BrainAgeError
 
 if TYPE_CHECKING:
@@ -21,10 +22,7 @@ def check(
         None, "--format", help="bids | table | openbhb | tsan (detected when left out; "
         "tsan is never detected)."
     ),
-    participant_label: list[str] | None = typer.Option(
-        None, "--participant-label", help="Keep only these participants (with or without "
-        "'sub-'); repeat the option or separate labels with commas."
-    ),
+    participant_label: list[str] | None = label_option(),
     sex_codes: str | None = typer.Option(
         None, "--sex-codes", help="Numeric sex convention: 0=female | 0=male | "
         "1=male,2=female | 1=female,2=male."
@@ -49,9 +47,9 @@ def check(
 
     try:
         report = read_cohort(
-            source, format=format, participant_labels=participant_label, sex_codes=sex_codes,
-            require_site=require_site, check_images=check_images, modality=modality,
-            image_dir=image_dir,
+            source, format=format, participant_labels=participant_labels(participant_label),
+            sex_codes=sex_codes, require_site=require_site, check_images=check_images,
+            modality=modality, image_dir=image_dir, require_scans=True,
         )
         if write is not None:
             report.cohort.to_tsv(write)
@@ -65,6 +63,8 @@ def _print_report(report: CohortReport, written: Path | None) -> None:
     typer.echo(report.cohort.format_summary())
     for note in report.notes:
         typer.echo(f"  note: {note}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo("problems: 0")
     if written is not None:
         typer.echo(f"wrote {written}")

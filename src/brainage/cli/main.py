@@ -8,13 +8,44 @@ libraries (torch, nibabel, ...) inside its function body, so ``brainage --help``
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from brainage import __version__
+from brainage.cli.labels import LEVELS, expand_label_args
 from brainage.errors import BrainAgeError
 
+#: The subcommand the BIDS-App form ``brainage BIDS_DIR OUTPUT_DIR LEVEL`` routes to.
+BIDS_APP = "bids-app"
+
+
+def route_args(args: list[str], commands: set[str]) -> list[str]:
+    """The command line as the subcommands read it.
+
+    ``brainage BIDS_DIR OUTPUT_DIR participant|group ...`` (a first argument that is an
+    existing folder, not a command, followed by a level) becomes ``brainage bids-app ...``;
+    space-separated participant labels become one flag each (:mod:`brainage.cli.labels`).
+    """
+    args = expand_label_args(args)
+    first = args[0] if args else ""
+    if (len(args) >= 3 and first not in commands and not first.startswith("-")
+            and args[2] in LEVELS and Path(first).is_dir()):
+        args = [BIDS_APP, *args]
+    return args
+
+
+class BrainageGroup(TyperGroup):
+    """The top-level command group: rewrites the command line before dispatch."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]  # click's signature
+        """Route the BIDS-App form and expand labels, then parse as usual."""
+        return super().parse_args(ctx, route_args(list(args), set(self.commands)))
+
+
 app = typer.Typer(
+    cls=BrainageGroup,
     name="brainage",
     help="Brain age and brain-age gap from T1-weighted MRI.",
     no_args_is_help=True,
@@ -35,12 +66,17 @@ def main(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Brain age and brain-age gap from T1-weighted MRI."""
+    """Brain age and brain-age gap from T1-weighted MRI.
+
+    BIDS App form: brainage BIDS_DIR OUTPUT_DIR participant|group [options] (see
+    brainage bids-app --help).
+    """
 
 
 def _register() -> None:
     # One line per command module; each module exposes `register(app)`.
     from brainage.cli import (
+        bids_app,
         cohort,
         config,
         evaluate,
@@ -58,7 +94,7 @@ def _register() -> None:
     )
 
     for module in (simulate, cohort, split, prepare, models, config, train, pretrain, probe,
-                   gan, predict, evaluate, explain, report):
+                   gan, predict, evaluate, explain, report, bids_app):
         module.register(app)
 
 

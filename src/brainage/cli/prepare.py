@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from brainage.cli.labels import label_option, participant_labels
 from brainage.errors import BrainAgeError
 
 
@@ -57,10 +58,7 @@ def prepare(
     shard: str | None = typer.Option(
         None, "--shard", help="Process shard i of N (1-based), e.g. 3/8, for array jobs."
     ),
-    participant_label: list[str] | None = typer.Option(
-        None, "--participant-label", help="Only these participants, without 'sub-'; repeat "
-        "the option or separate labels with commas."
-    ),
+    participant_label: list[str] | None = label_option(),
     format: str | None = typer.Option(None, "--format", help="Cohort format (detected)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
 ) -> None:
@@ -76,15 +74,17 @@ def prepare(
     from brainage.preprocessing import parse_shard
     from brainage.preprocessing.runner import PrepareInterrupted
 
-    labels = [lab for item in participant_label or [] for lab in item.split(",") if lab]
     options = {} if spec_file is not None else {
         "grid": grid, "n4": n4, "skullstrip": skullstrip, "nonlinear": nonlinear,
         "normalisation": normalisation, "tissues": tissues}
     try:
+        labels = participant_labels(participant_label)
         # headers are checked per scan by the pipeline, so one bad image fails alone
         report = read_cohort(source, format=format, check_images=False)
         for note in report.notes:
             typer.echo(f"note: {note}")
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         summary = brainage.prepare(
             report.cohort, out, spec_file, jobs=jobs,
             shard=parse_shard(shard) if shard else None, participant_labels=labels or None,

@@ -3,8 +3,10 @@
 One row per T1w image (several runs give several rows). Age, sex and any other columns
 come from ``participants.tsv``; ``sub-<label>/sub-<label>_sessions.tsv`` overrides them
 per session (age at each visit of a longitudinal study). Subjects with images but no
-row in ``participants.tsv`` are listed with unknown age (and named in a note); rows of
-``participants.tsv`` without an image are a note, not an error (BIDS allows them).
+row in ``participants.tsv`` are listed with unknown age (and named in a warning); rows of
+``participants.tsv`` without an image are problems that ``cohort check`` reports and
+that commands which carry on warn about (:attr:`RawCohort.unscanned`); subject folders
+with neither are named in a warning. Nobody is dropped silently.
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ def read_participants(
     for idx in df.index[df["participant_id"].duplicated()]:
         problems.append(Problem(str(path), expected="each participant listed once",
                                 fix="merge or remove the repeated row", row=int(idx) + 1,
-                                value=df.at[idx, "participant_id"], column="participant_id"))
+                                value=df.at[idx, "participant_id"], column="participant_id",
+                                participant=df.at[idx, "participant_id"]))
     df = df[~df["participant_id"].duplicated()]
     df, found = parse_labels(df.drop(columns=[c for c in _SCAN_COLUMNS if c in df.columns]),
                              str(path), sex_codes)
@@ -140,17 +143,18 @@ def read_sessions(
     for idx in df.index[df["session_id"].isna()]:
         problems.append(Problem(str(path), expected="a session id (ses-<label>)",
                                 fix="fill it in, or remove the row", row=int(idx) + 1,
-                                column="session_id"))
+                                column="session_id", participant=subject.name))
     df = df[df["session_id"].notna()]
     df = df.assign(session=["ses-" + bids_label(str(s).strip(), "ses-") for s in df["session_id"]])
     for idx in df.index[df["session"].duplicated()]:
         problems.append(Problem(str(path), expected="each session listed once",
                                 fix="remove the repeated row", row=int(idx) + 1,
-                                value=df.at[idx, "session_id"], column="session_id"))
+                                value=df.at[idx, "session_id"], column="session_id",
+                                participant=subject.name, session=df.at[idx, "session"]))
     df = df[~df["session"].duplicated()].drop(columns=["session_id"])
     df = df.drop(columns=[c for c in ("participant_id", "path", "run") if c in df.columns])
     df, found = parse_labels(standardise_columns(df, ("age", "sex", "site", "group")),
-                             str(path), sex_codes)
+                             str(path), sex_codes, participant=subject.name)
     return df.assign(participant_id=subject.name), problems + found
 
 
@@ -167,29 +171,46 @@ def _apply_sessions(table: pd.DataFrame, sessions: list[pd.DataFrame]) -> pd.Dat
     return table
 
 
-def _subject_dirs(root: Path, labels: set[str] | None) -> tuple[list[Path], list[Problem]]:
+def _subject_dirs(root: Path, labels: set[str] | None) -> list[Path]:
     subjects = sorted(p for p in root.glob("sub-*") if p.is_dir())
-    problems = unknown_labels([p.name for p in subjects], labels, str(root))
-    return [p for p in subjects if labels is None or bids_label(p.name) in labels], problems
+    return [p for p in subjects if labels is None or bids_label(p.name) in labels]
 
 
-def _notes(subjects: list[Path], scans: pd.DataFrame, part: pd.DataFrame,
-           with_sessions: set[str], participants: Path) -> list[str]:
-    notes = []
+def _unlisted(scans: pd.DataFrame, part: pd.DataFrame, participants: Path) -> list[str]:
+    """Warning: participants with a T1w image but no row in participants.tsv (kept)."""
+    if not participants.is_file():
+        return []
+    unlisted = sorted(set(scans["participant_id"]) - set(part["participant_id"]))
+    if not unlisted:
+        return []
+    return [f"{len(unlisted)} participant(s) with a T1w image but no row in "
+            f"{participants.name} (kept, with unknown age, sex and site): {_listing(unlisted)}. "
+            f"Fix: add their rows to {participants.name}"]
+
+
+def _unscanned(subjects: list[Path], scans: pd.DataFrame, part: pd.DataFrame,
+               participants: Path) -> tuple[list[Problem], list[str]]:
+    """Participants of participants.tsv without a T1w image (one Problem each, at its row),
+    and a warning naming subject folders without one that participants.tsv does not list."""
     imaged = set(scans["participant_id"])
+    problems = [
+        Problem(str(participants), expected="a T1w image for every listed participant "
+                f"(sub-<label>/[ses-<label>/]anat/*_T1w.nii[.gz]; none under {pid}/)",
+                fix="add the image, remove the row, or leave the participant out with "
+                    "--participant-label", value=pid, row=None if pd.isna(row) else int(row),
+                column="participant_id", participant=pid)
+        for pid, row in zip(part["participant_id"], part.get(ROW, [pd.NA] * len(part)),
+                            strict=True) if pid not in imaged]
+    folders = sorted({p.name for p in subjects} - imaged - set(part["participant_id"]))
+    warnings = [f"{len(folders)} subject folder(s) without a T1w image and not in "
+                f"{participants.name} (left out): {_listing(folders)}"] if folders else []
+    return problems, warnings
+
+
+def _notes(scans: pd.DataFrame, with_sessions: set[str], participants: Path) -> list[str]:
+    notes = []
     if not participants.is_file():
         notes.append(f"no {participants.name}: age, sex and site are unknown")
-    else:
-        unlisted = sorted(imaged - set(part["participant_id"]))
-        if unlisted:
-            notes.append(f"{len(unlisted)} participant(s) with a T1w image but no row in "
-                         f"{participants.name} (kept, with unknown age, sex and site): "
-                         f"{_listing(unlisted)}")
-    no_image = sorted({p.name for p in subjects} - imaged) + sorted(
-        set(part["participant_id"]) - imaged - {p.name for p in subjects})
-    if no_image:
-        notes.append(f"{len(no_image)} participant(s) without a T1w image (not listed): "
-                     f"{_listing(no_image)}")
     counts = scans.dropna(subset=["session"]).groupby("participant_id")["session"].nunique()
     longitudinal = sorted(set(counts.index[counts > 1]) - with_sessions)
     if longitudinal:
@@ -209,26 +230,30 @@ def read_bids(root: str | Path, labels: set[str] | None = None,
     """
     root = Path(root)
     participants = root / "participants.tsv"
-    subjects, problems = _subject_dirs(root, labels)
-    scans, found = find_scans(subjects)
-    problems += found
+    subjects = _subject_dirs(root, labels)
+    scans, problems = find_scans(subjects)
     part = pd.DataFrame({"participant_id": pd.Series(dtype="string")})
     if participants.is_file():
         part, found = read_participants(participants, labels, sex_codes)
         problems += found
+    # a label is known when a subject folder or a participants.tsv row has it
+    problems += unknown_labels([*(p.name for p in root.glob("sub-*") if p.is_dir()),
+                                *part["participant_id"]], labels, str(root))
     sessions = []
     for subject in subjects:
         sess, found = read_sessions(subject, sex_codes)
         problems += found
         if sess is not None:
             sessions.append(sess)
-    notes = _notes(subjects, scans, part, {s["participant_id"].iloc[0] for s in sessions
-                                            if len(s)}, participants)
+    notes = _notes(scans, {s["participant_id"].iloc[0] for s in sessions if len(s)},
+                   participants)
+    unscanned, warnings = _unscanned(subjects, scans, part, participants)
+    warnings += _unlisted(scans, part, participants)
     if scans.empty:  # nothing to merge (and pandas cannot merge an empty float key)
-        return RawCohort(empty_table(), problems, notes)
+        return RawCohort(empty_table(), problems, notes, warnings=warnings, unscanned=unscanned)
     table = scans.merge(part, on="participant_id", how="left")
     table = _apply_sessions(table, sessions)
     table[WHERE] = table[WHERE].fillna(str(participants)) if WHERE in table else str(participants)
     if ROW not in table.columns:
         table[ROW] = pd.NA
-    return RawCohort(table, problems, notes)
+    return RawCohort(table, problems, notes, warnings=warnings, unscanned=unscanned)

@@ -54,7 +54,8 @@ def label_problems(keys: Sequence[Key], where: Sequence[tuple[str, int | None]]
             problems.append(Problem(
                 file, expected="a label with letters or digits (outputs are named after it)",
                 fix=f"rename this {'participant' if col == 'participant_id' else 'session'} "
-                    "in the cohort table", value=raw, row=row, column=col))
+                    "in the cohort table", value=raw, row=row, column=col, participant=pid,
+                session=session))
         if empty:
             continue
         stem = scan_stem(*key)
@@ -68,7 +69,8 @@ def label_problems(keys: Sequence[Key], where: Sequence[tuple[str, int | None]]
                 file, expected=f"labels that stay distinct once made alphanumeric: "
                 f"{_show(other)} ({at}) is also {stem}, the name of its output files",
                 fix="rename one of the two participants (or sessions)",
-                value=_show(key), row=row, column="participant_id"))
+                value=_show(key), row=row, column="participant_id", participant=pid,
+                session=session))
     return problems
 
 

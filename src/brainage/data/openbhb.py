@@ -130,13 +130,14 @@ def read_per_subject(root: Path, modality: str = "vbm", labels: set[str] | None 
     if check_arrays:
         for path in table["path"]:
             problems += issue_problems(npy_issues(Path(path), shape), Path(path))
-    notes = []
-    no_array = sorted(set(part["participant_id"]) - set(ids))
-    if no_array:
-        notes.append(f"{len(no_array)} participant(s) in participants.tsv without a "
-                     f"{modality} array (not listed): {', '.join(no_array[:5])}"
-                     + (", ..." if len(no_array) > 5 else ""))
-    return RawCohort(table, problems, notes, images_checked=True)
+    unscanned = [
+        Problem(str(participants), expected=f"a {modality} array (sub-<id>{suffix}) for every "
+                "listed participant", fix="add the array, remove the row, or leave the "
+                "participant out with --participant-label", value=pid, column="participant_id",
+                row=None if pd.isna(row) else int(row), participant=pid)
+        for pid, row in zip(part["participant_id"], part.get(ROW, [pd.NA] * len(part)),
+                            strict=True) if pid not in set(ids)]
+    return RawCohort(table, problems, images_checked=True, unscanned=unscanned)
 
 
 def read_openbhb(source: str | Path, *, modality: str = "vbm", labels: set[str] | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,18 @@ _WHAT_SCANS = {"bids": "bids format: sub-<label>/[ses-<label>/]anat/*_T1w.nii[.g
 _LOG = logging.getLogger(__name__)
 
 
+class CohortWarning(UserWarning):
+    """Something about a cohort a run carries on with but the user should fix or know
+    (participants without a scan, scans without a participants.tsv row)."""
+
+
 @dataclass
 class CohortReport:
-    """A validated cohort plus notes (facts worth knowing that are not errors)."""
+    """A validated cohort plus notes (facts worth knowing) and warnings (worth fixing)."""
 
     cohort: Cohort
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _unknown(where: str, value: str, valid: Sequence[str]) -> Problem:
@@ -119,9 +126,15 @@ def read_cohort(
     source: str | Path, *, format: str | None = None,
     participant_labels: Sequence[str] | None = None, sex_codes: str | None = None,
     require_site: bool = False, check_images: bool = True, modality: str = "vbm",
-    image_dir: str | Path | None = None,
+    image_dir: str | Path | None = None, require_scans: bool = False,
 ) -> CohortReport:
-    """Like :func:`load_cohort`, but also returns the notes found while reading."""
+    """Like :func:`load_cohort`, but returns the notes and warnings instead of logging them.
+
+    Args:
+        require_scans: A participant listed (participants.tsv) without any scan is a
+            problem (``cohort check``); otherwise it is one warning (runs carry on).
+        Others: as :func:`load_cohort`.
+    """
     path = Path(source)
     image_dir = None if image_dir is None else Path(image_dir)
     problems = _option_problems(format, sex_codes, modality, image_dir)
@@ -130,7 +143,8 @@ def read_cohort(
     fmt = format or detect_format(path)
     raw = _read(fmt, path, labels=normalise_labels(participant_labels), sex_codes=sex_codes,
                 modality=modality, image_dir=image_dir, check_images=check_images)
-    problems = list(raw.problems)
+    problems = list(raw.problems) + (raw.unscanned if require_scans else [])
+    warned = list(raw.warnings) + ([] if require_scans else _unscanned_warning(raw.unscanned))
     if raw.table.empty and not problems:
         problems.append(Problem(str(path), expected=f"at least one scan ({_WHAT_SCANS[fmt]})",
                                 fix="check the source and --participant-label"))
@@ -143,7 +157,19 @@ def read_cohort(
         problems.sort(key=lambda p: (p.where, p.row or 0))  # stable: file by file, row order
         raise ValidationError(problems, f"cohort {path} ({fmt})")
     cohort = Cohort(raw.table.drop(columns=[WHERE, ROW]), str(path))
-    return CohortReport(cohort, list(raw.notes))
+    return CohortReport(cohort, list(raw.notes), warned)
+
+
+def _unscanned_warning(unscanned: list[Problem], shown: int = 5) -> list[str]:
+    """One warning naming the listed participants that have no scan (left out)."""
+    if not unscanned:
+        return []
+    names = ", ".join(f"{p.participant} (row {p.row})" if p.row else str(p.participant)
+                      for p in unscanned[:shown])
+    more = f", ... ({len(unscanned)} in all)" if len(unscanned) > shown else ""
+    return [f"{len(unscanned)} participant(s) listed in {unscanned[0].where} have no scan "
+            f"(left out): {names}{more}. Fix: add the images or remove the rows "
+            "(`brainage cohort check` lists each)"]
 
 
 def load_cohort(
@@ -168,8 +194,9 @@ def load_cohort(
         image_dir: TSAN: folder searched for the images (default: the table's folder).
 
     Returns:
-        The validated cohort, one row per scan. Notes (e.g. participants without an
-        image) are logged at INFO level; :func:`read_cohort` returns them.
+        The validated cohort, one row per scan. Notes are logged at INFO level and
+        warnings (participants without an image, images without a participants.tsv row)
+        are issued as :class:`CohortWarning`; :func:`read_cohort` returns both.
 
     Raises:
         ValidationError: every problem found, each with file, row, value and fix.
@@ -181,4 +208,6 @@ def load_cohort(
     )
     for note in report.notes:
         _LOG.info("%s: %s", source, note)
+    for text in report.warnings:
+        warnings.warn(f"{source}: {text}", CohortWarning, stacklevel=2)
     return report.cohort

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from brainage.data.cohort import COLUMNS, bids_label
-from brainage.data.validate import ROW, WHERE, is_missing, parse_labels
+from brainage.data.validate import ROW, WHERE, is_missing, name_rows, parse_labels
 from brainage.errors import BrainAgeError, Problem
 from brainage.io import TableError, read_table
 
@@ -46,6 +46,10 @@ class RawCohort:
         paths_listed: Image paths were written in a table (image problems name its rows).
         row_per_scan: Each table row describes one scan (duplicates name its rows).
         images_checked: The reader already checked the images.
+        warnings: Things a run carries on with but should say (participants kept with
+            unknown age, subject folders left out).
+        unscanned: Participants listed in a table (participants.tsv) without any scan:
+            problems for ``cohort check``, one warning for commands that carry on.
     """
 
     table: pd.DataFrame
@@ -54,6 +58,8 @@ class RawCohort:
     paths_listed: bool = False
     row_per_scan: bool = False
     images_checked: bool = False
+    warnings: list[str] = field(default_factory=list)
+    unscanned: list[Problem] = field(default_factory=list)
 
 
 def empty_table() -> pd.DataFrame:
@@ -137,11 +143,11 @@ def id_from_path(path: str) -> str:
 
 def _resolve_paths(df: pd.DataFrame, where: Path) -> tuple[pd.DataFrame, list[Problem]]:
     base = where.parent
-    problems = [
+    problems = name_rows([
         Problem(str(where), expected="the image path of every row",
                 fix="fill in the path, or remove the row", row=int(i) + 1, column="path")
         for i in df.index[df["path"].isna()]
-    ]
+    ], df)
     df = df[df["path"].notna()].copy()
     base_dir = os.path.abspath(base)
     df["path"] = [os.path.normpath(os.path.join(base_dir, os.path.expanduser(str(p).strip())))

@@ -80,7 +80,7 @@ def _attach_images(df: pd.DataFrame, table: Path, image_dir: Path,
                 str(table), expected=f"one image in {image_dir} named {pid}.nii[.gz] or "
                 f"{pid}_*.nii[.gz] (found: {names})",
                 fix="add, rename or remove images so exactly one matches the id",
-                value=pid, row=row_number(idx), column="participant_id"))
+                value=pid, row=row_number(idx), column="participant_id", participant=str(pid)))
     df = df.assign(path=paths)
     return df[df["path"].notna()], problems, used
 

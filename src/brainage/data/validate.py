@@ -11,6 +11,7 @@ Rows of an assembled table carry their provenance in two private columns, :data:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Hashable
 from pathlib import Path
@@ -43,6 +44,33 @@ def is_missing(value: object) -> bool:
 def row_number(idx: Hashable) -> int:
     """1-based data row of a table read with a default index (header excluded)."""
     return int(idx) + 1  # type: ignore[call-overload]
+
+
+def text_or_none(value: object) -> str | None:
+    """`value` as text, or None when it is missing (for the participant of a Problem)."""
+    return None if is_missing(value) else str(value)
+
+
+def name_rows(problems: list[Problem], df: pd.DataFrame, participant: str | None = None
+              ) -> list[Problem]:
+    """Each row Problem with the participant (and session) of its row in `df`.
+
+    Args:
+        problems: Problems whose ``row`` is the 1-based data row of `df`'s file.
+        df: The table, indexed by 0-based data row (as read).
+        participant: The participant every row describes (a sessions.tsv), if one does.
+    """
+    out = []
+    for p in problems:
+        idx = None if p.row is None else p.row - 1
+        if idx is None or p.participant is not None or idx not in df.index:
+            out.append(p)
+            continue
+        pid = df.at[idx, "participant_id"] if "participant_id" in df.columns else participant
+        ses = df.at[idx, "session"] if "session" in df.columns else None
+        out.append(dataclasses.replace(p, participant=text_or_none(pid),
+                                       session=text_or_none(ses)))
+    return out
 
 
 def _number(raw: object) -> float:
@@ -129,7 +157,8 @@ def parse_ints(
 
 
 def parse_labels(
-    df: pd.DataFrame, where: str, sex_codes: str | None = None
+    df: pd.DataFrame, where: str, sex_codes: str | None = None,
+    participant: str | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse the age, sex, run and array_index columns of a table read as strings.
 
@@ -137,6 +166,8 @@ def parse_labels(
         df: Table as read by :func:`brainage.io.read_table`, index = 0-based data row.
         where: The table's file, for the messages.
         sex_codes: Declared numeric sex convention, if any.
+        participant: The participant of every row, when `df` has no participant_id
+            column (a sessions.tsv); problems name it.
     """
     out = df.copy()
     problems: list[Problem] = []
@@ -150,7 +181,7 @@ def parse_labels(
         if column in out.columns:
             out[column], found = parse_ints(out[column], where, column, minimum)
             problems += found
-    return out, problems
+    return out, name_rows(problems, df, participant)
 
 
 def check_images(table: pd.DataFrame, paths_listed: bool) -> list[Problem]:
@@ -166,14 +197,19 @@ def check_images(table: pd.DataFrame, paths_listed: bool) -> list[Problem]:
     """
     problems: list[Problem] = []
     first: dict[str, tuple[str, int] | None] = {}
+    who: dict[str, tuple[str | None, str | None]] = {}
     rows_needed: dict[str, int] = {}
     index = table["array_index"] if "array_index" in table.columns else [None] * len(table)
-    columns = (table["path"].tolist(), table[WHERE].tolist(), table[ROW].tolist(), list(index))
-    for path, where, row, i in zip(*columns, strict=True):
+    sessions = table["session"] if "session" in table.columns else [None] * len(table)
+    columns = (table["path"].tolist(), table[WHERE].tolist(), table[ROW].tolist(), list(index),
+               table.get("participant_id", pd.Series([None] * len(table))).tolist(),
+               list(sessions))
+    for path, where, row, i, pid, ses in zip(*columns, strict=True):
         if is_missing(path):
             continue
         if path not in first:
             first[path] = (str(where), int(row)) if paths_listed and not is_missing(row) else None
+            who[path] = (text_or_none(pid), text_or_none(ses))
         if not is_missing(i):
             rows_needed[path] = max(rows_needed.get(path, 0), int(i) + 1)
     for path, loc in first.items():
@@ -181,7 +217,9 @@ def check_images(table: pd.DataFrame, paths_listed: bool) -> list[Problem]:
             issues = flat_issues(Path(path), rows_needed[path], at_least=True)
         else:
             issues = image_issues(Path(path))
-        problems += issue_problems(issues, Path(path), loc)
+        pid, ses = who[path]
+        problems += [dataclasses.replace(p, participant=pid, session=ses)
+                     for p in issue_problems(issues, Path(path), loc)]
     return problems
 
 
@@ -226,10 +264,12 @@ def _duplicate(table: pd.DataFrame, pos: int, first: int, key: str, what: str,
     where, row = _locate(table, pos, row_per_scan)
     other, other_row = _locate(table, first, row_per_scan)
     earlier = other if other_row is None else f"{other}, row {other_row}"
+    ses = table["session"].iloc[pos] if "session" in table.columns else None
     return Problem(
         where, expected=f"each {what} listed once (the same {what} is at {earlier})",
         fix="remove the duplicate, or tell the scans apart (a run-<n> or acq-<label> entity)",
-        value=key, row=row,
+        value=key, row=row, participant=text_or_none(table["participant_id"].iloc[pos]),
+        session=text_or_none(ses),
     )
 
 
@@ -258,8 +298,8 @@ def check_site(table: pd.DataFrame, source: str) -> list[Problem]:
             seen.add((where, row, pid))
             problems.append(Problem(
                 str(where), expected="a site for every scan (a site-aware split was asked for)",
-                fix=fix, value=None if not is_missing(row) else pid,
-                row=None if is_missing(row) else int(row), column="site",
+                fix=fix, row=None if is_missing(row) else int(row), column="site",
+                participant=text_or_none(pid),
             ))
     return problems
 

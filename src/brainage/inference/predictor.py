@@ -215,7 +215,7 @@ class Predictor:
         from brainage.data.sources import read_cohort
 
         report = read_cohort(source, check_images=False)
-        self.notes += [f"{source}: {note}" for note in report.notes]
+        self.notes += [f"{source}: {note}" for note in report.notes + report.warnings]
         return self.predict_raw(report.cohort.table)
 
     def predict_raw(self, table: pd.DataFrame) -> pd.DataFrame:

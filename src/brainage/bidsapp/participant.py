@@ -1,0 +1,179 @@
+"""BIDS-App participant level: prepare -> predict -> explain, one subject at a time.
+
+Safe to run as many processes into one output folder at once (cluster array jobs, with
+the same or overlapping labels): a subject is locked while it is worked on
+(:mod:`brainage.locks`; a second process skips it and names the holder), built in a
+private temporary folder and renamed into place whole, so no file another process may
+read is ever rewritten. The only shared file, ``dataset_description.json``, is created
+once. Finished subjects are skipped, so rerunning resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from brainage.bidsapp import outputs
+from brainage.errors import BrainAgeError
+from brainage.locks import holder, try_lock
+
+
+@dataclass
+class ParticipantSummary:
+    """What a participant-level run did, subject by subject."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    busy: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        """A short report for the terminal."""
+        lines = [f"participant level: {len(self.done)} subject(s) processed, "
+                 f"{len(self.skipped)} already finished, {len(self.busy)} left to another "
+                 f"process, {len(self.failed)} failed"]
+        lines += [f"  done    {s}" for s in self.done]
+        lines += [f"  busy    {s}: being processed by {who}" for s, who in self.busy]
+        lines += [f"  failed  {s}: {err}" for s, err in self.failed]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  note: {n}" for n in dict.fromkeys(self.notes)]
+        return "\n".join(lines)
+
+
+@dataclass
+class Options:
+    """How each subject is processed (the participant-level options)."""
+
+    explain: bool = True
+    method: str = "ig"
+    steps: int = 32
+    device: str | None = None
+    batch_size: int = 8
+    threads: int | None = None
+
+
+def run_participants(bids_dir: Path, out: Path, run: Path, cohort: Any,
+                     options: Options | None = None) -> ParticipantSummary:
+    """Process every subject of `cohort` (already selected) into `out`.
+
+    Args:
+        bids_dir: The BIDS dataset (recorded in ``dataset_description.json``).
+        out: The output folder (shared with other processes).
+        run: The model's run folder.
+        cohort: The validated :class:`~brainage.data.cohort.Cohort` to process.
+        options: Explanation and device options.
+
+    Raises:
+        BrainAgeError: the model cannot be loaded, or `out` holds another model's outputs.
+    """
+    from brainage.inference.outputs import NoteWarning
+    from brainage.inference.predictor import Predictor
+
+    opts = options or Options()
+    if opts.threads:
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    summary = ParticipantSummary()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictor = Predictor.from_run(run, device=opts.device, batch_size=opts.batch_size)
+        outputs.ensure_description(out, bids_dir, run, predictor.spec.hash)
+        explainer = _explainer(run, opts)
+        ids = cohort.table["participant_id"]
+        for pid in sorted(ids.unique()):
+            _one(out, str(pid), cohort.select(ids == pid), predictor, explainer, opts,
+                 summary)
+    for w in caught:  # the predictor's notes are listed in the summary, others go on
+        if issubclass(w.category, NoteWarning):
+            summary.notes.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return summary
+
+
+def _explainer(run: Path, opts: Options) -> Any:
+    """The run loaded once for explanations (None when explanations are off)."""
+    if not opts.explain:
+        return None
+    from brainage.inference.explain import load_run
+
+    return load_run(run, opts.device)
+
+
+def _one(out: Path, pid: str, cohort: Any, predictor: Any, explainer: Any, opts: Options,
+         summary: ParticipantSummary) -> None:
+    """One subject: skip it if finished or locked, else build it and rename it into place."""
+    name = outputs.subject_name(pid)
+    if outputs.is_done(out, pid):
+        summary.skipped.append(name)
+        return
+    lock_path = out / f".{name}.lock"
+    lock = try_lock(lock_path)
+    if lock is None:
+        summary.busy.append((name, holder(lock_path)))
+        return
+    with lock:
+        if outputs.is_done(out, pid):  # finished by another process meanwhile
+            summary.skipped.append(name)
+            return
+        outputs.remove_stale(out, name)
+        work = out / f".{name}.tmp-{os.getpid()}"
+        try:
+            _build(work, name, cohort, predictor, explainer, opts)
+            os.rename(work / name, out / name)
+            summary.done.append(name)
+        except BrainAgeError as exc:
+            summary.failed.append((name, str(exc)))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _build(work: Path, name: str, cohort: Any, predictor: Any, explainer: Any,
+           opts: Options) -> None:
+    """Write the subject's complete folder at ``work/<name>``."""
+    import brainage
+    from brainage.evaluation.predictions import write_predictions
+
+    prepared = work / "prepared"
+    result = brainage.prepare(cohort, prepared, predictor.spec, progress=False,
+                              threads=opts.threads)
+    if result.failed:
+        raise BrainAgeError("preprocessing failed: " + "; ".join(
+            f"{scan}: {err}" for scan, err in result.failed))
+    table = predictor.predict_prepared(prepared)
+    final = work / name
+    _move_tree(prepared / name, final)
+    if explainer is not None:
+        _explain(explainer, prepared, work, opts)
+    path = final / f"{name}_predictions.tsv"
+    write_predictions(path, table)
+    outputs.write_sidecar(path, pd.read_csv(path, sep="\t", nrows=0))
+
+
+def _explain(explainer: Any, prepared: Path, work: Path, opts: Options) -> None:
+    """Saliency maps and region tables of every prepared scan, into ``work/sub-<label>``."""
+    from brainage.inference.explain import explain_scan
+    from brainage.preprocessing.prepared import open_prepared
+
+    table = open_prepared(prepared).table
+    sexes = table["sex"] if "sex" in table else pd.Series(pd.NA, index=table.index)
+    for array, sex in zip(table["array_path"], sexes, strict=True):
+        explain_scan(explainer, array, work, opts.method, steps=opts.steps,
+                     sex=None if pd.isna(sex) else str(sex))
+
+
+def _move_tree(src: Path, dst: Path) -> None:
+    """Move every file under `src` to the same place under `dst` (merging folders)."""
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
