@@ -14,7 +14,7 @@ JOBS    ?= 2
 # One model per fold keeps the demo near 10 minutes on 2 cores (the preset trains three).
 DEMO_REPEATS ?= 1
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean model
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ demo: install
 	$(BIN)/brainage evaluate $(DEMO_DIR)/run/predictions.tsv -o $(DEMO_DIR)/run/evaluation
 	$(BIN)/brainage report $(DEMO_DIR)/run -o $(DEMO_DIR)/report.html
 	@echo "demo: open $(DEMO_DIR)/report.html"
+
+# The bundled default model, trained on the real IXI scans of ../shared/data (about 15 min).
+model: install
+	$(BIN)/python benchmarks/make_bundled_model.py --jobs $(JOBS)
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q

@@ -13,7 +13,8 @@ pose       registration accuracy on scans with a known pose: IXI scans moved by 
            size and orientation), plus synthetic heads built in template space. Error = mean
            distance over the template brain between the recovered template->native affine
            and the true one, in mm and in 2 mm voxels.
-variants   seconds per scan and Dice with N4, deepbet, SyN and the gan grid (a few scans).
+variants   seconds per scan, Dice and recall of the reference brain for the template mask,
+           deepbet, tissue maps, SyN, no N4 and the gan grid (a few scans).
 cache      reading one cached float16 array (memory-mapped, converted to float32) vs one
            training step (forward + backward + Adam) of a small 4-layer 3D CNN at
            91x109x91, batch 1, in the same process: the ratio should be >= 20.
@@ -60,6 +61,11 @@ def reference_mask(scan: Path) -> np.ndarray:
     return np.asarray(nib.as_closest_canonical(nib.load(ref)).dataobj) > 0
 
 
+def recall(mask: np.ndarray, ref: np.ndarray) -> float:
+    """Fraction of the reference brain inside `mask`."""
+    return float((mask & ref).sum()) / max(int(ref.sum()), 1)
+
+
 def load_line() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
@@ -88,8 +94,10 @@ def bench_speed(scans: list[Path]) -> dict:
                          "cpu": r.cpu_seconds["total"], "write": write_s,
                          **{s: r.seconds[s] for s in STEPS},
                          "similarity": r.qc["similarity"], "flags": r.qc["flags"],
-                         "dice": dice(r.native_mask, reference_mask(scan))})
+                         "dice": dice(r.native_mask, reference_mask(scan)),
+                         "recall": recall(r.native_mask, reference_mask(scan))})
             print(f"  {rows[-1]['scan']}: {rows[-1]['wall']:.2f} s, dice {rows[-1]['dice']:.3f}, "
+                  f"recall {rows[-1]['recall']:.3f}, "
                   f"similarity {rows[-1]['similarity']:.3f} {r.qc['flags'] or ''}", flush=True)
     wall = np.array([r["wall"] for r in rows])
     steps = {s: float(sum(r[s] for r in rows) / wall.sum()) for s in (*STEPS, "write")}
@@ -103,6 +111,8 @@ def bench_speed(scans: list[Path]) -> dict:
         "worst5": [(r["scan"], round(r["similarity"], 3), round(r["dice"], 3)) for r in worst],
         "template_dice_median": float(np.median(dices)), "template_dice_min": float(dices.min()),
         "template_dice_p5": float(np.percentile(dices, 5)),
+        "recall_median": float(np.median([r["recall"] for r in rows])),
+        "recall_p5": float(np.percentile([r["recall"] for r in rows], 5)),
         "template_mask_s_median": float(np.median([r["skullstrip"] for r in rows])),
         "flagged": [(r["scan"], r["flags"]) for r in rows if r["flags"]], "load": load_line(),
     }
@@ -110,8 +120,9 @@ def bench_speed(scans: list[Path]) -> dict:
           f"CPU), p90 {out['p90_wall_s']:.2f} s; step shares "
           + ", ".join(f"{k} {v:.1%}" for k, v in steps.items()))
     print(f"  similarity median {out['similarity_median']:.3f}; worst five {out['worst5']}")
-    print(f"  template mask Dice median {out['template_dice_median']:.4f} "
-          f"(5th pct {out['template_dice_p5']:.4f}, min {out['template_dice_min']:.4f}); "
+    print(f"  default ({spec.skullstrip}) mask Dice median {out['template_dice_median']:.4f} "
+          f"(5th pct {out['template_dice_p5']:.4f}, min {out['template_dice_min']:.4f}), "
+          f"recall median {out['recall_median']:.4f} (5th pct {out['recall_p5']:.4f}); "
           f"{len(out['flagged'])} flagged; {out['load']}")
     return out
 
@@ -125,26 +136,29 @@ def bench_deepbet(scans: list[Path]) -> dict:
 
     torch.set_num_threads(int(THREADS))
     deepbet_mask(conform(nib.load(scans[0])).data, DEFAULT_PARAMS)  # warm-up (model load)
-    dices, secs = [], []
+    dices, recalls, secs = [], [], []
     for scan in scans:
         conf = conform(nib.load(scan))
         t0 = time.perf_counter()
         mask = deepbet_mask(conf.data, DEFAULT_PARAMS)
         secs.append(time.perf_counter() - t0)
         dices.append(dice(mask, reference_mask(scan)))
-        print(f"  {scan.name.split('_')[0]}: deepbet {secs[-1]:.2f} s, dice {dices[-1]:.3f}",
-              flush=True)
+        recalls.append(recall(mask, reference_mask(scan)))
+        print(f"  {scan.name.split('_')[0]}: deepbet {secs[-1]:.2f} s, dice {dices[-1]:.3f}, "
+              f"recall {recalls[-1]:.3f}", flush=True)
     d = np.array(dices)
     out = {"n": len(d), "dice_median": float(np.median(d)), "dice_min": float(d.min()),
            "dice_p5": float(np.percentile(d, 5)), "seconds_median": float(np.median(secs)),
-           "load": load_line()}
+           "recall_median": float(np.median(recalls)), "load": load_line()}
     print(f"deepbet: Dice median {out['dice_median']:.4f} (5th pct {out['dice_p5']:.4f}, min "
-          f"{out['dice_min']:.4f}); {out['seconds_median']:.2f} s/scan; {out['load']}")
+          f"{out['dice_min']:.4f}), recall median {out['recall_median']:.4f}; "
+          f"{out['seconds_median']:.2f} s/scan; {out['load']}")
     return out
 
 
-VARIANTS = {"default": {}, "n4": {"n4": True}, "deepbet": {"skullstrip": "deepbet"},
-            "nonlinear": {"nonlinear": True}, "gan-grid": {"grid": "gan"}}
+VARIANTS = {"default": {}, "template-mask": {"skullstrip": "template"},
+            "deepbet": {"skullstrip": "deepbet"}, "tissues": {"tissues": True},
+            "nonlinear": {"nonlinear": True}, "no-n4": {"n4": False}, "gan-grid": {"grid": "gan"}}
 
 
 def bench_variants(scans: list[Path]) -> dict:
@@ -157,17 +171,19 @@ def bench_variants(scans: list[Path]) -> dict:
         spec = PreprocessingSpec.create(**kwargs)
         preprocess(scans[0], spec)  # warm-up
         rows = [(r.seconds["total"], r.cpu_seconds["total"], r.qc["similarity"],
-                 dice(r.native_mask, reference_mask(s)))
+                 dice(r.native_mask, reference_mask(s)), recall(r.native_mask,
+                                                                reference_mask(s)))
                 for s in scans for r in [preprocess(s, spec)]]
         a = np.array(rows)
         out[name] = {"n": len(a), "median_wall_s": float(np.median(a[:, 0])),
                      "median_cpu_s": float(np.median(a[:, 1])),
                      "similarity_median": float(np.median(a[:, 2])),
-                     "dice_median": float(np.median(a[:, 3])), "load": load_line()}
+                     "dice_median": float(np.median(a[:, 3])),
+                     "recall_median": float(np.median(a[:, 4])), "load": load_line()}
         print(f"variant {name}: {out[name]['median_wall_s']:.2f} s/scan wall "
               f"({out[name]['median_cpu_s']:.2f} s CPU), similarity "
-              f"{out[name]['similarity_median']:.3f}, Dice {out[name]['dice_median']:.4f}; "
-              f"{out[name]['load']}", flush=True)
+              f"{out[name]['similarity_median']:.3f}, Dice {out[name]['dice_median']:.4f}, "
+              f"recall {out[name]['recall_median']:.4f}; {out[name]['load']}", flush=True)
     return out
 
 

@@ -124,8 +124,11 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
         prepared: The folder written by :func:`prepare` (or an opened ``PreparedCohort``).
         run: The run folder to create, or to resume (rerun the same call).
         config: A :class:`TrainConfig`, a preset name (``quickstart``, ``tsan``, ...;
-            :func:`brainage.training.presets.list_presets`) or a YAML file; default the
-            CPU preset.
+            :func:`brainage.training.presets.list_presets`) or a YAML file. Default
+            (:func:`~brainage.training.presets.default_preset`): ``tissue_ridge`` when the
+            prepared scans have tissue maps (``prepare``'s default) and no network option
+            or network ``--set`` is given, else the CPU network preset ``quickstart``; a
+            warning says which.
         overrides: ``key=value`` changes, e.g. ``["epochs=20", "optim.lr=1e-3"]``.
         folds: K-fold cross-validation with this many folds.
         cascade: Train TSAN's two stages (stage 2 on out-of-fold stage-1 ages).
@@ -151,6 +154,9 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
     from brainage.training.config import TrainConfig, load_train_config
     from brainage.training.fit import train_cohort
 
+    if config is None:
+        config = _default_config(prepared, cohort, list(overrides),
+                                 cascade or init_from is not None or synthetic is not None)
     sets = list(overrides)
     if folds is not None:
         sets += ["split.method=kfold", f"split.folds={folds}"]
@@ -171,6 +177,26 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
         raise InputError("stage2_config is only used with cascade=True (--cascade). "
                          "Fix: add --cascade, or drop --stage2-config.")
     return train_cohort(_open_data(prepared, cohort), run, cfg, splits, cohort=cohort)
+
+
+def _default_config(prepared: Any, cohort: Any, overrides: list[str],
+                    network_only: bool) -> str:
+    """The preset used without a config, said in a warning (see :func:`train`)."""
+    import warnings
+
+    from brainage.training.presets import DEFAULT_NETWORK, default_preset
+
+    data = _open_data(prepared, cohort)
+    tissues = bool(getattr(data, "spec", None) is not None and data.spec.tissues)
+    name = default_preset(tissues, overrides, network_only)
+    why = ("the default for scans prepared with tissue maps (the best measured configuration "
+           "on real scans, docs/benchmarks.md); -c quickstart trains the CPU network") \
+        if name != DEFAULT_NETWORK else (
+            "the CPU network preset (the prepared scans have no tissue maps, or a network "
+            "option or --set was given)")
+    warnings.warn(f"no config given: training preset {name!r}, {why}.", UserWarning,
+                  stacklevel=3)
+    return name
 
 
 def pretrain(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = None, *,

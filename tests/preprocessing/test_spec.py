@@ -22,7 +22,7 @@ def test_default_spec_steps_and_versions():
     spec = PreprocessingSpec.create()
     assert spec.grid.name == "tsan" and spec.normalisation == "zscore"
     assert spec.steps == ["conform", "n4", "register:affine", "skullstrip:refined",
-                          "resample:linear", "normalise:zscore"]
+                          "resample:linear", "normalise:zscore", "segment:gm-wm-csf"]
     assert {"antspyx", "nilearn", "nibabel", "numpy", "brainage"} <= set(spec.libraries)
     deep = PreprocessingSpec.create(skullstrip="deepbet", n4=False, nonlinear=True)
     assert {"deepbet", "torch"} <= set(deep.libraries)

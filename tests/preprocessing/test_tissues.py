@@ -78,12 +78,12 @@ def test_refined_mask_grows_into_bright_voxels_only():
 
 
 def test_tissues_enter_the_spec_and_its_hash_only_when_on():
-    plain, with_maps = PreprocessingSpec.create(), PreprocessingSpec.create(tissues=True)
+    plain, with_maps = PreprocessingSpec.create(tissues=False), PreprocessingSpec.create()
     assert "tissues" not in plain.recipe() and plain.tissue_channels == ()
     assert with_maps.recipe()["tissues"] is True and with_maps.hash != plain.hash
     assert with_maps.steps[-1] == "segment:gm-wm-csf"
     assert with_maps.tissue_channels == ("GM", "WM", "CSF")
-    assert PreprocessingSpec.create(tissues=True, nonlinear=True).tissue_channels[-1] == "logjac"
+    assert PreprocessingSpec.create(nonlinear=True).tissue_channels[-1] == "logjac"
     again = PreprocessingSpec.from_dict(with_maps.to_dict())
     assert again.hash == with_maps.hash
     old = plain.to_dict()  # a spec written before tissue maps existed loads unchanged

@@ -32,8 +32,10 @@ TINY_GAN = ["generator.kwargs.encoder_channels=[4,8]", "generator.kwargs.decoder
 
 
 def spec_for_tests(shape: tuple[int, int, int] = SHAPE, **changes: object) -> PreprocessingSpec:
-    """A real preprocessing spec on an 8 mm grid of `shape` (the test shape by default)."""
-    return PreprocessingSpec.create("8mm:{}x{}x{}".format(*shape), **changes)
+    """A real preprocessing spec on an 8 mm grid of `shape` (the test shape by default);
+    without tissue maps unless ``tissues=True``."""
+    return PreprocessingSpec.create("8mm:{}x{}x{}".format(*shape), **{"tissues": False,
+                                                                      **changes})
 
 
 def volume(age: float, rng: np.random.Generator, shape: tuple[int, ...] = SHAPE) -> np.ndarray:

@@ -18,11 +18,11 @@ PathLike = str | os.PathLike[str]
 
 
 def default_model() -> Path | None:
-    """The bundled model's run folder, used when no ``--model`` is given.
+    """The bundled model's run folder, used when no ``--model`` is given (None if the
+    installation ships none; :func:`brainage.inference.bundled.default_model_dir`)."""
+    from brainage.inference.bundled import default_model_dir
 
-    None while brainage ships no model (a bundled model will be returned here).
-    """
-    return None
+    return default_model_dir()
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -35,8 +35,8 @@ def resolve_model(model: str | Path | None) -> Path:
         return Path(model)
     bundled = default_model()
     if bundled is None:
-        raise InputError("no model given, and brainage has no bundled model yet. Fix: pass "
-                         "--model RUN, a run folder written by `brainage train`.")
+        raise InputError("no model given, and this installation has no bundled model. Fix: "
+                         "pass --model RUN, a run folder written by `brainage train`.")
     return bundled
 
 

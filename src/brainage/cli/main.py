@@ -88,13 +88,14 @@ def _register() -> None:
         pretrain,
         probe,
         report,
+        selftest,
         simulate,
         split,
         train,
     )
 
     for module in (simulate, cohort, split, prepare, models, config, train, pretrain, probe,
-                   gan, predict, evaluate, explain, report, bids_app):
+                   gan, predict, evaluate, explain, report, bids_app, selftest):
         module.register(app)
 
 

@@ -12,10 +12,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict(
-        run_dir: Path = typer.Argument(..., help="Run folder written by brainage train."),
-        inputs: list[Path] = typer.Argument(
-            ..., help="A prepared cohort, a cohort source (BIDS, table), NIfTI files or "
-                      "folders of DICOM files."),
+        items: list[Path] = typer.Argument(
+            ..., metavar="[RUN] INPUTS...",
+            help="A run folder written by brainage train (optional: without one, or with "
+                 "--model, the bundled model is used), then a prepared cohort, a cohort "
+                 "source (BIDS, table), NIfTI files or folders of DICOM files."),
+        model: Path | None = typer.Option(
+            None, "--model", help="Run folder to predict with (instead of a first argument)."),
         output: Path = typer.Option(..., "-o", "--output", help="Predictions TSV to write."),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="Scans per batch."),
         device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
@@ -29,6 +32,9 @@ def register(app: typer.Typer) -> None:
             help="Accept prepared inputs whose spec differs only in library versions."),
     ) -> None:
         """Predict age for INPUTS; writes participant_id, session, age, predicted_age, gap.
+
+        Without a run folder (first argument or --model) the bundled model predicts, and
+        says what it is valid for.
 
         Raw scans are preprocessed with the run's own preprocessing spec; a prepared cohort
         must have been prepared with that spec. A DICOM folder is converted with dcm2niix;
@@ -46,6 +52,10 @@ def register(app: typer.Typer) -> None:
         from brainage.inference import outputs
 
         outputs.check_output(output)  # before any scan is preprocessed
+        run_dir, inputs = split_run(items, model)
+        note = validity_note(run_dir)
+        if note is not None:
+            typer.echo(f"using the {note}", err=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
@@ -59,6 +69,39 @@ def register(app: typer.Typer) -> None:
         typer.echo(summary(table, output, predictor.notes))
         if "error" in table and table["error"].notna().any():
             raise typer.Exit(1)
+
+
+def split_run(items: list[Path], model: Path | None) -> tuple[Path, list[Path]]:
+    """(run folder, inputs): `model`, else a first item holding ``run.json``, else the
+    bundled model.
+
+    Raises:
+        BrainAgeError: no run given and the installation bundles none, or nothing to predict.
+    """
+    from brainage.errors import InputError
+    from brainage.inference.bundled import default_model_dir
+
+    if model is not None:
+        run, inputs = model, list(items)
+    elif items and (items[0] / "run.json").is_file():
+        run, inputs = items[0], list(items[1:])
+    else:
+        found = default_model_dir()
+        if found is None:
+            raise InputError(f"{items[0] if items else 'nothing'} is not a run folder (no "
+                             "run.json), and this installation has no bundled model. Fix: "
+                             "give a run folder written by `brainage train` first.")
+        run, inputs = found, list(items)
+    if not inputs:
+        raise InputError(f"nothing to predict with {run}. Fix: give scans, a cohort or a "
+                         "prepared folder after the run folder.")
+    return run, inputs
+
+
+def validity_note(run: Path) -> str | None:
+    from brainage.inference.bundled import validity_note as note
+
+    return note(run)
 
 
 def summary(table: object, output: Path, notes: list[str] | None = None) -> str:

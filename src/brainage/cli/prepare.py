@@ -34,8 +34,9 @@ def prepare(
         "--tissues: also a log-Jacobian map)."
     ),
     tissues: bool = typer.Option(
-        False, "--tissues", help="Also write grey matter, white matter and CSF probability "
-        "maps (cached, and as BIDS _label-GM_probseg etc.); the classical models need them."
+        True, "--tissues/--no-tissues", help="Also write grey matter, white matter and CSF "
+        "probability maps (cached, and as BIDS _label-GM_probseg etc.; about 0.3 s per scan). "
+        "The default model (tissue_ridge) reads them."
     ),
     normalisation: str | None = typer.Option(
         None, "--normalisation", help="zscore | minmax | none (default: the grid's)."

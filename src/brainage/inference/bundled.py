@@ -1,7 +1,10 @@
-"""The run folder shipped with the installation, if any (``--init-from bundled``).
+"""The run folder shipped with the installation: the default of ``brainage predict``.
 
-Every place that means "the model that comes with brainage" resolves it through
-:func:`default_model_dir`, so adding a bundled model later changes this one function.
+``src/brainage/bundled/<name>/`` is an ordinary run folder (``make model`` writes it:
+``benchmarks/make_bundled_model.py`` trains it on the real IXI scans of ``../shared/data``)
+plus ``golden.json``, the expected predictions of ``brainage selftest``. Every place that
+means "the model that comes with brainage" (``predict`` without a run, the BIDS App without
+``--model``, ``--init-from bundled``) resolves it through :func:`default_model_dir`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,29 @@ from brainage.errors import NotFoundError
 BUNDLED = "bundled"
 
 
+#: Folder of the bundled run inside the package.
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
+BUNDLED_NAME = "ixi_tissue_ridge"
+#: What the bundled model is valid for (printed whenever it is used).
+VALIDITY = ("bundled model {name}: trained on 121 real IXI T1w scans (adults 20-82 years, one "
+            "3 T Philips site, Hammersmith Hospital; IXI data CC BY-SA 3.0, "
+            "brain-development.org/ixi-dataset). Expect larger errors on other scanners, "
+            "sites and ages; refit the bias correction on your own controls (brainage "
+            "evaluate --fit-on ...).")
+
+
 def default_model_dir() -> Path | None:
-    """The bundled run folder, or None when this installation ships none (as now)."""
-    return None
+    """The bundled run folder, or None when this installation ships none."""
+    folder = BUNDLED_DIR / BUNDLED_NAME
+    return folder if (folder / "run.json").is_file() else None
+
+
+def validity_note(run: Path) -> str | None:
+    """The line users see when `run` is the bundled model, else None."""
+    found = default_model_dir()
+    if found is None or Path(run).resolve() != found.resolve():
+        return None
+    return VALIDITY.format(name=found.name)
 
 
 def resolve_run(source: str | Path) -> Path:

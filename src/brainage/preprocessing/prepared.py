@@ -117,7 +117,7 @@ def _attach(index: pd.DataFrame, meta: pd.DataFrame | None, root: Path) -> pd.Da
     out["array_path"] = [str(root / a) for a in index["array"]]
     if "tissues" in index and index["tissues"].notna().any():  # spec.tissues
         out["tissue_path"] = [None if pd.isna(t) else str(root / t) for t in index["tissues"]]
-        out["affine_det"] = pd.to_numeric(index["affine_det"], errors="coerce").to_numpy()
+        out["affine_det"] = pd.to_numeric(index.get("affine_det"), errors="coerce")
     out["qc_flags"] = index.get("flags", pd.NA)
     if meta is not None:
         stems = [key_of(r).stem for _, r in meta.iterrows()]

@@ -61,7 +61,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "cache_dtype": "float16",
     "mask_grow_mm": 2.0,  # skullstrip 'refined': grow the template mask this far ...
     "mask_grow_threshold": 0.1,  # ... into voxels above csf + this * (wm - csf)
-    "tissue_prior_weight": 0.5,  # tissue maps: 0 = priors only start the fit, 1 = full prior
+    "tissue_prior_weight": 0.2,  # tissue maps: 0 = priors only start the fit, 1 = full prior
     "tissue_iterations": 15,
 }
 _LIBRARIES = ("brainage", "antspyx", "nilearn", "nibabel", "numpy", "scipy")
@@ -119,7 +119,7 @@ class PreprocessingSpec:
         skullstrip: str = "refined",
         nonlinear: bool = False,
         normalisation: str | None = None,
-        tissues: bool = False,
+        tissues: bool = True,
         **params: Any,
     ) -> PreprocessingSpec:
         """A validated spec with the installed library versions.
@@ -129,7 +129,8 @@ class PreprocessingSpec:
             n4: Bias-field correction on or off.
             skullstrip: ``"refined"``, ``"template"`` or ``"deepbet"``.
             nonlinear: Add SyN after the affine registration.
-            tissues: Also write tissue probability maps.
+            tissues: Also write tissue probability maps (the default: the default model
+                reads them).
             normalisation: Override the grid's default normalisation.
             **params: Overrides of ``DEFAULT_PARAMS`` entries.
 

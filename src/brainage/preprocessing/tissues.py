@@ -76,6 +76,9 @@ def segment(data: np.ndarray, mask: np.ndarray, priors: np.ndarray,
         the fitted class means and SDs as a QC record).
     """
     x = data[mask].astype(np.float64)  # (n,)
+    if x.size < 30 or not np.isfinite(x).all():  # no brain to segment: QC flags it
+        return np.zeros((3, *mask.shape), dtype=np.float32), {"mean": [None] * 3,
+                                                              "sd": [None] * 3}
     scale = float(np.percentile(x, 99)) or 1.0
     x = x / scale
     prior = priors[:, mask].astype(np.float64) + 1e-3  # (3, n)
@@ -141,7 +144,7 @@ def tissue_qc(probs: np.ndarray, fit: dict[str, Any], voxel_ml: float,
     if any(not lo <= fractions[k] <= hi for k, (lo, hi) in FRACTION_RANGES.items()):
         flags.append("implausible_tissue_volumes")
     mean = fit["mean"]
-    if not mean[2] < mean[0] < mean[1]:  # T1: CSF darker than GM darker than WM
+    if None in mean or not mean[2] < mean[0] < mean[1]:  # T1: CSF < GM < WM
         flags.append("tissue_contrast_unusual")
     record = {f"{k.lower()}_ml": round(v, 1) for k, v in volumes.items()}
     record.update({f"{k.lower()}_fraction": round(v, 4) for k, v in fractions.items()})

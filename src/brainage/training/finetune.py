@@ -105,6 +105,10 @@ def source_info(run: Path) -> rf.RunInfo:
             f"--init-from {run}: a TSAN cascade cannot be fine-tuned as a whole (its stage 2 "
             "refines stage-1 predictions of the cohort it was trained on). Fix: fine-tune its "
             f"first stage as a single-stage run, --init-from {run / 'stage1'}.")
+    if info.kind == "stack":
+        raise InputError(
+            f"--init-from {run}: a stack combines several runs. Fix: fine-tune one of its "
+            f"network members, e.g. --init-from {run / 'members' / 'quickstart'}.")
     if info.kind != "models":
         raise InputError(
             f"--init-from {run}: a run of kind {info.kind!r}; fine-tuning starts from age "
@@ -146,7 +150,16 @@ def pick_member(run: Path, info: rf.RunInfo, member: str | None) -> str:
 
 
 def source_model(run: Path, member: str) -> BrainAgeModel:
-    """The source member's network with its weights; refused if it needs a cascade."""
+    """The source member's network with its weights; refused if it needs a cascade or is a
+    classical model (nothing to start from: it is refitted in seconds)."""
+    from brainage.classical.model import is_classical
+
+    if is_classical(run / member):
+        raise InputError(
+            f"--init-from {run}: member {member!r} is a classical model (tissue maps + a "
+            "linear or kernel regressor), which has no network weights to start from. Fix: "
+            "train it on your data directly, `brainage train PREPARED RUN -c tissue_ridge` "
+            "(seconds), or fine-tune a network run.")
     model = load_model(run / member)
     if "stage1_age" in model.covariates:
         raise InputError(

@@ -90,3 +90,28 @@ def resolve_config(name_or_path: str | Path, relative_to: Path | None = None,
 def resolve_gan_config(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     """:func:`resolve_config` for GAN presets (``inherits:`` inside GAN presets)."""
     return resolve_config(name_or_path, relative_to, "gan")
+
+
+#: The default of ``brainage train`` for prepared scans with tissue maps (the best measured
+#: configuration on IXI, docs/benchmarks.md), and otherwise (the CPU network preset).
+DEFAULT_WITH_TISSUES = "tissue_ridge"
+DEFAULT_NETWORK = "quickstart"
+#: Override prefixes that make sense for the classical default; any other ``--set`` (a
+#: network field such as ``epochs`` or ``model.kwargs...``) picks the network preset.
+_CLASSICAL_KEYS = ("classical.", "split.", "seed=", "repeats=")
+
+
+def default_preset(has_tissues: bool, overrides: list[str], network_only: bool) -> str:
+    """The preset ``brainage train`` uses without ``-c``.
+
+    Args:
+        has_tissues: The prepared scans have tissue maps (``prepare`` writes them by default).
+        overrides: The ``--set key=value`` items given.
+        network_only: An option that only networks take was given (``--cascade``,
+            ``--init-from``, ``--synthetic``).
+    """
+    if not has_tissues or network_only:
+        return DEFAULT_NETWORK
+    if any(not item.startswith(_CLASSICAL_KEYS) for item in overrides):
+        return DEFAULT_NETWORK
+    return DEFAULT_WITH_TISSUES

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,31 @@ def member_predictions(run: Path, members: list[str], table: pd.DataFrame) -> pd
     return out
 
 
+def crossfit_stack(P: np.ndarray, age: np.ndarray, mp: pd.DataFrame, n_folds: int,
+                   method: str, with_combiners: bool = False) -> Any:
+    """Cross-fitted stack predictions: fold k's from a combiner fitted on the other folds'
+    out-of-fold predictions.
+
+    Args:
+        P: (N, M) member out-of-fold predictions; age: (N,) ages (NaN = unknown).
+        mp: :func:`member_predictions` (its ``set`` and ``fold`` columns).
+
+    Returns:
+        ((N,) predictions, NaN outside the out-of-fold rows; (N,) bool out-of-fold rows
+        [, the fold combiners]).
+    """
+    oof = (mp["set"] == "test").to_numpy() & np.isfinite(age) & np.isfinite(P).all(axis=1)
+    folds = pd.to_numeric(mp["fold"], errors="coerce").to_numpy()
+    pred = np.full(len(age), np.nan)
+    combiners = []
+    for k in range(n_folds):
+        fit_rows, rows = oof & (folds != k), oof & (folds == k)
+        comb = fit_combiner(P[fit_rows], age[fit_rows], method)
+        combiners.append(comb)
+        pred[rows] = combine(P[rows], comb)
+    return (pred, oof, combiners) if with_combiners else (pred, oof)
+
+
 def _finish(run: Path, config: TrainConfig, prepared: PreparedCohort, splits: Splits,
             members: list[str]) -> None:
     from brainage.training.results import finish_run
@@ -117,15 +143,12 @@ def _finish(run: Path, config: TrainConfig, prepared: PreparedCohort, splits: Sp
     mp = member_predictions(run, members, table)
     P = mp[members].to_numpy()
     age = table["age"].to_numpy(dtype=float)
-    oof = (mp["set"] == "test").to_numpy() & np.isfinite(age) & np.isfinite(P).all(axis=1)
+    pred, oof, crossfit = crossfit_stack(P, age, mp, splits.n_folds, config.stack.combiner,
+                                         with_combiners=True)
     folds = pd.to_numeric(mp["fold"], errors="coerce").to_numpy()
-    fold_preds, crossfit = [], []
-    for k in range(splits.n_folds):
-        fit_rows, rows = oof & (folds != k), oof & (folds == k)
-        comb = fit_combiner(P[fit_rows], age[fit_rows], config.stack.combiner)
-        crossfit.append(comb)
-        fold_preds.append(pd.DataFrame({"scan": np.flatnonzero(rows), "fold": k,
-                                        "role": "test", "predicted_age": combine(P[rows], comb)}))
+    fold_preds = [pd.DataFrame({"scan": np.flatnonzero(oof & (folds == k)), "fold": k,
+                                "role": "test", "predicted_age": pred[oof & (folds == k)]})
+                  for k in range(splits.n_folds)]
     rest = ~oof & np.isfinite(P).all(axis=1)  # unlabelled scans: the final combiner
     final = fit_combiner(P[oof], age[oof], config.stack.combiner)
     if rest.any():
