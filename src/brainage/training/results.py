@@ -161,22 +161,39 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
     return preds
 
 
+def _card_model(config: TrainConfig, info: rf.RunInfo) -> dict[str, Any]:
+    """What the run's members are: a network, a classical model or a stack."""
+    base = {"members": info.members, "kind": info.kind}
+    if config.stack is not None:
+        return {"name": "stack", "stack": to_dict(config.stack), **base}
+    if config.classical is not None:
+        return {"name": config.classical.estimator, "classical": to_dict(config.classical),
+                **base}
+    return {"name": config.model.name, "kwargs": config.model.kwargs, **base}
+
+
+def _card_training(config: TrainConfig) -> dict[str, Any]:
+    if config.stack is not None or config.classical is not None:  # no network training
+        return {"split": to_dict(config.split), "seed": config.seed}
+    return {"loss": to_dict(config.loss), "optim": to_dict(config.optim),
+            "epochs": config.epochs, "batch_size": config.batch_size,
+            "precision": config.precision, "seed": config.seed}
+
+
 def model_card(config: TrainConfig, info: rf.RunInfo, data_summary: dict[str, Any],
                spec: Any, metrics: dict[str, Any],
                bias: dict[str, Any] | None) -> dict[str, Any]:
-    """Model card: training data, preprocessing, input, training, metrics, use, versions."""
+    """Model card: training data, preprocessing, input, training, metrics, use, versions
+    (docs/model-card.md)."""
     return {
         "format": "brainage-model-card", "brainage_version": rf.__version__,
         "environment": rf.environment(),
-        "model": {"name": config.model.name, "kwargs": config.model.kwargs,
-                  "members": info.members, "kind": info.kind},
+        "model": _card_model(config, info),
         "training_data": data_summary,
         "preprocessing": {"spec": spec.to_dict(), "hash": info.spec_hash,
                           "file": rf.PREPROCESSING},
         "input": {"shape": info.input_shape, "dtype": "float32 (stored float16)"},
-        "training": {"loss": to_dict(config.loss), "optim": to_dict(config.optim),
-                     "epochs": config.epochs, "batch_size": config.batch_size,
-                     "precision": config.precision, "seed": config.seed},
+        "training": _card_training(config),
         "metrics": metrics,
         "bias_correction": bias,
         "intended_use": rf.INTENDED_USE,
