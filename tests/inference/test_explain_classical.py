@@ -174,6 +174,31 @@ def test_mixed_stack_needs_the_network_method_named():
         mixed.explain(None, Settings("auto"))
 
 
+def test_mixed_stack_with_a_named_method_sums_both_kinds_of_parts(ridge, prepared):
+    from brainage.inference import explain_io
+    from brainage.inference.explain_parts import Part
+
+    loaded = load_run(ridge)
+    inp = explain_io.read_input(prepared.table["array_path"].iloc[0], loaded.spec)
+    net_map = np.full(loaded.spec.grid.shape, 0.01)
+    seen = []
+
+    class Net(NetworkExplainer):
+        def explain(self, inp, s):
+            seen.append(s.method)
+            return Part(net_map, 60.0, 60.0 - net_map.sum(), info={"Method": "occlusion"})
+
+    mixed = StackExplainer([("ridge", loaded.explainer), ("net", Net(None))], [0.25, 0.75],
+                           1.0)
+    part = mixed.explain(inp, Settings("occlusion"))
+    alone = loaded.explainer.explain(inp, Settings("auto"))
+    assert seen == ["occlusion"] and part.info["Method"] == "linear_contributions+occlusion"
+    np.testing.assert_allclose(part.map, 0.25 * alone.map + 0.75 * net_map)
+    assert part.prediction == pytest.approx(1.0 + 0.25 * alone.prediction + 0.75 * 60.0)
+    assert part.volumes == pytest.approx({k: 0.25 * v for k, v in alone.volumes.items()})
+    assert not part.complete  # occlusion has no completeness
+
+
 def test_raw_scan_gets_contributions_and_a_native_map(ridge, prepared, tmp_path,
                                                      monkeypatch):
     from brainage.preprocessing import pipeline
