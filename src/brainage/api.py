@@ -370,9 +370,12 @@ def evaluate(predictions: PathLike, output: PathLike, **options: Any) -> Evaluat
     return run_evaluation(predictions, output, **options)
 
 
-def explain(run: PathLike, scans: Sequence[PathLike], output: PathLike, method: str = "ig",
+def explain(run: PathLike, scans: Sequence[PathLike], output: PathLike, method: str = "auto",
             **options: Any) -> list[Explanation]:
-    """Saliency maps (template and native space) and region tables for raw scans.
+    """Explanation maps (template and native space) and region tables for raw scans.
+
+    ``auto``: integrated gradients for networks, exact linear contributions for linear
+    classical models (ridge, gpr); a stack sums its members' maps with its weights.
 
     Options are those of :func:`brainage.inference.explain.explain_scan` (``steps``,
     ``batch``, ``patch``, ``sex``, ``device``).
@@ -382,7 +385,7 @@ def explain(run: PathLike, scans: Sequence[PathLike], output: PathLike, method: 
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}. "
-                         "Fix: e.g. --method ig.")
+                         "Fix: e.g. --method auto.")
     if options.get("sex") not in (None, "F", "M"):
         raise InputError(f"sex must be F or M, got {options['sex']!r}. Fix: --sex F or M.")
     return explain_scans(run, [Path(s) for s in scans], output, method=method, **options)

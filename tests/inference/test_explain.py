@@ -87,6 +87,8 @@ def test_in_memory_array_needs_a_label_and_the_run_grid(loaded, cohort, tmp_path
         explain_scan(loaded, arr[:-1], tmp_path, subject="A1")
     with pytest.raises(BrainAgeError, match="unknown explanation method"):
         explain_scan(loaded, arr, tmp_path, "gradcam", subject="A1")
+    with pytest.raises(BrainAgeError, match="linear contributions exist only"):
+        explain_scan(loaded, arr, tmp_path, "linear", subject="A1")
 
 
 def test_missing_run_and_unreadable_scans_are_clear_errors(run, tmp_path):

@@ -53,7 +53,7 @@ class Options:
     """How each subject is processed (the participant-level options)."""
 
     explain: bool = True
-    method: str = "ig"
+    method: str = "auto"
     steps: int = 32
     device: str | None = None
     batch_size: int = 8
@@ -104,8 +104,9 @@ def _explainer(run: Path, opts: Options) -> Any:
     """The run loaded once for explanations (None when explanations are off)."""
     if not opts.explain:
         return None
-    from brainage.inference.explain import load_run
+    from brainage.inference.explain import check_method, load_run
 
+    check_method(opts.method)  # refused once, not subject by subject
     return load_run(run, opts.device)
 
 
@@ -160,15 +161,18 @@ def _build(work: Path, name: str, cohort: Any, predictor: Any, explainer: Any,
 
 
 def _explain(explainer: Any, prepared: Path, work: Path, opts: Options) -> None:
-    """Saliency maps and region tables of every prepared scan, into ``work/sub-<label>``."""
+    """Explanation maps and region tables of every prepared scan, into ``work/sub-<label>``
+    (tissue maps and affine determinants passed along for classical models)."""
     from brainage.inference.explain import explain_scan
     from brainage.preprocessing.prepared import open_prepared
 
     table = open_prepared(prepared).table
-    sexes = table["sex"] if "sex" in table else pd.Series(pd.NA, index=table.index)
-    for array, sex in zip(table["array_path"], sexes, strict=True):
-        explain_scan(explainer, array, work, opts.method, steps=opts.steps,
-                     sex=None if pd.isna(sex) else str(sex))
+    for _, row in table.iterrows():
+        sex, tissues, det = row.get("sex"), row.get("tissue_path"), row.get("affine_det")
+        explain_scan(explainer, row["array_path"], work, opts.method, steps=opts.steps,
+                     sex=None if sex is None or pd.isna(sex) else str(sex),
+                     tissues=None if tissues is None or pd.isna(tissues) else tissues,
+                     affine_det=None if det is None or pd.isna(det) else float(det))
 
 
 def _move_tree(src: Path, dst: Path) -> None:

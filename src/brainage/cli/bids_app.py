@@ -19,8 +19,9 @@ def bids_app(
         None, "--model", help="Run folder of brainage train (default: the bundled model)."),
     explain: bool = typer.Option(True, "--explain/--no-explain",
                                  help="participant: saliency maps and region tables."),
-    explain_method: str = typer.Option("ig", "--explain-method",
-                                       help="participant: ig, occlusion or smoothgrad."),
+    explain_method: str = typer.Option(
+        "auto", "--explain-method", help="participant: auto (ig for networks, linear "
+        "contributions for classical models), ig, occlusion, smoothgrad or linear."),
     explain_steps: int = typer.Option(32, "--explain-steps", min=1,
                                       help="participant: IG path points / SmoothGrad samples."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),

@@ -21,8 +21,9 @@ def register(app: typer.Typer) -> None:
             ..., help="Raw T1w NIfTI files or DICOM folders (prepared with the run's spec) "
                       "or prepared .npy arrays on the run's grid."),
         output: Path = typer.Option(..., "-o", "--output", help="Derivatives folder to write."),
-        method: str = typer.Option("ig", "--method",
-                                   help="ig (integrated gradients), occlusion or smoothgrad."),
+        method: str = typer.Option(
+            "auto", "--method", help="auto (ig for networks, linear contributions for "
+            "classical models), ig (integrated gradients), occlusion, smoothgrad or linear."),
         steps: int = typer.Option(32, "--steps", min=1,
                                   help="IG path points / SmoothGrad samples."),
         batch: int = typer.Option(4, "--batch", min=1,
@@ -34,7 +35,10 @@ def register(app: typer.Typer) -> None:
             None, "--dicom-series", help="Series (number or UID) of each DICOM folder "
             "(default: its T1w one)."),
     ) -> None:
-        """Write saliency maps (template grid and native space) and a region table per scan.
+        """Write explanation maps (template grid and native space) and a region table per scan.
+
+        Networks get saliency maps; linear classical models (ridge, gpr) exact linear
+        contributions; a stack the weighted sum of its members' maps (see docs/explain.md).
 
         Files follow BIDS derivatives naming:
         sub-<label>[_ses-<label>]_space-<template>_res-<r>_desc-saliency_T1w.nii.gz,

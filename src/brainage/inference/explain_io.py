@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ class ScanInput:
         native_shape: Shape of the raw scan (raw scans only).
         native_affine: ``(4, 4)`` affine of the raw scan (raw scans only).
         native_codes: sform / qform codes of the raw scan's header.
+        tissues: ``(C, X, Y, Z)`` tissue maps (classical models), or None.
+        affine_det: The scan's affine determinant (modulates the tissue maps), or None.
     """
 
     array: np.ndarray
@@ -42,6 +45,8 @@ class ScanInput:
     native_shape: tuple[int, ...] | None = None
     native_affine: np.ndarray | None = None
     native_codes: tuple[int, int] = (_SCANNER_CODE, _SCANNER_CODE)
+    tissues: np.ndarray | None = None
+    affine_det: float | None = None
 
 
 def _stem(name: str) -> str:
@@ -88,13 +93,29 @@ def _check_grid(array: np.ndarray, spec: Any, source: str) -> np.ndarray:
 
 
 def read_input(scan: str | Path | np.ndarray, spec: Any, subject: str | None = None,
-               session: str | None = None, dicom_series: str | None = None) -> ScanInput:
+               session: str | None = None, dicom_series: str | None = None, *,
+               tissues: str | Path | np.ndarray | None = None,
+               affine_det: float | None = None) -> ScanInput:
     """A raw image or DICOM folder (preprocessed with `spec`), a prepared ``.npy`` or an
     in-memory array (`dicom_series`: the series of a DICOM folder; default its T1w one).
+
+    Tissue maps (for classical models) come from preprocessing a raw scan, from the
+    prepared folder a ``.npy`` lies in (``cache/tissues/<scan>.npy`` and the scan's record),
+    or from `tissues` and `affine_det`, which override both.
 
     Raises:
         BrainAgeError: missing or unreadable file, or an array off the run's grid.
     """
+    inp = _read_scan(scan, spec, subject, session, dicom_series)
+    if tissues is not None:
+        inp.tissues = _check_tissues(tissues, spec, inp.source)
+    if affine_det is not None:
+        inp.affine_det = float(affine_det)
+    return inp
+
+
+def _read_scan(scan: str | Path | np.ndarray, spec: Any, subject: str | None,
+               session: str | None, dicom_series: str | None) -> ScanInput:
     from brainage.data.datasets import load_array
     from brainage.data.dicom import DicomScan, scan_source
 
@@ -109,11 +130,52 @@ def read_input(scan: str | Path | np.ndarray, spec: Any, subject: str | None = N
         if not path.is_file():
             raise NotFoundError(f"{path}: prepared array not found. Fix: check the path.")
         arr = _check_grid(load_array(path), spec, str(path))
-        return ScanInput(arr, scan_key(str(path), subject, session), str(path))
+        tissues, det = prepared_tissues(path, spec)
+        return ScanInput(arr, scan_key(str(path), subject, session), str(path),
+                         tissues=tissues, affine_det=det)
     if not path.name.endswith(_IMAGE_SUFFIXES):
         raise InputError(f"{path}: expected a NIfTI image (.nii, .nii.gz), a folder of DICOM "
                          "files or a prepared array (.npy). Fix: pass one of those.")
     return _read_raw(path, spec, subject, session)
+
+
+def _check_tissues(tissues: str | Path | np.ndarray, spec: Any, source: str) -> np.ndarray:
+    """``(C, X, Y, Z)`` tissue maps on the run's grid (an array or a ``.npy`` path)."""
+    if isinstance(tissues, str | Path):
+        if not Path(tissues).is_file():
+            raise NotFoundError(f"{tissues}: tissue maps not found. Fix: check the path.")
+        tissues = np.load(tissues, mmap_mode="r")
+    maps = np.asarray(tissues)
+    if maps.ndim != 4 or tuple(maps.shape[1:]) != tuple(spec.grid.shape):
+        raise InputError(
+            f"{source}: tissue maps of shape {tuple(maps.shape)}; expected (C, "
+            f"{', '.join(str(n) for n in spec.grid.shape)}) on the run's grid "
+            f"{spec.grid.name}. Fix: pass the maps prepared with the run's spec.")
+    return maps
+
+
+def prepared_tissues(array_path: Path, spec: Any) -> tuple[np.ndarray | None, float | None]:
+    """The tissue maps and affine determinant of a prepared folder's scan array.
+
+    ``<root>/cache/arrays/<scan>.npy`` has its maps at ``<root>/cache/tissues/<scan>.npy``
+    and its ``affine_det`` in ``<root>/cache/records/<scan>.json``; (None, None) for an
+    array outside a prepared folder or one prepared without tissue maps.
+    """
+    from brainage.preprocessing.cache import ARRAYS, RECORDS, TISSUE_ARRAYS
+
+    path = Path(array_path)
+    if not spec.tissues or len(path.parents) < 3 or path.parent.name != ARRAYS.name:
+        return None, None
+    root, name = path.parents[2], path.name
+    maps_path, record = root / TISSUE_ARRAYS / name, root / RECORDS / f"{_stem(name)}.json"
+    if not maps_path.is_file() or not record.is_file():
+        return None, None
+    try:
+        det = json.loads(record.read_text()).get("affine_det")
+    except (OSError, json.JSONDecodeError):
+        det = None
+    return (_check_tissues(maps_path, spec, str(path)),
+            None if det is None else float(det))
 
 
 def _read_raw(path: Path | Any, spec: Any, subject: str | None, session: str | None
@@ -131,7 +193,13 @@ def _read_raw(path: Path | Any, spec: Any, subject: str | None, session: str | N
     return ScanInput(_check_grid(result.array, spec, where),
                      scan_key(where, subject, session), where, qc=result.qc,
                      native_shape=tuple(int(s) for s in img.shape[:3]),
-                     native_affine=np.asarray(img.affine, dtype=np.float64), native_codes=codes)
+                     native_affine=np.asarray(img.affine, dtype=np.float64), native_codes=codes,
+                     tissues=getattr(result, "tissues", None),
+                     affine_det=_float_or_none((result.qc or {}).get("affine_det")))
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def output_paths(out_dir: Path, key: Any, spec: Any) -> dict[str, Path]:
