@@ -129,7 +129,12 @@ def train(kind: str, prepared: Path, out: Path, overrides: list[str]) -> pd.Data
             member = out / "stack" / "members" / "quickstart"
             if not member.exists():
                 shutil.copytree(out / "sfcn", member)
-        run = train_cohort(prepared, out / kind, config, splits=out / "splits.json")
+        if config.stack is not None:
+            from brainage.training.stack import train_stack
+
+            run = train_stack(prepared, out / kind, config, splits=out / "splits.json")
+        else:
+            run = train_cohort(prepared, out / kind, config, splits=out / "splits.json")
     elif kind == "stack3":
         return stack_of_runs(prepared, out, ["sfcn", "tissue_ridge", "tissue_krr"]), None
     else:

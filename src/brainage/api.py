@@ -176,6 +176,10 @@ def train(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None = 
     if stage2_config is not None:
         raise InputError("stage2_config is only used with cascade=True (--cascade). "
                          "Fix: add --cascade, or drop --stage2-config.")
+    if cfg.stack is not None:
+        from brainage.training.stack import train_stack
+
+        return train_stack(_open_data(prepared, cohort), run, cfg, splits, cohort)
     return train_cohort(_open_data(prepared, cohort), run, cfg, splits, cohort=cohort)
 
 

@@ -25,6 +25,7 @@ from brainage.inference.explain_parts import (
 from brainage.inference.predictor import Predictor
 from brainage.training.config import load_train_config
 from brainage.training.fit import train_cohort
+from brainage.training.stack import train_stack
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # no OOD reference: noted
 
@@ -52,7 +53,7 @@ def stack(prepared, tmp_path_factory):
                                       "repeats: 1\n")
     cfg = load_train_config(None, [f"stack.members=[{root}/gm_ridge.yaml, "
                                    f"{root}/gm_gpr.yaml]", "split.folds=3"])
-    return train_cohort(prepared, root / "stack", cfg)
+    return train_stack(prepared, root / "stack", cfg)
 
 
 def _identity_error(out) -> float:

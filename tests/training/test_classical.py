@@ -16,6 +16,7 @@ from brainage.inference.predictor import Predictor
 from brainage.inference.stacking import combine, fit_combiner
 from brainage.training.config import load_train_config
 from brainage.training.fit import train_cohort
+from brainage.training.stack import train_stack
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_stack_fits_on_out_of_fold_predictions_only(prepared, tmp_path):
                                           "repeats: 1\n")
     cfg = load_train_config(None, [
         f"stack.members=[{tmp_path}/gm_ridge.yaml, {tmp_path}/gm_gpr.yaml]", "split.folds=3"])
-    run = train_cohort(prepared, tmp_path / "stack", cfg)
+    run = train_stack(prepared, tmp_path / "stack", cfg)
     stack = json.loads((run / "stack.json").read_text())
     assert stack["members"] == ["members/gm_ridge", "members/gm_gpr"]
     for m in stack["members"]:  # members are complete runs on the stack's splits
@@ -156,5 +157,5 @@ def test_stack_refuses_holdout_splits_before_writing(prepared, tmp_path):
     cfg = load_train_config(None, [f"stack.members=[{tmp_path}/a.yaml, {tmp_path}/b.yaml]",
                                    "split.method=holdout"])
     with pytest.raises(BrainAgeError, match="k-fold"):
-        train_cohort(prepared, tmp_path / "stack", cfg)
+        train_stack(prepared, tmp_path / "stack", cfg)
     assert not (tmp_path / "stack").exists()

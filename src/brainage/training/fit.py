@@ -110,9 +110,9 @@ def train_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     splits = splits if splits is not None or (run / rf.SPLITS).exists() \
         else synthetic_splits(config)
     if config.stack is not None:
-        from brainage.training.stack import train_stack
-
-        return train_stack(prepared_dir, run, config, splits, cohort)
+        raise InputError("a config with a stack: section trains several runs; it goes "
+                         "through brainage.train / `brainage train` (or "
+                         "brainage.training.stack.train_stack), not train_cohort.")
     prepared_dir, config, init = fine_tune(prepared_dir, config, cohort)
     with begin_run(prepared_dir, run, config, splits, task_cls, cohort,
                    plan=lambda p, s: plan_mix(config.synthetic, p, s)) as started:
