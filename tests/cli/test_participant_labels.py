@@ -70,7 +70,10 @@ def test_space_separated_labels_reach_cohort_check(tmp_path):
         "sub-01", "sub-03"]
 
 
-def test_bids_app_without_a_model_says_to_pass_one(tmp_path):
+def test_bids_app_without_a_model_says_to_pass_one(tmp_path, monkeypatch):
+    from brainage.inference import bundled
+
+    monkeypatch.setattr(bundled, "default_model_dir", lambda: None)  # an install without one
     bids = tmp_path / "bids"
     (bids / "sub-01" / "anat").mkdir(parents=True)
     result = CliRunner().invoke(app, [str(bids), str(tmp_path / "out"), "participant"])

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 IXI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ixi-hh-2mm"
-TRAIN = ["IXI013", "IXI014", "IXI015", "IXI033", "IXI048", "IXI050", "IXI051", "IXI052",
-         "IXI053", "IXI054"]
-HELD_OUT = "IXI055"
+TRAIN = ["IXI013", "IXI014", "IXI015", "IXI033", "IXI048", "IXI049", "IXI056", "IXI072",
+         "IXI083", "IXI092"]
+HELD_OUT = "IXI093"
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata,
               pytest.mark.skipif(not IXI.is_dir(), reason="../shared/data is absent")]

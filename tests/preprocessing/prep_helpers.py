@@ -41,5 +41,8 @@ def fake_preprocess(source, spec, name=None) -> pipeline.PreprocessResult:
     qc = {"similarity": 0.9, "brain_volume_ml": 1200.0, "mask_dice_template": 1.0,
           "coverage": 1.0, "affine_det": 1.0, "intensity": {}, "input": conf.facts,
           "flags": list(conf.flags), "seconds": {"total": 0.01}}
+    tissues = np.full((len(spec.tissue_channels), *shape), 1 / 3, np.float32) \
+        if spec.tissues else None
     return pipeline.PreprocessResult(array, mask, spec.grid.affine_array, qc,
-                                     np.ones(conf.data.shape, bool), conf.affine)
+                                     np.ones(conf.data.shape, bool), conf.affine,
+                                     tissues=tissues)

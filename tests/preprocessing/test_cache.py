@@ -61,8 +61,11 @@ def test_done_needs_ok_record_same_spec_and_array(tmp_path, small_spec):
     _record(store, key, status="failed")
     assert not store.is_done(key)  # failed scans are retried
     _record(store, key)
+    assert not store.is_done(key)  # the spec has tissue maps: they must be there too
+    maps = store.write_tissues(key, np.zeros((3, *small_spec.grid.shape)))
+    _record(store, key, tissues=str(maps.relative_to(store.root)))
     assert store.is_done(key)
-    _record(store, key, spec_hash="other")
+    _record(store, key, spec_hash="other", tissues=str(maps.relative_to(store.root)))
     assert not store.is_done(key)
 
 

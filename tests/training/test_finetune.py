@@ -133,8 +133,13 @@ def test_preparing_with_the_source_run_as_spec_gives_its_spec(source):
     assert spec.hash == rf.read_run_info(source).spec_hash
 
 
-def test_bundled_resolves_through_one_function_and_is_absent_for_now(target, tmp_path):
-    assert default_model_dir() is None
+def test_bundled_resolves_through_one_function(target, tmp_path, monkeypatch):
+    from brainage.inference import bundled
+
+    if default_model_dir() is not None:  # the bundled model is classical: nothing to start from
+        with pytest.raises(BrainAgeError, match="classical model.*-c tissue_ridge"):
+            brainage.train(target.root, tmp_path / "run", config(), init_from="bundled")
+    monkeypatch.setattr(bundled, "default_model_dir", lambda: None)  # an install without one
     with pytest.raises(BrainAgeError, match="no bundled model in this installation; pass a "
                                             "run folder"):
         brainage.train(target.root, tmp_path / "run", config(), init_from="bundled")

@@ -114,7 +114,19 @@ def source_info(run: Path) -> rf.RunInfo:
             f"--init-from {run}: a run of kind {info.kind!r}; fine-tuning starts from age "
             "models trained by `brainage train` (run.json kind 'models'). Fix: pass such a "
             "run folder.")
+    _refuse_classical(run, info.members[0])
     return info
+
+
+def _refuse_classical(run: Path, member: str) -> None:
+    from brainage.classical.model import is_classical
+
+    if is_classical(run / member):
+        raise InputError(
+            f"--init-from {run}: member {member!r} is a classical model (tissue maps + a "
+            "linear or kernel regressor), which has no network weights to start from. Fix: "
+            "train it on your data directly, `brainage train PREPARED RUN -c tissue_ridge` "
+            "(seconds), or fine-tune a network run.")
 
 
 def check_source_spec(run: Path, info: rf.RunInfo, prepared: PreparedCohort) -> str:
@@ -152,14 +164,7 @@ def pick_member(run: Path, info: rf.RunInfo, member: str | None) -> str:
 def source_model(run: Path, member: str) -> BrainAgeModel:
     """The source member's network with its weights; refused if it needs a cascade or is a
     classical model (nothing to start from: it is refitted in seconds)."""
-    from brainage.classical.model import is_classical
-
-    if is_classical(run / member):
-        raise InputError(
-            f"--init-from {run}: member {member!r} is a classical model (tissue maps + a "
-            "linear or kernel regressor), which has no network weights to start from. Fix: "
-            "train it on your data directly, `brainage train PREPARED RUN -c tissue_ridge` "
-            "(seconds), or fine-tune a network run.")
+    _refuse_classical(run, member)
     model = load_model(run / member)
     if "stage1_age" in model.covariates:
         raise InputError(
