@@ -38,7 +38,8 @@ demo: install
 	$(BIN)/brainage report $(DEMO_DIR)/run -o $(DEMO_DIR)/report.html
 	@echo "demo: open $(DEMO_DIR)/report.html"
 
-# The bundled default model, trained on the real IXI scans of ../shared/data (about 15 min).
+# The bundled models (the default tissue_ridge and the CPU network for --init-from bundled),
+# trained on the real IXI scans of ../shared/data (about 25 min on 2 cores).
 model: install
 	$(BIN)/python benchmarks/make_bundled_model.py --jobs $(JOBS)
 

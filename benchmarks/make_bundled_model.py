@@ -1,14 +1,18 @@
 """Build the bundled default model (``make model``): trained on the real IXI scans.
 
     python benchmarks/make_bundled_model.py [--prepared /tmp/ixi-prepared] [--preset tissue_ridge]
+        [--network quickstart | --network none] [--network-run DIR]
 
 1. prepares ``../shared/data/ixi-hh-2mm`` with the default spec (cached in ``--prepared``;
    resumes), 2. trains the preset with 5-fold cross-validation (out-of-fold predictions give
    the bias correction and the 90 % intervals), 3. copies the run folder (no checkpoints or
    logs) into ``src/brainage/bundled/ixi_tissue_ridge/``, adds the data licence and the
    intended use to its model card, 4. records the selftest's expected predictions
-   (``golden.json``) and 5. prints the size. Deterministic: the same data and versions give
-   the same files.
+   (``golden.json``) and 5. prints the size; 6. the same for the CPU network preset
+   (``--network``, default ``quickstart``; about 15 min on 2 cores, or ``--network-run`` to
+   copy a finished run of that preset on the same scans and splits) into
+   ``src/brainage/bundled/ixi_sfcn/``, which ``--init-from bundled`` fine-tunes. Deterministic:
+   the same data and versions give the same files.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ def main() -> None:
     parser.add_argument("--prepared", type=Path, default=Path("/tmp/brainage-ixi-prepared"))
     parser.add_argument("--preset", default="tissue_ridge")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--network", default="quickstart", help="network preset, or none")
+    parser.add_argument("--network-run", type=Path, help="a finished run of --network")
     args = parser.parse_args()
     if not IXI.is_dir():
         sys.exit(f"IXI data not found under {IXI}")
     import brainage
-    from brainage.inference.bundled import BUNDLED_DIR, BUNDLED_NAME
+    from brainage.inference.bundled import BUNDLED_DIR, BUNDLED_NAME, BUNDLED_NETWORK
     from brainage.inference.selftest import record_golden
 
     summary = brainage.prepare(IXI, args.prepared, jobs=args.jobs, progress=False)
@@ -52,21 +58,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = brainage.train(args.prepared, Path(tmp) / "run", args.preset,
                              overrides=["split.method=kfold", "split.folds=5"])
-        target = BUNDLED_DIR / BUNDLED_NAME
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(run, target, ignore=lambda _d, names: [n for n in names if n in SKIP])
+        target = bundle(run, BUNDLED_DIR / BUNDLED_NAME, args.preset)
+        if args.network != "none":
+            net = args.network_run or brainage.train(
+                args.prepared, Path(tmp) / "net", args.network, splits=run / "splits.json",
+                overrides=["split.method=kfold", "split.folds=5", "progress_bar=false"])
+            bundle(net, BUNDLED_DIR / BUNDLED_NETWORK, args.network)
+    golden = record_golden(target)
+    size = sum(p.stat().st_size for p in BUNDLED_DIR.rglob("*") if p.is_file())
+    metrics = json.loads((target / "metrics.json").read_text())["uncorrected"]["test"]
+    print(f"bundled models: {BUNDLED_DIR} ({size / 1e6:.2f} MB); default out-of-fold MAE "
+          f"{metrics['mae']:.2f} y, r {metrics['pearson_r']:.3f}; golden outputs {golden}")
+
+
+def bundle(run: Path, target: Path, preset: str) -> Path:
+    """Copy a run into the package (no checkpoints or logs) with the licence in its card."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(run, target, ignore=lambda _d, names: [n for n in names if n in SKIP])
     card_path = target / "model_card.json"
     card = json.loads(card_path.read_text())
     card["training_data_licence"] = LICENCE
     card["valid_for"] = VALID_FOR
-    card["built_by"] = f"benchmarks/make_bundled_model.py --preset {args.preset}"
+    card["built_by"] = f"benchmarks/make_bundled_model.py (preset {preset})"
     card_path.write_text(json.dumps(card, indent=2) + "\n")
-    golden = record_golden(target)
-    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-    metrics = json.loads((target / "metrics.json").read_text())["uncorrected"]["test"]
-    print(f"bundled model: {target} ({size / 1e6:.2f} MB); out-of-fold MAE "
-          f"{metrics['mae']:.2f} y, r {metrics['pearson_r']:.3f}; golden outputs {golden}")
+    return target
 
 
 if __name__ == "__main__":

@@ -136,7 +136,11 @@ def test_preparing_with_the_source_run_as_spec_gives_its_spec(source):
 def test_bundled_resolves_through_one_function(target, tmp_path, monkeypatch):
     from brainage.inference import bundled
 
-    if default_model_dir() is not None:  # the bundled model is classical: nothing to start from
+    if bundled.default_network_dir() is not None:  # the bundled IXI network, another spec
+        with pytest.raises(BrainAgeError, match="another preprocessing spec.*ixi_sfcn"):
+            brainage.train(target.root, tmp_path / "run", config(), init_from="bundled")
+    monkeypatch.setattr(bundled, "default_network_dir", lambda: None)
+    if default_model_dir() is not None:  # the bundled default is classical: nothing to start
         with pytest.raises(BrainAgeError, match="classical model.*-c tissue_ridge"):
             brainage.train(target.root, tmp_path / "run", config(), init_from="bundled")
     monkeypatch.setattr(bundled, "default_model_dir", lambda: None)  # an install without one
