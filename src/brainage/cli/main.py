@@ -102,8 +102,18 @@ def _register() -> None:
 _register()
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+    """Warnings on the command line: ``warning: <message>``, without a source line."""
+    return f"warning: {message}\n"
+
+
 def run() -> None:
-    """Console-script entry point: user errors print a message (no traceback), exit 2."""
+    """Console-script entry point: user errors print a message (no traceback), exit 2;
+    warnings print as one line each."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
     try:
         app()
     except BrainAgeError as exc:

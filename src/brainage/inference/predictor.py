@@ -369,10 +369,12 @@ def _ood_reference(run: Path, info: rf.RunInfo) -> tuple[Any, str | None]:
     reference = load_reference(folder)
     if reference is not None:
         return reference, None
-    return None, (f"run {run} has no {REFERENCE_JSON} (trained before brainage stored one, "
-                  "or a pretrained encoder), so the predictions have no embedding_distance "
-                  "and intensity_z; the training age range and QC flags are still checked "
-                  "(column 'ood_flags')")
+    why = "a classical model: no network embedding to compare" if info.members and \
+        is_classical(folder / info.members[0]) else \
+        "trained before brainage stored one, or a pretrained encoder"
+    return None, (f"run {run} has no {REFERENCE_JSON} ({why}), so the predictions have no "
+                  "embedding_distance and intensity_z; the training age range and QC flags "
+                  "are still checked (column 'ood_flags')")
 
 
 def load_age_member(folder: Path) -> BrainAgeModel | ClassicalModel:
