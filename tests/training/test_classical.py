@@ -159,3 +159,19 @@ def test_stack_refuses_holdout_splits_before_writing(prepared, tmp_path):
     with pytest.raises(BrainAgeError, match="k-fold"):
         train_stack(prepared, tmp_path / "stack", cfg)
     assert not (tmp_path / "stack").exists()
+
+
+def test_fold_members_share_one_feature_pass(prepared, tmp_path, monkeypatch):
+    """Prediction makes each scan's features once for all fold members (same definition)."""
+    import brainage.inference.predictor as predictor_module
+
+    run = train_cohort(prepared, tmp_path / "ridge", classical("ridge"))
+    predictor = Predictor.from_run(run)
+    calls = []
+    real = predictor_module.feature_matrix
+    monkeypatch.setattr(predictor_module, "feature_matrix",
+                        lambda maker, table: calls.append(1) or real(maker, table))
+    out = predictor.predict_table(prepared.table)
+    assert len(calls) == 1 and len(predictor.stage1) == 3
+    each = np.stack([m.predict_table(prepared.table) for m in predictor.stage1])
+    np.testing.assert_allclose(out["predicted_age"], each.mean(axis=0))

@@ -90,6 +90,14 @@ class FeatureMaker:
         return cls(spec, tuple(channels), tuple(grid.spacing),
                    _pool(grown.astype(np.float32), spec.pool) > 0.5)
 
+    @property
+    def key(self) -> str:
+        """Equal for makers that give the same features (definition, channels, grid, mask)."""
+        import hashlib
+
+        digest = hashlib.sha256(np.packbits(self.mask).tobytes()).hexdigest()[:16]
+        return f"{self.spec.to_dict()}|{self.channels}|{self.spacing}|{self.mask.shape}|{digest}"
+
     def __call__(self, tissues: np.ndarray, affine_det: float) -> np.ndarray:
         """(F,) float32 features of one scan; `tissues` is (C, X, Y, Z)."""
         from scipy import ndimage as ndi

@@ -105,14 +105,16 @@ class ClassicalModel:
 
 
 def feature_matrix(features: FeatureMaker, table: pd.DataFrame) -> np.ndarray:
-    """(N, F) features of the rows of `table` (``tissue_path``: ``.npy`` paths or arrays)."""
-    if "tissue_path" not in table or table["tissue_path"].isna().any():
-        missing = table.get("participant_id", pd.Series(range(len(table))))
-        who = list(missing[table.get("tissue_path", pd.Series([None] * len(table))).isna()
-                           .to_numpy()])[:5] if "tissue_path" in table else "every scan"
-        raise InputError(f"no tissue maps for {who}; classical models need them. Fix: prepare "
-                         "the scans with `brainage prepare --tissues` (predict prepares raw "
-                         "scans with the run's own spec).")
+    """(N, F) features of the rows of `table` (``tissue_path``: ``.npy`` paths or arrays,
+    ``affine_det``: the template -> native determinant)."""
+    ids = table["participant_id"] if "participant_id" in table else pd.Series(range(len(table)))
+    for column, what in (("tissue_path", "tissue maps"), ("affine_det", "affine determinant")):
+        bad = table[column].isna().to_numpy() if column in table else np.ones(len(table), bool)
+        if bad.any():
+            raise InputError(
+                f"no {what} ({column}) for {list(ids[bad])[:5]}; classical models need the "
+                "tissue maps of `brainage prepare` (its default; not --no-tissues). Fix: "
+                "prepare the scans again with the run's spec (predict does so for raw scans).")
     rows = []
     for item, det in zip(table["tissue_path"], table["affine_det"], strict=True):
         maps = np.load(item, mmap_mode="r") if isinstance(item, str | Path) else item

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from brainage import runs as rf
-from brainage.classical.model import ClassicalModel, is_classical
+from brainage.classical.model import ClassicalModel, feature_matrix, is_classical
 from brainage.data.cohort import Cohort
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError, InputError
@@ -265,7 +265,7 @@ class Predictor:
             out["qc_flags"] = data.get("qc_flags", pd.NA)
             self._finish(out, data)
             return out
-        preds = np.stack([self._predict(m, data) for m in self.stage1])  # (M, N)
+        preds = self._member_predictions(data)  # (M, N)
         if self.stage2:
             data = data.assign(stage1_age=preds.mean(axis=0))
             out["stage1_age"] = data["stage1_age"]
@@ -319,6 +319,21 @@ class Predictor:
                 f"{len(bad)} array(s) do not have the input shape {want} that run "
                 f"{self.run_dir} was trained on: {', '.join(bad[:10])}. Fix: prepare the scans "
                 "with the run's own spec (pass raw scans to `brainage predict`).")
+
+    def _member_predictions(self, data: pd.DataFrame) -> np.ndarray:
+        """(M, N) predictions of the stage-1 members. Classical fold members share their
+        feature definition, so the features of each scan are made once, not once per fold."""
+        features: dict[str, np.ndarray] = {}
+        out = []
+        for model in self.stage1:
+            if isinstance(model, ClassicalModel):
+                key = model.features.key
+                if key not in features:
+                    features[key] = feature_matrix(model.features, data)
+                out.append(model.predict_features(features[key]))
+            else:
+                out.append(self._predict(model, data))
+        return np.stack(out)
 
     def _predict(self, model: BrainAgeModel | ClassicalModel, data: pd.DataFrame) -> np.ndarray:
         if isinstance(model, ClassicalModel):
