@@ -72,16 +72,27 @@ def main() -> None:
 
 
 def bundle(run: Path, target: Path, preset: str) -> Path:
-    """Copy a run into the package (no checkpoints or logs) with the licence in its card."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(run, target, ignore=lambda _d, names: [n for n in names if n in SKIP])
-    card_path = target / "model_card.json"
+    """Copy a run into the package (no checkpoints or logs) with the licence in its card.
+
+    The copy is built beside `target` and swapped in only when complete, so a failure midway
+    leaves the previous bundled model in place."""
+    partial = target.with_name(f".{target.name}.partial")
+    old = target.with_name(f".{target.name}.old")
+    for leftover in (partial, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    shutil.copytree(run, partial, ignore=lambda _d, names: [n for n in names if n in SKIP])
+    card_path = partial / "model_card.json"
     card = json.loads(card_path.read_text())
     card["training_data_licence"] = LICENCE
     card["valid_for"] = VALID_FOR
     card["built_by"] = f"benchmarks/make_bundled_model.py (preset {preset})"
     card_path.write_text(json.dumps(card, indent=2) + "\n")
+    if target.exists():
+        target.rename(old)
+    partial.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
     return target
 
 
