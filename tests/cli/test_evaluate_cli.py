@@ -154,3 +154,17 @@ def test_parse_selector():
     for bad in ("group", "group>=3", "__import__('os')==1 or True", "==x", "group=="):
         with pytest.raises(BrainAgeError):
             parse_selector(bad)
+
+
+def test_selector_compares_numeric_columns_as_numbers():
+    """`is_control==1` selects the rows of a float column (1.0 once the column has gaps)."""
+    from brainage.evaluation.pipeline import select_rows
+
+    df = pd.DataFrame({"is_control": [1.0, 0.0, np.nan, 1.0], "site": ["1", "2", "1", "x"]})
+    assert select_rows(df, "is_control==1").tolist() == [True, False, False, True]
+    assert select_rows(df, "is_control==1.0").tolist() == [True, False, False, True]
+    assert select_rows(df, "is_control!=1").tolist() == [False, True, False, False]
+    # A text column keeps exact text matching.
+    assert select_rows(df, "site==1").tolist() == [True, False, True, False]
+    with pytest.raises(BrainAgeError, match="matches no row"):
+        select_rows(df, "is_control==2")

@@ -75,6 +75,15 @@ def select_rows(df: pd.DataFrame, text: str) -> np.ndarray:
                             f"{list(df.columns)}.")
     present = df[col].notna().to_numpy()
     equal = (df[col].astype(str).str.strip() == value).to_numpy()
+    if pd.api.types.is_numeric_dtype(df[col]):
+        # A numeric column (`is_control==1` read as 1.0 when the column has gaps) is
+        # compared as numbers, so `1`, `1.0` and `1e0` select the same rows.
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if number is not None:
+            equal = np.isclose(df[col].to_numpy(dtype=float), number, rtol=0.0, atol=1e-9)
     mask = present & (equal if op == "==" else ~equal)
     if not mask.any():
         raise InputError(f"selection {text!r} matches no row; values of {col!r} are "
