@@ -191,6 +191,7 @@ def regress_statistics(work: Path) -> dict:
             for fold, mae in fold_maes(run).items():
                 rows.append({"condition": condition, "seed": seed, "fold": fold, "mae": mae})
             preds = pd.read_csv(run / "predictions.tsv", sep="\t")
+            preds = preds[preds["set"] == "test"]  # not the scans without an age (IXI has 4)
             errors[(condition, seed)] = (preds["predicted_age"] - preds["age"]).abs().set_axis(
                 preds["participant_id"])
     table = pd.DataFrame(rows).pivot_table(index=["fold", "seed"], columns="condition",
@@ -208,6 +209,8 @@ def regress_statistics(work: Path) -> dict:
                    for c in ("real", "tgb", "notask")}
     subj = [paired(f"{c} - real (per subject, seed-mean)", per_subject["real"], per_subject[c])
             for c in ("tgb", "notask")]
+    subj.append(paired("tgb - notask (per subject, seed-mean)", per_subject["notask"],
+                       per_subject["tgb"]))
     print(pd.DataFrame(subj).round(4).to_string(index=False))
     return {"mae": table.reset_index().to_dict("records"), "paired": tests, "per_subject": subj}
 
