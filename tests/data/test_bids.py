@@ -79,13 +79,24 @@ def test_runs_and_acq_make_distinct_rows(bids_root, nifti):
     anat = bids_root / "sub-01" / "anat"
     (anat / "sub-01_T1w.nii.gz").unlink()
     for name in ("sub-01_run-1_T1w.nii.gz", "sub-01_run-2_T1w.nii.gz",
-                 "sub-01_acq-fast_run-1_T1w.nii.gz"):
+                 "sub-01_acq-fast_run-3_T1w.nii.gz"):
         nifti(anat / name)
     t = load_cohort(bids_root).table
     sub1 = t[t["participant_id"] == "sub-01"]
     assert sorted(zip(sub1["run"], sub1["acq"].fillna("-"), strict=True)) == [
-        (1, "-"), (1, "fast"), (2, "-")]
+        (1, "-"), (2, "-"), (3, "fast")]
     assert (sub1["age"] == 30.5).all()
+
+
+def test_scans_differing_only_by_acq_are_refused(bids_root, nifti):
+    """Outputs are named sub/ses/run, so two acquisitions of one run would collide."""
+    anat = bids_root / "sub-01" / "anat"
+    nifti(anat / "sub-01_acq-fast_T1w.nii.gz")
+    with pytest.raises(ValidationError) as err:
+        load_cohort(bids_root)
+    (problem,) = err.value.problems
+    assert problem.where.endswith("sub-01_acq-fast_T1w.nii.gz")
+    assert "sub-01_T1w.nii.gz" in problem.expected and "run-<n>" in problem.fix
 
 
 def test_sessions_tsv_overrides_age_per_session(bids_root, nifti, tsv):
@@ -159,8 +170,8 @@ def test_numeric_sex_with_declared_convention(bids_root, tsv):
 
 def test_file_name_must_match_its_folder(bids_root, nifti):
     nifti(bids_root / "sub-01" / "anat" / "sub-02_acq-x_T1w.nii.gz")
-    (problem,) = _problems(bids_root)
-    assert "sub-02_acq-x" in problem.where and "folder" in problem.expected
+    problems = [p for p in _problems(bids_root) if "folder" in p.expected]
+    assert len(problems) == 1 and "sub-02_acq-x" in problems[0].where
 
 
 def test_missing_site_when_asked_for(bids_root, tsv):

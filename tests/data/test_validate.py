@@ -155,8 +155,16 @@ def test_duplicates_name_both_rows():
 
 
 def test_acq_and_run_keep_rows_distinct():
-    table = _table(participant_id=["sub-1"] * 3, run=[1, 2, 1], acq=["a", "a", "b"])
+    table = _table(participant_id=["sub-1"] * 3, run=[1, 2, 3], acq=["a", "a", "b"])
     assert check_duplicates(table, row_per_scan=False) == []
+
+
+def test_scans_told_apart_only_by_acq_are_refused():
+    """Outputs are named sub/ses/run: acq-a and acq-b of one run would overwrite each other."""
+    table = _table(participant_id=["sub-1"] * 3, run=[1, 2, 1], acq=["a", "a", "b"])
+    (problem,) = check_duplicates(table, row_per_scan=False)
+    assert problem.where == "/d/2.nii.gz" and "/d/0.nii.gz" in problem.expected
+    assert "acq-b vs acq-a" in problem.expected and "run-<n>" in problem.fix
 
 
 def test_same_image_listed_twice_is_a_duplicate():

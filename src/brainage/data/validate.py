@@ -248,7 +248,8 @@ def check_duplicates(table: pd.DataFrame, row_per_scan: bool) -> list[Problem]:
     path_cols = ["path"] + [c for c in ("array_index", "dicom_series") if c in table.columns]
     problems: list[Problem] = []
     flagged: set[int] = set()
-    for columns, what in ((cols, "scan"), (path_cols, "image")):
+    key_cols = [c for c in KEY if c in table.columns]
+    for columns, what in ((cols, "scan"), (path_cols, "image"), (key_cols, "output")):
         first: dict[str, int] = {}
         for pos, key in enumerate(_keys(table, columns)):
             if key not in first:
@@ -265,11 +266,21 @@ def _duplicate(table: pd.DataFrame, pos: int, first: int, key: str, what: str,
     other, other_row = _locate(table, first, row_per_scan)
     earlier = other if other_row is None else f"{other}, row {other_row}"
     ses = table["session"].iloc[pos] if "session" in table.columns else None
+    if what == "output":  # told apart only by acq-, rec-, ...: outputs are named without them
+        differ = ", ".join(f"{c}-{table[c].iloc[pos]} vs {c}-{table[c].iloc[first]}"
+                           for c in ENTITY_COLUMNS if c in table.columns
+                           and str(table[c].iloc[pos]) != str(table[c].iloc[first]))
+        expected = (f"one T1w scan per participant, session and run: outputs are named by "
+                    f"those alone, so this scan ({differ}) would overwrite {earlier}")
+        fix = ("keep one of these scans per session (list the one to use in a table with a "
+               "'path' column, or move the other out of the BIDS folder), or give them "
+               "run-<n> entities")
+    else:
+        expected = f"each {what} listed once (the same {what} is at {earlier})"
+        fix = "remove the duplicate, or tell the scans apart (a run-<n> or acq-<label> entity)"
     return Problem(
-        where, expected=f"each {what} listed once (the same {what} is at {earlier})",
-        fix="remove the duplicate, or tell the scans apart (a run-<n> or acq-<label> entity)",
-        value=key, row=row, participant=text_or_none(table["participant_id"].iloc[pos]),
-        session=text_or_none(ses),
+        where, expected=expected, fix=fix, value=key, row=row,
+        participant=text_or_none(table["participant_id"].iloc[pos]), session=text_or_none(ses),
     )
 
 
