@@ -97,6 +97,7 @@ def test_scans_differing_only_by_acq_are_refused(bids_root, nifti):
     (problem,) = err.value.problems
     assert problem.where.endswith("sub-01_acq-fast_T1w.nii.gz")
     assert "sub-01_T1w.nii.gz" in problem.expected and "run-<n>" in problem.fix
+    assert "(acq-fast vs no acq)" in problem.expected
 
 
 def test_sessions_tsv_overrides_age_per_session(bids_root, nifti, tsv):

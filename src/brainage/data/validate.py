@@ -237,7 +237,8 @@ def _keys(table: pd.DataFrame, cols: list[str]) -> list[str]:
 
 
 def check_duplicates(table: pd.DataFrame, row_per_scan: bool) -> list[Problem]:
-    """Rows sharing participant/session/run (and acq, rec, ...) or the same image.
+    """Rows describing the same scan or image, and scans told apart only by acq-, rec-, ...
+    entities (outputs are named by participant, session and run, so they would collide).
 
     Args:
         table: Assembled rows with the provenance columns.
@@ -267,17 +268,20 @@ def _duplicate(table: pd.DataFrame, pos: int, first: int, key: str, what: str,
     earlier = other if other_row is None else f"{other}, row {other_row}"
     ses = table["session"].iloc[pos] if "session" in table.columns else None
     if what == "output":  # told apart only by acq-, rec-, ...: outputs are named without them
-        differ = ", ".join(f"{c}-{table[c].iloc[pos]} vs {c}-{table[c].iloc[first]}"
-                           for c in ENTITY_COLUMNS if c in table.columns
-                           and str(table[c].iloc[pos]) != str(table[c].iloc[first]))
+        def entity(c: str, at: int) -> str:
+            label = text_or_none(table[c].iloc[at])
+            return f"{c}-{label}" if label else f"no {c}"
+
+        differ = ", ".join(f"{entity(c, pos)} vs {entity(c, first)}" for c in ENTITY_COLUMNS
+                           if c in table.columns and entity(c, pos) != entity(c, first))
         expected = (f"one T1w scan per participant, session and run: outputs are named by "
-                    f"those alone, so this scan ({differ}) would overwrite {earlier}")
+                    f"those alone, so this scan ({differ}) would collide with {earlier}")
         fix = ("keep one of these scans per session (list the one to use in a table with a "
                "'path' column, or move the other out of the BIDS folder), or give them "
                "run-<n> entities")
     else:
         expected = f"each {what} listed once (the same {what} is at {earlier})"
-        fix = "remove the duplicate, or tell the scans apart (a run-<n> or acq-<label> entity)"
+        fix = "remove the duplicate, or tell the scans apart (a run-<n> entity)"
     return Problem(
         where, expected=expected, fix=fix, value=key, row=row,
         participant=text_or_none(table["participant_id"].iloc[pos]), session=text_or_none(ses),

@@ -67,6 +67,13 @@ def parse_selector(text: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3).strip("'\"")
 
 
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def select_rows(df: pd.DataFrame, text: str) -> np.ndarray:
     """Boolean mask of the rows matching a selector; rows missing the column never match."""
     col, op, value = parse_selector(text)
@@ -74,16 +81,13 @@ def select_rows(df: pd.DataFrame, text: str) -> np.ndarray:
         raise InputError(f"selection {text!r}: no column {col!r}; columns are "
                             f"{list(df.columns)}.")
     present = df[col].notna().to_numpy()
-    equal = (df[col].astype(str).str.strip() == value).to_numpy()
-    if pd.api.types.is_numeric_dtype(df[col]):
+    number = _as_number(value) if pd.api.types.is_numeric_dtype(df[col]) else None
+    if number is not None:
         # A numeric column (`is_control==1` read as 1.0 when the column has gaps) is
         # compared as numbers, so `1`, `1.0` and `1e0` select the same rows.
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if number is not None:
-            equal = np.isclose(df[col].to_numpy(dtype=float), number, rtol=0.0, atol=1e-9)
+        equal = np.isclose(df[col].to_numpy(dtype=float), number, rtol=0.0, atol=1e-9)
+    else:
+        equal = (df[col].astype(str).str.strip() == value).to_numpy()
     mask = present & (equal if op == "==" else ~equal)
     if not mask.any():
         raise InputError(f"selection {text!r} matches no row; values of {col!r} are "
