@@ -13,10 +13,11 @@ training prediction). The Gaussian process has a linear kernel
 holds the ``sigma_0`` term. Kernel ridge with an RBF kernel is not additive over features
 and is refused.
 
-A map feature is the mean of one pooled block of a (smoothed) tissue map; its contribution
-is spread evenly over the block's grid voxels and the tissue maps are summed, so the map
-sums to the map features' total contribution. The global volume features are reported as
-numbers. Fold members are averaged (the run predicts their mean), so
+A map feature is the mean of one pooled block of a (smoothed) tissue map, or of one
+template parcel; its contribution is spread evenly over the block's (parcel's) grid voxels
+and the tissue maps are summed, so the map sums to the map features' total contribution.
+The global features (volumes, ventricular CSF, tissue fractions) are reported as numbers.
+Fold members are averaged (the run predicts their mean), so
 ``map.sum() + sum(volumes) == prediction - baseline`` exactly, ``baseline`` being the mean
 of the members' ``b``. Numpy only.
 """
@@ -28,14 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from brainage.classical.features import FeatureMaker
+from brainage.classical.features import MEASURE_NAMES, VOLUME_NAMES, FeatureMaker
 from brainage.classical.model import ClassicalModel
 from brainage.errors import InputError
-from brainage.preprocessing.tissues import TISSUES
 
-#: Names of the volume features, in feature order (``FeatureSpec.volumes``).
-VOLUME_NAMES = (*(f"{t}_volume" for t in TISSUES), "intracranial_volume")
-LINEAR_ESTIMATORS = ("ridge", "gpr")
+LINEAR_ESTIMATORS = ("ridge", "svr", "gpr")
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def linear_form(model: ClassicalModel) -> LinearForm:
         InputError: the estimator is not linear in the features (kernel ridge, RBF).
     """
     arrays, params = model.fitted.arrays, model.fitted.params
-    if model.estimator == "ridge":
+    if model.estimator in ("ridge", "svr"):
         return LinearForm(arrays["coef"], arrays["mean"], arrays["scale"],
                           float(params["intercept"]))
     if model.estimator == "gpr":
@@ -136,10 +134,18 @@ def explain_models(models: list[ClassicalModel], tissues: np.ndarray, affine_det
     for model, form in zip(models, forms, strict=True):
         x = model.features(tissues, affine_det).astype(np.float64)
         c = form.contributions(x)
-        n_map = len(model.features.spec.maps) * int(model.features.mask.sum())
-        total += features_to_map(model.features, c[:n_map], shape)
-        for name, value in zip(VOLUME_NAMES, c[n_map:], strict=False):
-            volumes[name] = volumes.get(name, 0.0) + float(value)
+        start = 0
+        for kind, name, size in model.features.layout():
+            part = c[start:start + size]
+            start += size
+            if kind == "voxels":
+                total += features_to_map(model.features, part, shape, maps=1)
+            elif kind == "parcels":
+                total += parcels_to_map(model.features.regions[name.split("/")[1]], part)
+            else:
+                names = MEASURE_NAMES if kind == "measures" else VOLUME_NAMES
+                for n, value in zip(names, part, strict=True):
+                    volumes[n] = volumes.get(n, 0.0) + float(value)
         preds.append(form.predict(x))
         bases.append(form.intercept)
     k = len(models)
@@ -147,14 +153,25 @@ def explain_models(models: list[ClassicalModel], tissues: np.ndarray, affine_det
                          float(np.mean(preds)), float(np.mean(bases)))
 
 
-def features_to_map(maker: FeatureMaker, values: np.ndarray, shape: tuple[int, ...]
-                    ) -> np.ndarray:
+def parcels_to_map(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Spread per-parcel values evenly over their voxels: ``(X, Y, Z)``, sum = values.sum()
+    (over parcels that have voxels)."""
+    flat = labels.ravel().astype(np.int64)
+    counts = np.bincount(flat, minlength=values.size + 1)[1:values.size + 1]
+    per_voxel = np.concatenate([[0.0], np.where(counts > 0, values / np.maximum(counts, 1),
+                                                0.0)])
+    return per_voxel[flat].reshape(labels.shape)
+
+
+def features_to_map(maker: FeatureMaker, values: np.ndarray, shape: tuple[int, ...],
+                    maps: int | None = None) -> np.ndarray:
     """Spread per-block values of the map features onto the grid voxels of their blocks.
 
     Args:
         maker: The features' maker (its spec's maps, pool and pooled mask).
-        values: ``(len(maps) * mask.sum(),)`` values in feature order.
+        values: ``(maps * mask.sum(),)`` values in feature order.
         shape: The grid shape ``(X, Y, Z)``.
+        maps: How many maps `values` holds (default: every map of the spec).
 
     Returns:
         ``(X, Y, Z)`` float64 map, each block's value divided evenly over its voxels on
@@ -167,11 +184,11 @@ def features_to_map(maker: FeatureMaker, values: np.ndarray, shape: tuple[int, .
                          f"expected {pooled} for the grid {tuple(shape)} pooled by {pool}. "
                          "Fix: explain with the run's own preprocessing grid.")
     n = int(maker.mask.sum())
-    if values.size != len(maker.spec.maps) * n:
-        raise InputError(f"{values.size} map feature values; expected "
-                         f"{len(maker.spec.maps) * n}.")
+    k = len(maker.spec.maps) if maps is None else int(maps)
+    if values.size != k * n:
+        raise InputError(f"{values.size} map feature values; expected {k * n}.")
     blocks = np.zeros(pooled, dtype=np.float64)
-    for i in range(len(maker.spec.maps)):
+    for i in range(k):
         blocks[maker.mask] += values[i * n:(i + 1) * n]
     counts = np.ones(pooled)
     for axis, size in enumerate(shape):  # voxels of each block inside the grid, per axis

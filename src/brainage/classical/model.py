@@ -25,6 +25,8 @@ from brainage.io import atomic_path, parse_json_file, write_json
 WEIGHTS = "weights.safetensors"  # models.io.WEIGHTS
 CONFIG = "model.json"  # models.io.CONFIG
 FAMILY = "classical"
+#: Prefix of the region label arrays in the weights file.
+REGION_PREFIX = "region_"
 
 
 def is_classical(directory: str | Path) -> bool:
@@ -61,6 +63,14 @@ class ClassicalModel:
         """(N,) predicted ages of (N, F) features made by :attr:`features`."""
         return estimators.predict(self.estimator, self.fitted, X)
 
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """(N, F) standardised features (the space the estimator sees; for OOD scores)."""
+        return estimators.standardised(self.fitted, X)
+
+    def embed_table(self, table: pd.DataFrame) -> np.ndarray:
+        """:meth:`embed` of the features of the rows of `table`."""
+        return self.embed(feature_matrix(self.features, table))
+
     @property
     def config(self) -> dict[str, Any]:
         f = self.features
@@ -80,6 +90,8 @@ class ClassicalModel:
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32)
                   for k, v in self.fitted.arrays.items()}
         arrays["feature_mask"] = self.features.mask.astype(np.uint8)
+        for name, labels in self.features.regions.items():
+            arrays[f"{REGION_PREFIX}{name}"] = np.ascontiguousarray(labels, dtype=np.uint16)
         with atomic_path(out / WEIGHTS) as tmp:
             save_file(arrays, str(tmp))
         write_json(out / CONFIG, self.config)
@@ -97,10 +109,13 @@ class ClassicalModel:
         meta = parse_json_file(folder / CONFIG, "train the run again")
         if meta.get("family") != FAMILY:
             raise InputError(f"{folder / CONFIG} is not a classical model.")
-        arrays = {k: v.astype(np.float64) for k, v in load_file(str(folder / WEIGHTS)).items()}
+        raw = load_file(str(folder / WEIGHTS))
+        regions = {k[len(REGION_PREFIX):]: raw.pop(k) for k in list(raw)
+                   if k.startswith(REGION_PREFIX)}
+        arrays = {k: v.astype(np.float64) for k, v in raw.items()}
         mask = arrays.pop("feature_mask") > 0
         maker = FeatureMaker(FeatureSpec.from_dict(meta["features"]), tuple(meta["channels"]),
-                             tuple(meta["spacing"]), mask)
+                             tuple(meta["spacing"]), mask, regions)
         return cls(str(meta["name"]), estimators.Fitted(arrays, meta["estimator_params"]), maker)
 
 

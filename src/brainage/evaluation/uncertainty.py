@@ -17,6 +17,13 @@ subjects and over-covers the middle. ``groups=K`` calibrates a quantile per grou
 *predicted* age (K quantile groups of the calibration predictions; Mondrian conformal,
 Vovk et al. 2005), which is known at prediction time, so each group gets its own width
 and its own coverage guarantee.
+
+* ``asymmetric``: the two tails of the *signed* residuals y_i - ŷ_i are calibrated apart
+  (α/2 each), per group -> interval [ŷ + q_low, ŷ + q_high]. Regression to the mean
+  makes residuals one-sided at the ends of the age range (the oldest predicted are
+  mostly older than predicted), so a symmetric width there is wide on the wrong side;
+  separate tails follow the shift, with the same coverage guarantee per group (Romano
+  et al. 2019 use the same two-tailed scores for quantile regression).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from sklearn.exceptions import NotFittedError
 
 from brainage.errors import InputError
 
-Method = Literal["absolute", "normalized"]
+Method = Literal["absolute", "normalized", "asymmetric"]
 
 
 class ConformalInterval(BaseEstimator):
@@ -38,7 +45,8 @@ class ConformalInterval(BaseEstimator):
 
     Args:
         alpha: Miscoverage level; 0.1 gives nominal 90 % intervals.
-        method: ``"absolute"`` (constant width) or ``"normalized"`` (width ∝ spread).
+        method: ``"absolute"`` (constant width), ``"normalized"`` (width ∝ spread) or
+            ``"asymmetric"`` (the two tails of the signed residuals, α/2 each).
         eps: Added to the spread in ``normalized`` mode so zero spread stays finite.
         min_subjects: Refuse to calibrate on fewer held-out subjects.
         groups: Calibrate separately within this many quantile groups of the predicted
@@ -77,7 +85,19 @@ class ConformalInterval(BaseEstimator):
         self.edges_ = [float(e) for e in np.quantile(yhat, np.arange(1, k) / k)]
         group = np.searchsorted(self.edges_, yhat, side="right")
         self.quantiles_ = [self._conformal_quantile(scores[group == g]) for g in range(k)]
+        if self.method == "asymmetric":
+            signed = y - yhat
+            self.tails_ = [self._tails(signed[group == g]) for g in range(k)]
         return self
+
+    def _tails(self, signed: np.ndarray) -> tuple[float, float]:
+        """(low, high) offsets: the α/2 conformal quantiles of each tail of `signed`."""
+        n = signed.size
+        rank = math.ceil((n + 1) * (1 - self.alpha / 2))
+        if rank > n or n == 0:
+            return (-np.inf, np.inf)
+        ordered = np.sort(signed)
+        return float(ordered[n - rank]), float(ordered[rank - 1])
 
     def _conformal_quantile(self, scores: np.ndarray) -> float:
         """The ⌈(n+1)(1-α)⌉-th smallest score (inf when n is too small for it)."""
@@ -93,18 +113,23 @@ class ConformalInterval(BaseEstimator):
                 "held-out predictions first (or load a calibrated one with from_dict)."
             )
         yhat = np.asarray(predicted, dtype=float)
-        quantiles = np.asarray(getattr(self, "quantiles_", [self.quantile_]), dtype=float)
         edges = getattr(self, "edges_", [])
+        if self.method == "asymmetric":
+            tails = np.asarray(self.tails_, dtype=float)  # (K, 2)
+            low, high = tails[np.searchsorted(edges, yhat, side="right")].T
+            return yhat + low, yhat + high
+        quantiles = np.asarray(getattr(self, "quantiles_", [self.quantile_]), dtype=float)
         q = quantiles[np.searchsorted(edges, yhat, side="right")] if len(quantiles) > 1 \
             else self.quantile_
         half = q * self._scale(spread, yhat.size, np.ones(yhat.size, bool))
         return yhat - half, yhat + half
 
     def _scale(self, spread: Any, n: int, keep: np.ndarray) -> np.ndarray:
-        if self.method == "absolute":
+        if self.method in ("absolute", "asymmetric"):
             return np.ones(n)
         if self.method != "normalized":
-            raise InputError(f"method={self.method!r}: expected 'absolute' or 'normalized'.")
+            raise InputError(f"method={self.method!r}: expected 'absolute', 'normalized' or "
+                             "'asymmetric'.")
         if spread is None:
             raise InputError(
                 "normalized conformal intervals need a per-subject spread (e.g. the fold "
@@ -122,6 +147,8 @@ class ConformalInterval(BaseEstimator):
             out.update(quantile=self.quantile_, n_calibration=self.n_calibration_)
         if getattr(self, "groups_", 1) > 1:
             out.update(group_edges=self.edges_, group_quantiles=self.quantiles_)
+        if hasattr(self, "tails_"):
+            out.update(group_edges=self.edges_, group_tails=[list(t) for t in self.tails_])
         return out
 
     @classmethod
@@ -136,6 +163,10 @@ class ConformalInterval(BaseEstimator):
             obj.quantiles_ = [float(q) for q in data["group_quantiles"]]
             obj.edges_ = [float(e) for e in data["group_edges"]]
             obj.groups_ = len(obj.quantiles_)
+        if "group_tails" in data:
+            obj.tails_ = [(float(a), float(b)) for a, b in data["group_tails"]]
+            obj.edges_ = [float(e) for e in data["group_edges"]]
+            obj.groups_ = len(obj.tails_)
         return obj
 
 

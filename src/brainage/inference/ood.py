@@ -51,8 +51,16 @@ class EmbeddingReference:
     its scores on the ``rank`` components, ``r`` the residual, ``var_res`` the mean
     residual variance (variances floored so tiny training sets stay finite).
 
+    With ``metric="mahalanobis"`` (classical members: their features are few subjects'
+    worth of highly correlated measures) the distance is the Mahalanobis distance in the
+    PCA space, with the residual counted as one more component:
+    ``sqrt((sum_j p_j^2 / var_j + |r|^2 / (var_res (F - k))) / (k + 1))``, so a scan far
+    along a principal direction (e.g. a tissue contrast the training scans never had)
+    stands out instead of being averaged over every feature.
+
     Attributes:
         rank: Most principal components kept.
+        metric: ``whitened`` (per feature, above) or ``mahalanobis``.
     """
 
     rank: int = 10
@@ -60,6 +68,7 @@ class EmbeddingReference:
     components_: np.ndarray | None = None
     variances_: np.ndarray | None = None
     residual_variance_: float = 0.0
+    metric: str = "whitened"
 
     def fit(self, z: np.ndarray) -> EmbeddingReference:
         """Fit on training embeddings ``(N, F)``, N >= 2."""
@@ -84,18 +93,24 @@ class EmbeddingReference:
         x = np.asarray(z, dtype=np.float64) - self.mean_
         p = x @ self.components_.T  # (N, k)
         r = x - p @ self.components_
+        if self.metric == "mahalanobis":
+            k, f = self.components_.shape[0], x.shape[1]
+            d2 = (p**2 / self.variances_).sum(axis=1) + (r**2).sum(axis=1) / (
+                self.residual_variance_ * max(f - k, 1))
+            return np.sqrt(d2 / (k + 1))
         d2 = (p**2 / self.variances_).sum(axis=1) + (r**2).sum(axis=1) / self.residual_variance_
         return np.sqrt(d2 / x.shape[1])
 
 
-def oof_distances(z: np.ndarray, rank: int, folds: int = 5, seed: int = 0) -> np.ndarray:
+def oof_distances(z: np.ndarray, rank: int, folds: int = 5, seed: int = 0,
+                  metric: str = "whitened") -> np.ndarray:
     """Each training embedding's distance to a reference fitted without its fold."""
     n = len(z)
     order = np.random.default_rng(seed).permutation(n)
     out = np.empty(n)
     for part in np.array_split(order, min(folds, n)):
         rest = np.setdiff1d(order, part)
-        out[part] = EmbeddingReference(rank).fit(z[rest]).distance(z[part])
+        out[part] = EmbeddingReference(rank, metric=metric).fit(z[rest]).distance(z[part])
     return out
 
 
@@ -180,7 +195,8 @@ def load_reference(folder: Path) -> OodReference | None:
         for name, rec in info["members"].items():
             ref.members[name] = EmbeddingReference(
                 int(rec["rank"]), tensors[f"{name}/mean"], tensors[f"{name}/components"],
-                tensors[f"{name}/variances"], float(rec["residual_variance"]))
+                tensors[f"{name}/variances"], float(rec["residual_variance"]),
+                str(rec.get("metric", "whitened")))
             ref.thresholds[name] = float(rec["threshold"])
         if info.get("intensity"):
             ref.intensity = IntensityReference(tensors["intensity/median"],
@@ -194,8 +210,21 @@ def load_reference(folder: Path) -> OodReference | None:
 
 
 def has_features(model: Any) -> bool:
-    """Whether a member gives ``forward_features`` (network members do)."""
-    return callable(getattr(model, "forward_features", None)) and hasattr(model, "num_features")
+    """Whether a member gives an embedding: ``forward_features`` (network members) or
+    ``embed_table`` (classical members: their standardised features)."""
+    return callable(getattr(model, "embed_table", None)) or (
+        callable(getattr(model, "forward_features", None)) and hasattr(model, "num_features"))
+
+
+def embeddings(model: Any, data: Any, batch_size: int = 8,
+               device: str | None = None) -> np.ndarray:
+    """(N, F) embeddings of the rows of `data` by a member with :func:`has_features`."""
+    if callable(getattr(model, "embed_table", None)):
+        return np.asarray(model.embed_table(data), dtype=np.float64)
+    from brainage.data.datasets import ScanDataset
+    from brainage.inference.engine import predict_features
+
+    return predict_features(model, ScanDataset.from_table(data), batch_size, device)
 
 
 def table_intensity(data: Any) -> np.ndarray:
@@ -218,15 +247,11 @@ def score(reference: OodReference, models: dict[str, Any], data: Any, batch_size
         ``embedding_distance`` and ``intensity_z`` ``(N,)`` arrays (NaN when the reference
         lacks that part, or no member matches).
     """
-    from brainage.data.datasets import ScanDataset
-    from brainage.inference.engine import predict_features
-
     n = len(data)
     ratios = []
-    dataset = ScanDataset.from_table(data)
     for name, model in models.items():
         if name in reference.members and has_features(model):
-            z = predict_features(model, dataset, batch_size, device)
+            z = embeddings(model, data, batch_size, device)
             ratios.append(reference.members[name].distance(z) / reference.thresholds[name])
     emb = np.mean(ratios, axis=0) if ratios else np.full(n, np.nan)
     inten = reference.intensity.z(table_intensity(data)) if reference.intensity is not None \

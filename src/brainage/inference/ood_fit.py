@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from brainage.inference import ood
-from brainage.inference.engine import predict_features
 
 #: PCA components kept per member.
 RANK = 10
@@ -35,15 +34,15 @@ def member_reference(model: Any, rows: pd.DataFrame, batch_size: int = 8,
                      device: str | None = None, seed: int = 0
                      ) -> tuple[ood.EmbeddingReference, dict[str, Any]] | None:
     """One member's reference and JSON record, or None (no features, too few scans)."""
-    from brainage.data.datasets import ScanDataset
-
     if not ood.has_features(model) or len(rows) < MIN_SCANS:
         return None
-    z = predict_features(model, ScanDataset.from_table(rows), batch_size, device)  # (N, F)
-    oof = ood.oof_distances(z, RANK, seed=seed)
+    z = ood.embeddings(model, rows, batch_size, device)  # (N, F)
+    metric = "mahalanobis" if callable(getattr(model, "embed_table", None)) else "whitened"
+    oof = ood.oof_distances(z, RANK, seed=seed, metric=metric)
     threshold = float(np.quantile(oof, ood.EMBEDDING_QUANTILE))
-    ref = ood.EmbeddingReference(RANK).fit(z)
+    ref = ood.EmbeddingReference(RANK, metric=metric).fit(z)
     return ref, {"rank": int(ref.components_.shape[0]),  # type: ignore[union-attr]
+                 "metric": metric,
                  "residual_variance": ref.residual_variance_, "threshold": threshold,
                  "threshold_99": float(np.quantile(oof, 0.99)), "n_train_scans": len(rows),
                  "n_features": int(z.shape[1]),
