@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from brainage.data.dicom_age import NO_AGE, header_age, header_sex
 from brainage.data.dicom_age import age_from_dates as age_from_dates  # re-exported
-from brainage.data.dicom_age import header_age, header_sex
 from brainage.data.dicom_age import parse_age as parse_age  # re-exported
 from brainage.errors import InputError, NotFoundError
 
@@ -234,7 +234,7 @@ def header_demographics(files: tuple[Path, ...] | list[Path]) -> dict[str, Any]:
         if sex_note:
             out["age_note"] = "; ".join(n for n in (out["age_note"], sex_note) if n)
         return {**out, "sex": sex, "patient_id": str(ds.get("PatientID", "") or "") or None}
-    return {"age": None, "age_source": "none", "age_note": "no readable DICOM header",
+    return {"age": None, "age_source": NO_AGE, "age_note": "no readable DICOM header",
             "sex": None, "patient_id": None}
 
 
