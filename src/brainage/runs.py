@@ -127,6 +127,23 @@ def write_run_info(run_dir: Path, info: RunInfo) -> None:
     write_json(run_dir / RUN_JSON, info.to_dict())
 
 
+#: Suffixes of pickled weights (PyTorch, Lightning, plain pickle): refused, never opened.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def refuse_weights_file(path: Path) -> str:
+    """Why a file given as a model (``model.pt``, ``last.ckpt``, ...) is refused, unread.
+
+    Such files are pickles, and unpickling one runs whatever code it names; brainage reads
+    weights only from the safetensors files of a run folder, so the file is never opened.
+    """
+    return (f"{path}: a file, not a run folder. brainage never unpickles weights "
+            "(a .pt/.pth/.ckpt/.pkl file is a pickle, and loading one runs any code it holds), "
+            "so it was not read. Fix: pass a run folder written by `brainage train` (weights "
+            "in safetensors); published SFCN weights: `brainage import-sfcn FILE OUT` "
+            "converts them to safetensors, reading tensors only (torch.load weights_only=True).")
+
+
 def read_run_info(run_dir: str | Path) -> RunInfo:
     """Read ``run.json``.
 
@@ -137,6 +154,8 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     """
     run = Path(run_dir)
     path = run / RUN_JSON
+    if run.is_file():
+        raise InputError(refuse_weights_file(run))
     if not run.is_dir():
         raise NotFoundError(f"{run}: run folder not found. Fix: pass the folder given to "
                             "`brainage train`.")

@@ -20,8 +20,15 @@ def write_series(folder: Path, volume: np.ndarray, *, description: str = "T1 MPR
                  sex: str | None = "F", spacing: tuple[float, float, float] = (1.0, 1.2, 1.5),
                  origin: tuple[float, float, float] = (-12.0, -16.0, -14.0),
                  study_uid: str = "1.2.826.0.1.3680043.8.498.1",
-                 patient_id: str = "P001") -> Path:
-    """Write `volume` (X, Y, Z) as a DICOM series into `folder`; returns the folder."""
+                 patient_id: str = "P001", header: dict[str, str | None] | None = None) -> Path:
+    """Write `volume` (X, Y, Z) as a DICOM series into `folder`; returns the folder.
+
+    `header` sets (or, with None, removes) more attributes of every slice, e.g.
+    ``{"PatientBirthDate": "19800101", "StudyDate": None}``; values are written as given,
+    also those a strict reader would call invalid (``PatientAge="39"``), as exporters do.
+    """
+    import warnings
+
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -42,10 +49,12 @@ def write_series(folder: Path, volume: np.ndarray, *, description: str = "T1 MPR
         ds.FrameOfReferenceUID = study_uid + ".9"
         ds.Modality, ds.Manufacturer = "MR", "brainage-tests"
         ds.PatientName, ds.PatientID = "Test^Subject", patient_id
-        if age is not None:
-            ds.PatientAge = age
-        if sex is not None:
-            ds.PatientSex = sex
+        with warnings.catch_warnings():  # pydicom warns on values outside the standard
+            warnings.filterwarnings("ignore", message="Invalid value for VR")
+            if age is not None:
+                ds.PatientAge = age
+            if sex is not None:
+                ds.PatientSex = sex
         ds.StudyDate = ds.SeriesDate = "20240102"
         ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = "120000"
         ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionNumber = number, k + 1, 1
@@ -62,7 +71,15 @@ def write_series(folder: Path, volume: np.ndarray, *, description: str = "T1 MPR
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope = 0, 1
         ds.PixelData = np.ascontiguousarray(data[:, :, k].T.astype(np.uint16)).tobytes()
-        pydicom.dcmwrite(folder / f"IM{number:02d}{k:04d}", ds, enforce_file_format=True)
+        with warnings.catch_warnings():  # pydicom warns on values outside the standard
+            warnings.filterwarnings("ignore", message="Invalid value for VR")
+            for key, value in (header or {}).items():
+                if value is None:
+                    if key in ds:
+                        delattr(ds, key)
+                else:
+                    setattr(ds, key, value)
+            pydicom.dcmwrite(folder / f"IM{number:02d}{k:04d}", ds, enforce_file_format=True)
     return folder
 
 

@@ -72,7 +72,7 @@ def test_a_single_series_is_used_whatever_its_name(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "years"), [("039Y", 39.0), ("006M", 0.5), ("026W", 0.4983),
-                                             ("073D", 0.1999), ("39", None), ("", None),
+                                             ("073D", 0.1999), ("39", 39.0), ("", None),
                                              ("abcY", None)])
 def test_patient_age_strings(text, years):
     assert dicom.parse_age(text) == years
@@ -86,7 +86,8 @@ def test_age_from_dates_when_there_is_no_patient_age():
 
 def test_header_gives_age_and_sex(study, tmp_path):
     assert dicom.scan_demographics(dicom.DicomScan(study)) == {
-        "age": 39.0, "sex": "F", "patient_id": "P001"}
+        "age": 39.0, "age_source": "PatientAge", "age_note": None, "sex": "F",
+        "patient_id": "P001"}
     write_series(tmp_path / "o", ramp_volume(SHAPE), age="006M", sex="O")
     got = dicom.header_demographics(dicom.list_series(tmp_path / "o")[0].files)
     assert got["age"] == 0.5 and got["sex"] is None
@@ -99,8 +100,7 @@ def test_table_ages_win_and_header_ages_are_marked(study, tmp_path):
     out = with_header_demographics(table)
     assert out["age"].tolist()[:2] == [50.0, 39.0] and np.isnan(out["age"][2])
     assert out["sex"].tolist()[:2] == ["M", "F"] and pd.isna(out["sex"][2])
-    assert out[AGE_SOURCE].tolist()[:2] == ["table", "dicom_header"]
-    assert pd.isna(out[AGE_SOURCE][2])
+    assert out[AGE_SOURCE].tolist() == ["participants.tsv", "PatientAge", "none"]
 
 
 def test_load_image_converts_a_dicom_folder(study):

@@ -103,5 +103,5 @@ def test_predict_a_dicom_folder_with_the_bundled_model(tmp_path):
     assert result.exit_code == 0, result.output
     assert "bundled model ixi_tissue_ridge" in result.output
     table = pd.read_csv(out, sep="\t")
-    assert table["age"].iloc[0] == 52.0 and table["age_source"].iloc[0] == "dicom_header"
+    assert table["age"].iloc[0] == 52.0 and table["age_source"].iloc[0] == "PatientAge"
     assert 10 < table["predicted_age"].iloc[0] < 100

@@ -31,7 +31,7 @@ def run(tmp_path_factory):
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("dicom") / "sub-05"
     write_series(root / "t1", ramp_volume((24, 28, 20)), description="T1 MPRAGE", number=3,
-                 age="045Y", sex="M")
+                 age="45", sex="M")  # a bare number, as some exporters write it: years
     write_series(root / "t2", ramp_volume((24, 28, 12)), description="T2 TSE", number=4,
                  age="045Y", sex="M")
     return root
@@ -61,7 +61,8 @@ def test_a_dicom_study_is_predicted_with_the_header_age(run, study, converted, t
     assert converted == [(24, 28, 20)]  # the T1w series, not the T2w one
     row = out.iloc[0]
     assert row["participant_id"] == "sub-05" and row["age"] == 45.0 and row["sex"] == "M"
-    assert row["age_source"] == "dicom_header"
+    assert row["age_source"] == "PatientAge" and out.iloc[1]["age_source"] == "none"
+    assert row["age_note"] == "PatientAge '45' has no unit letter: read as 45 years"
     assert np.isclose(row["gap"], row["predicted_age"] - 45.0)
     assert out.iloc[1]["error"].startswith("preprocessing failed")
 

@@ -80,9 +80,12 @@ def split_run(items: list[Path], model: Path | None) -> tuple[Path, list[Path]]:
     """
     from brainage.errors import InputError
     from brainage.inference.bundled import default_model_dir
+    from brainage.runs import PICKLE_SUFFIXES, refuse_weights_file
 
     if model is not None:
         run, inputs = model, list(items)
+    elif items and items[0].suffix.lower() in PICKLE_SUFFIXES and items[0].is_file():
+        raise InputError(refuse_weights_file(items[0]))  # a model.pt meant as the run
     elif items and (items[0] / "run.json").is_file():
         run, inputs = items[0], list(items[1:])
     else:

@@ -5,7 +5,8 @@ the folder or its subfolders). The T1-weighted series is picked by its SeriesDes
 ProtocolName (:data:`T1_PATTERN`), or named by the user (``--dicom-series`` with a
 SeriesNumber or SeriesInstanceUID; a ``dicom_series`` column in a cohort table). An
 ambiguous study is refused with every series listed. Only headers are read here (no
-pixel data); :mod:`brainage.data.dicom_convert` converts the picked series with dcm2niix.
+pixel data); :mod:`brainage.data.dicom_convert` converts the picked series with dcm2niix,
+and :mod:`brainage.data.dicom_age` reads age and sex as headers are found in the wild.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from brainage.data.dicom_age import NO_AGE, header_age, header_sex
+from brainage.data.dicom_age import age_from_dates as age_from_dates  # re-exported
+from brainage.data.dicom_age import parse_age as parse_age  # re-exported
 from brainage.errors import InputError, NotFoundError
 
 #: SeriesDescription / ProtocolName of a T1-weighted anatomical series.
@@ -28,9 +31,9 @@ SKIP_PATTERN = re.compile(r"locali[sz]er|scout|survey|\bloc\b|map\b|\bpost|gad|c
 #: Files examined when deciding whether a folder holds DICOM files.
 _PROBE_FILES = 200
 _HEADER_TAGS = ("SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ProtocolName",
-                "PatientAge", "PatientSex", "PatientBirthDate", "StudyDate", "PatientID")
+                "PatientAge", "PatientSex", "PatientBirthDate", "StudyDate", "AcquisitionDate",
+                "SeriesDate", "PatientID")
 _MISSING = ("", "nan", "NaN", "<NA>", "None", "n/a")
-_AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
 
 
 @dataclass(frozen=True)
@@ -209,13 +212,15 @@ def _listing(found: list[Series]) -> str:
 
 
 def header_demographics(files: tuple[Path, ...] | list[Path]) -> dict[str, Any]:
-    """Age (years) and sex (``F``/``M``) from the first readable header of a series.
+    """Age (years), sex (``F``/``M``) and the rule that gave the age, from the first
+    readable header of a series (:mod:`brainage.data.dicom_age` has the rules).
 
-    Age is PatientAge (``039Y``, ``006M``, ``010W``, ``020D``), else StudyDate minus
-    PatientBirthDate; sex is PatientSex ``F``/``M`` (``O`` and blanks are unknown).
+    Warns:
+        DicomAgeWarning: PatientAge and StudyDate - PatientBirthDate disagree by over a year.
 
     Returns:
-        ``{"age": float | None, "sex": "F" | "M" | None, "patient_id": str | None}``.
+        ``{"age": float | None, "age_source": "PatientAge" | "dates" | "none",
+        "age_note": str | None, "sex": "F" | "M" | None, "patient_id": str | None}``.
     """
     import pydicom
 
@@ -224,31 +229,13 @@ def header_demographics(files: tuple[Path, ...] | list[Path]) -> dict[str, Any]:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
         except Exception:
             continue
-        sex = str(ds.get("PatientSex", "") or "").strip().upper()
-        return {"age": parse_age(ds.get("PatientAge")) if ds.get("PatientAge")
-                else age_from_dates(ds.get("PatientBirthDate"), ds.get("StudyDate")),
-                "sex": sex if sex in ("F", "M") else None,
-                "patient_id": str(ds.get("PatientID", "") or "") or None}
-    return {"age": None, "sex": None, "patient_id": None}
-
-
-def parse_age(value: Any) -> float | None:
-    """A DICOM Age String in years: ``039Y`` -> 39.0, ``006M`` -> 0.5; None when unusable."""
-    text = str(value or "").strip().upper()
-    match = re.fullmatch(r"(\d{1,3})\s*([YMWD])", text)
-    if match is None:
-        return None
-    return round(int(match.group(1)) * _AGE_UNITS[match.group(2)], 4)
-
-
-def age_from_dates(birth: Any, study: Any) -> float | None:
-    """Years between two DICOM dates (``YYYYMMDD``); None when either is missing or bad."""
-    try:
-        b, s = (date(int(str(d)[:4]), int(str(d)[4:6]), int(str(d)[6:8])) for d in (birth, study))
-    except (TypeError, ValueError):
-        return None
-    years = (s - b).days / 365.25
-    return round(years, 4) if years >= 0 else None
+        out = header_age(ds, where=str(path.parent))
+        sex, sex_note = header_sex(ds.get("PatientSex"))
+        if sex_note:
+            out["age_note"] = "; ".join(n for n in (out["age_note"], sex_note) if n)
+        return {**out, "sex": sex, "patient_id": str(ds.get("PatientID", "") or "") or None}
+    return {"age": None, "age_source": NO_AGE, "age_note": "no readable DICOM header",
+            "sex": None, "patient_id": None}
 
 
 def scan_demographics(scan: DicomScan) -> dict[str, Any]:

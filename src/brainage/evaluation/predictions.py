@@ -8,7 +8,8 @@ column           required   meaning
 participant_id   yes        subject id (``sub-<label>``)
 session          no         ``ses-<label>``; ``n/a`` (or absent) for single-session data
 age              yes        chronological age in years; the value may be ``n/a``
-age_source       no         ``table`` or ``dicom_header`` (PatientAge of a DICOM input)
+age_source       no         ``participants.tsv``, ``PatientAge``, ``dates`` or ``none``
+age_note         no         how a DICOM input's age was read (a fallback, an override)
 predicted_age    yes        predicted (brain) age in years
 gap              no         predicted_age - age; computed when absent, checked when present
 sex              no         ``F`` / ``M`` (female/male accepted)

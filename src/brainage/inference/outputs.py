@@ -19,13 +19,17 @@ from brainage.data.headers import one_line
 from brainage.errors import InputError
 from brainage.io import write_json
 
-_IDS = ("participant_id", "session", "run", "age", "age_source", "sex", "site", "group")
+_IDS = ("participant_id", "session", "run", "age", "age_source", "age_note", "sex", "site",
+        "group")
 
 
 #: What the sidecar says about the columns that flag or score a scan (when present).
 COLUMN_NOTES = {
-    "age_source": "where the age came from: 'table' or 'dicom_header' (the DICOM "
-                  "PatientAge of the converted series)",
+    "age_source": "which rule gave the age: 'participants.tsv' (the table given with the "
+                  "scans), 'PatientAge' or 'dates' (StudyDate - PatientBirthDate) of the "
+                  "DICOM header, or 'none'",
+    "age_note": "how the age (and sex) was read when not plain: a bare PatientAge read as "
+                "years, a fallback to the dates, a disagreement, a table overriding the header",
     "qc_flags": "flags of preprocessing QC (brainage.preprocessing.qc)",
     "ood": "'age_out_of_range' when the age lies outside the training range",
     "embedding_distance": "mean over members of the distance of the scan's features to "

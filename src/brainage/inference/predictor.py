@@ -31,7 +31,7 @@ from brainage.inference.stacking import STACK_JSON, combine
 from brainage.models import BrainAgeModel, load_model
 from brainage.preprocessing.prepared import is_prepared, open_prepared
 
-OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "age_source", "predicted_age",
+OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "age_source", "age_note", "predicted_age",
                   "gap", "sex", "site", "group")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from brainage import runs as rf
-from brainage.errors import InputError, NotFoundError
+from brainage.errors import BrainAgeError, InputError, NotFoundError
 from brainage.io import parse_json_file
 
 
@@ -48,6 +48,8 @@ def read_info(run: Path) -> rf.RunInfo:
                 "ages in years. Fix: restore run.json from a copy of the run, or retrain.")
     try:
         return rf.read_run_info(run)
+    except BrainAgeError:  # already names the file and the fix (InputError is a ValueError)
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: a field is missing or unusable ({type(exc).__name__}: "
                             f"{exc}). Fix: restore run.json from a copy of the run, or "
