@@ -77,9 +77,13 @@ def fit_bias(preds: pd.DataFrame) -> tuple[Any, str | None]:
     return None, None
 
 
+#: The interval method of runs (:class:`~brainage.evaluation.uncertainty.ConformalInterval`).
+INTERVAL_METHOD = "absolute"
+
+
 def fit_intervals(preds: pd.DataFrame, fitted_on: str | None, alpha: float = 0.1,
-                  seed: int = 0, groups: int = 3, repeats: int = 20
-                  ) -> tuple[Any, dict[str, Any]]:
+                  seed: int = 0, groups: int = 3, repeats: int = 20,
+                  method: str = INTERVAL_METHOD) -> tuple[Any, dict[str, Any]]:
     """Split-conformal interval calibration on held-out predictions, with a coverage check.
 
     The calibration is Mondrian over `groups` quantile groups of the predicted age, because
@@ -96,16 +100,20 @@ def fit_intervals(preds: pd.DataFrame, fitted_on: str | None, alpha: float = 0.1
     name = fitted_on or ("val" if (preds["set"] == "val").any() else "test")
     rows = preds[(preds["set"] == name) & preds["age"].notna()]
     try:
-        cal = ConformalInterval(alpha=alpha, groups=groups).fit(rows["age"], rows["predicted_age"])
+        cal = ConformalInterval(alpha=alpha, groups=groups, method=method).fit(  # type: ignore[arg-type]
+            rows["age"], rows["predicted_age"])
     except BrainAgeError as exc:
         warnings.warn(f"no predictive intervals stored: {exc}", stacklevel=2)
         return None, {}
     y, p = rows["age"].to_numpy(float), rows["predicted_age"].to_numpy(float)
-    check = _coverage_check(y, p, alpha, groups, seed, repeats)
-    info = {"procedure": f"split-conformal (absolute residuals), Mondrian over {cal.groups_} "
-                         "group(s) of predicted age", "nominal": 1 - alpha,
+    check = _coverage_check(y, p, alpha, groups, seed, repeats, method)
+    what = "absolute residuals" if method == "absolute" else \
+        "signed residuals, each tail at alpha/2" if method == "asymmetric" else method
+    info = {"procedure": f"split-conformal ({what}), Mondrian over {cal.groups_} "
+                         "group(s) of predicted age", "nominal": 1 - alpha, "method": method,
             "fitted_on": name, "n_calibration": cal.n_calibration_, "groups": cal.groups_,
             "half_width": cal.quantile_, "group_half_widths": cal.quantiles_,
+            **({"group_tails": [list(t) for t in cal.tails_]} if hasattr(cal, "tails_") else {}),
             **check,
             "check": f"calibrate on a random half of the held-out subjects, cover the other "
                      f"half; mean of {repeats} repeats; tertiles of the true age"}
@@ -113,7 +121,7 @@ def fit_intervals(preds: pd.DataFrame, fitted_on: str | None, alpha: float = 0.1
 
 
 def _coverage_check(y: np.ndarray, p: np.ndarray, alpha: float, groups: int, seed: int,
-                    repeats: int) -> dict[str, Any]:
+                    repeats: int, method: str = INTERVAL_METHOD) -> dict[str, Any]:
     """Coverage and width of intervals calibrated on random halves, overall and per tertile."""
     from brainage.evaluation.uncertainty import ConformalInterval, coverage
 
@@ -123,7 +131,8 @@ def _coverage_check(y: np.ndarray, p: np.ndarray, alpha: float, groups: int, see
     for _ in range(repeats):
         idx = rng.permutation(len(y))
         half, rest = idx[: len(y) // 2], idx[len(y) // 2:]
-        check = ConformalInterval(alpha=alpha, min_subjects=10, groups=groups, min_per_group=9)
+        check = ConformalInterval(alpha=alpha, min_subjects=10, groups=groups, min_per_group=9,
+                                  method=method)  # type: ignore[arg-type]
         try:
             lo, hi = check.fit(y[half], p[half]).predict_interval(p[rest])
         except BrainAgeError:

@@ -80,7 +80,10 @@ class ConformalInterval(BaseEstimator):
         scores = np.abs(y - yhat) / self._scale(spread, n, np.isfinite(np.asarray(age, float)))
         self.quantile_ = self._conformal_quantile(scores)
         self.n_calibration_ = int(n)
-        k = max(1, min(int(self.groups), n // max(int(self.min_per_group), 1)))
+        need = int(self.min_per_group)
+        if self.method == "asymmetric":  # a finite alpha/2 tail needs n >= 2/alpha - 1
+            need = max(need, math.ceil(2 / self.alpha) - 1)
+        k = max(1, min(int(self.groups), n // max(need, 1)))
         self.groups_ = k
         self.edges_ = [float(e) for e in np.quantile(yhat, np.arange(1, k) / k)]
         group = np.searchsorted(self.edges_, yhat, side="right")
