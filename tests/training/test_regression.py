@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
 from brainage.losses.registry import build_loss
 from brainage.models import create_model
 from brainage.models.base import forward_batch
+from brainage.training.datamodule import BrainAgeDataModule
 from brainage.training.module import RegressionTask
 from brainage.training.optim import build_optimizer
 

@@ -250,7 +250,7 @@ def test_augmentation_is_for_training_only(cohort):
 
 
 def test_cached_input_stage_trains_exactly_as_staging_every_step(cohort, tmp_path, monkeypatch):
-    from brainage.data.datamodule import BrainAgeDataModule
+    from brainage.training.datamodule import BrainAgeDataModule
 
     model = ModelSpec("sfcn", {"channels": [4, 8, 4], "dropout": 0.2, "input_pool": 2,
                                "input_bins": 3})
