@@ -29,13 +29,13 @@ import pandas as pd
 
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
-from brainage.data.openbhb_arrays import open_like
 from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
 from brainage.evaluation.probes import AgeProbe, ProbeSplit, SiteProbe, fit_probes, score_probes
 from brainage.evaluation.readout import RidgeReadout
 from brainage.inference.encoders import describe, extract, load_member
 from brainage.io import write_json
+from brainage.preprocessing.openbhb_arrays import open_like
 
 #: Metrics summarised over members.
 METRICS = ("mae_internal", "mae_external", "site_bacc", "score", "score_page_text",
@@ -158,7 +158,7 @@ def probe_run(run_dir: str | Path, data: Any, output: str | Path | None = None, 
         representation: ``auto``, ``projection`` or ``features``.
         batch_size, device: Of the encoder's forward passes.
         cv, n_jobs: Of the probes' grid searches.
-        mask: OpenBHB mask option (:func:`brainage.data.openbhb_arrays.open_openbhb`).
+        mask: OpenBHB mask option (:func:`brainage.preprocessing.openbhb_arrays.open_openbhb`).
 
     Returns:
         The metrics written (per member, and their mean and SD).
