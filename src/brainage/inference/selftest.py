@@ -51,11 +51,11 @@ class SelftestResult:
 def _predict_inputs(run: Path, inputs: dict[str, Any]) -> dict[str, float]:
     import warnings
 
-    from brainage.api import simulate
+    from brainage.data.simulate import make_config, write_cohort
     from brainage.inference.predictor import Predictor
 
     with tempfile.TemporaryDirectory(prefix="brainage-selftest-") as tmp:
-        bids = simulate(Path(tmp) / "bids", **inputs)
+        bids = write_cohort(Path(tmp) / "bids", make_config(**inputs))
         scans = sorted(bids.glob("sub-*/anat/*_T1w.nii.gz")) + sorted(
             bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz"))
         with warnings.catch_warnings():
