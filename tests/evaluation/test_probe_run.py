@@ -18,9 +18,10 @@ from brainage import Predictor  # noqa: E402
 from brainage.data.datasets import ScanDataset  # noqa: E402
 from brainage.data.splits_file import Splits  # noqa: E402
 from brainage.errors import BrainAgeError  # noqa: E402
+from brainage.estimators.readout import RidgeReadout  # noqa: E402
+from brainage.estimators.representation import ProbeNotFittedError  # noqa: E402
 from brainage.evaluation.probe_run import probe_roles, probe_run  # noqa: E402
-from brainage.evaluation.probes import ProbeNotFittedError, ProbeSplit, openbhb_probes  # noqa: E402
-from brainage.evaluation.readout import RidgeReadout  # noqa: E402
+from brainage.evaluation.probes import ProbeSplit, openbhb_probes  # noqa: E402
 from brainage.inference.encoders import extract, load_member  # noqa: E402
 from brainage.preprocessing.prepared import COHORT_FILE, open_prepared  # noqa: E402
 from brainage.training.config import ContrastiveSpec, LossSpec, SplitSpec  # noqa: E402

@@ -14,7 +14,7 @@ external; ``test`` subjects are internal when their site is among the training s
 else external; ``val`` subjects are not used. A test subject that the member was trained
 on is refused: scoring it would be optimistic (a bug of the public code to avoid).
 
-The fitted ridge of every member is stored in its folder (:mod:`brainage.evaluation.readout`),
+The fitted ridge of every member is stored in its folder (:mod:`brainage.estimators.readout`),
 so a probed ``encoder`` run then predicts through ``brainage predict``; such a run also
 gets ``predictions.tsv`` and ``metrics.json`` of its probe's test subjects.
 """
@@ -31,8 +31,8 @@ from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
+from brainage.estimators.readout import RidgeReadout
 from brainage.evaluation.probes import AgeProbe, ProbeSplit, SiteProbe, fit_probes, score_probes
-from brainage.evaluation.readout import RidgeReadout
 from brainage.inference.encoders import describe, extract, load_member
 from brainage.io import write_json
 from brainage.preprocessing.openbhb_arrays import open_like
