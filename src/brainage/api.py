@@ -285,8 +285,8 @@ def _with_init(config: TrainConfig, init_from: PathLike | None, member: str | No
     """`config` fine-tuned from `init_from` (an absolute path, or ``bundled``), if given."""
     import dataclasses
 
+    from brainage.bundled_runs import BUNDLED
     from brainage.errors import InputError
-    from brainage.inference.bundled import BUNDLED
 
     if init_from is None:
         if member is not None:

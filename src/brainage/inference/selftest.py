@@ -81,7 +81,7 @@ def run_selftest(run: Path | None = None) -> SelftestResult:
     Raises:
         BrainAgeError: no bundled model, or the run has no ``golden.json``.
     """
-    from brainage.inference.bundled import default_model_dir
+    from brainage.bundled_runs import default_model_dir
 
     found = Path(run) if run is not None else default_model_dir()
     if found is None:
