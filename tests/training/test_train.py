@@ -15,8 +15,8 @@ from synthetic_runs import make_prepared, tiny_config
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
-from brainage.inference.engine import predict_dataset
 from brainage.models import load_model
+from brainage.models.engine import predict_dataset
 from brainage.training import fit as train_mod
 from brainage.training.config import ModelSpec, SplitSpec, TrainConfig, load_train_config
 from brainage.training.fit import train_cohort

@@ -31,6 +31,11 @@ ids and age, ``predicted_age`` n/a and the reason in ``error``; ``evaluate`` lea
 rows out and names them (:func:`split_not_predicted`).
 
 :func:`read_predictions` reports every bad row at once (:class:`~brainage.errors.ValidationError`).
+
+:func:`aggregate` builds the table of a run from its folds' predictions: a scan's final
+prediction is the mean over the models that held it out, preferring test roles (one model
+per scan in k-fold: out-of-fold), then validation, then unlabelled subjects (all models).
+Training and ``brainage probe`` both write run tables with it.
 """
 
 from __future__ import annotations
@@ -144,7 +149,7 @@ def validate_predictions(df: pd.DataFrame, where: str = "<predictions>",
 def _fix_missing(col: str) -> str:
     if col == "age":
         return "add an 'age' column (chronological age; write n/a where unknown)"
-    return f"add the '{col}' column (see brainage.evaluation.predictions for the format)"
+    return f"add the '{col}' column (see brainage.data.predictions for the format)"
 
 
 def _as_string(s: pd.Series) -> pd.Series:
@@ -250,3 +255,36 @@ def not_predicted_note(failed: pd.DataFrame, shown: int = 5) -> str | None:
     more = f"; ... ({len(names)} in all)" if len(names) > shown else ""
     return (f"{len(names)} scan(s) were not predicted and are left out: "
             + "; ".join(names[:shown]) + more)
+
+
+#: Lower is preferred when a scan is predicted under several roles.
+ROLE_PRIORITY = {"test": 0, "internal_test": 0, "external_test": 0, "val": 1,
+                 "unlabelled": 2, "unassigned": 2}
+KEEP_COLUMNS = ("participant_id", "session", "run", "age", "sex", "site", "group")
+
+
+def aggregate(table: pd.DataFrame, fold_preds: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per scan (predictions-table contract): mean over the preferred role's models."""
+    long = pd.concat(fold_preds, ignore_index=True)
+    long["priority"] = long["role"].map(ROLE_PRIORITY)
+    best = long.groupby("scan")["priority"].transform("min")
+    long = long[long["priority"] == best]
+    g = long.groupby("scan")
+    agg = pd.DataFrame({
+        "predicted_age": g["predicted_age"].mean(),
+        "ensemble_sd": g["predicted_age"].std(ddof=0),
+        "n_models": g["predicted_age"].size(),
+        "set": g["role"].first(),
+        "fold": g["fold"].agg(lambda f: ",".join(str(int(x)) for x in sorted(set(f)))),
+    })
+    base = table.reset_index(drop=True)
+    cols = [c for c in KEEP_COLUMNS if c in base and not (c == "run" and base[c].isna().all())]
+    out = base.loc[agg.index, cols].copy()
+    out.insert(out.columns.get_loc("age") + 1, "predicted_age", agg["predicted_age"])
+    out.insert(out.columns.get_loc("predicted_age") + 1, "gap", out["predicted_age"] - out["age"])
+    out["set"], out["fold"] = agg["set"], agg["fold"]
+    if (agg["n_models"] > 1).any():
+        out["ensemble_sd"] = agg["ensemble_sd"]
+    if "stage1_age" in base:
+        out["stage1_age"] = base.loc[agg.index, "stage1_age"]
+    return out.reset_index(drop=True)

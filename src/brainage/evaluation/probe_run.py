@@ -29,6 +29,7 @@ import pandas as pd
 
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
+from brainage.data.predictions import aggregate, write_predictions
 from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
 from brainage.estimators.readout import RidgeReadout
@@ -223,8 +224,6 @@ def _write_predictions(run: Path, table: pd.DataFrame, preds: list[pd.DataFrame]
                        out: dict[str, Any]) -> None:
     """An encoder run's held-out predictions (the probe's test subjects) and metrics."""
     from brainage.evaluation.oof import set_metrics
-    from brainage.evaluation.predictions import write_predictions
-    from brainage.training.results import aggregate
 
     table = table.drop(columns=[c for c in ("array_path",) if c in table])
     rows = aggregate(table, preds)

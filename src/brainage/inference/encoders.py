@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 
 from brainage.data.datasets import ScanDataset
 from brainage.estimators.readout import RidgeReadout
-from brainage.inference.engine import default_device
 from brainage.models import BrainAgeModel, load_model
+from brainage.models.engine import default_device
 from brainage.models.projection import ProjectionHead, has_projection, load_projection
 
 #: Representations a member can give.

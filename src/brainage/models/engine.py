@@ -1,4 +1,4 @@
-"""Batched prediction with ``torch.inference_mode`` (shared by training and ``Predictor``)."""
+"""Batched prediction with ``torch.inference_mode`` (shared by training, prediction and OOD scores)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Figures are drawn on :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas
 directly, so no pyplot state (and no display) is involved and the functions are safe to
 call from any thread. Inputs are predictions tables (the columns of
-:mod:`brainage.evaluation.predictions`); rows without an age are left out.
+:mod:`brainage.data.predictions`); rows without an age are left out.
 """
 
 from __future__ import annotations
