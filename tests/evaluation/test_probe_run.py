@@ -147,7 +147,7 @@ def test_readout_contract(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 5))
     age = x @ np.arange(1.0, 6.0) + 40
-    with pytest.raises(ProbeNotFittedError):
+    with pytest.raises(ProbeNotFittedError, match="RidgeReadout is not fitted yet"):
         RidgeReadout().predict(x)
     readout = RidgeReadout(alpha=0.01).fit(x, age)
     np.testing.assert_allclose(readout.predict(x), age, atol=0.05)
