@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import brainage
@@ -110,3 +112,30 @@ def test_the_command_line_loads_no_pandas():
     """``brainage --help`` stays instant: the argv rewrite (labels, BIDS App) is light too."""
     loaded = _loaded_after("import brainage.cli.main")
     assert not {"torch", "pandas", "numpy", "nibabel"} & loaded
+
+
+def _readme_layers() -> list[str]:
+    readme = (SRC.parents[1] / "README.md").read_text()
+    block = readme.split("### Layers", 1)[1].split("```\n", 2)[1]
+    return [re.split(r"\s{2,}", line.strip())[0] for line in block.splitlines() if line.strip()]
+
+
+def _contract_layers() -> list[str]:
+    config = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+    layers = next(c for c in config["tool"]["importlinter"]["contracts"]
+                  if c["type"] == "layers")["layers"]
+    return [layer.replace("brainage.", "") for layer in layers]
+
+
+def test_readme_layer_diagram_is_the_enforced_one():
+    readme, contract = _readme_layers(), _contract_layers()
+    assert contract[0] == "cli" and contract[-1] == "errors" and len(contract) > 10
+    assert readme == contract
+
+
+def test_every_subpackage_and_top_level_module_has_a_layer():
+    """A new package or module outside the contract would not be checked at all."""
+    named = {n.strip() for layer in _contract_layers() for n in layer.split("|")}
+    tops = {p.stem for p in SRC.glob("*.py") if p.stem not in {"__init__", "__main__"}}
+    packages = {p.parent.name for p in SRC.glob("*/__init__.py")}
+    assert (tops | packages) - named == set()

@@ -63,4 +63,4 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     _run(["brainage", "simulate", "bids", "--n", "2", "--sites", "1", "--voxel-size", "6"],
          work, env)
     checked = _run(["brainage", "cohort", "check", "bids"], work, env)
-    assert "2" in checked
+    assert "scans 2, subjects 2, sessions 2" in checked and "problems: 0" in checked

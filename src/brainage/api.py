@@ -222,7 +222,7 @@ def pretrain(prepared: Any, run: PathLike, config: TrainConfig | PathLike | None
         cohort: Ages/sex/site when the prepared folder has no ``cohort.tsv``.
         modality: OpenBHB data: ``vbm`` or ``quasiraw``.
         mask: OpenBHB data: the mask option of
-            :func:`brainage.data.openbhb_arrays.open_openbhb`.
+            :func:`brainage.preprocessing.openbhb_arrays.open_openbhb`.
 
     Returns:
         The run folder.
@@ -256,7 +256,7 @@ def probe(run: PathLike, data: Any, output: PathLike | None = None, **options: A
 def _open_data(data: Any, cohort: Any = None, modality: str = "vbm",
                mask: PathLike | bool | None = None) -> Any:
     """A prepared cohort from a prepared folder, OpenBHB data or an opened cohort."""
-    from brainage.data.openbhb_arrays import open_inputs
+    from brainage.preprocessing.openbhb_arrays import open_inputs
 
     return open_inputs(data, cohort, modality=modality, mask=mask)
 
@@ -285,8 +285,8 @@ def _with_init(config: TrainConfig, init_from: PathLike | None, member: str | No
     """`config` fine-tuned from `init_from` (an absolute path, or ``bundled``), if given."""
     import dataclasses
 
+    from brainage.bundled_runs import BUNDLED
     from brainage.errors import InputError
-    from brainage.inference.bundled import BUNDLED
 
     if init_from is None:
         if member is not None:

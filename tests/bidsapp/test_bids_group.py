@@ -11,7 +11,7 @@ import pytest
 from brainage.bidsapp.group import run_group
 from brainage.bidsapp.outputs import description, predictions_path, write_sidecar
 from brainage.data.cohort import Cohort
-from brainage.evaluation.predictions import write_predictions
+from brainage.data.predictions import write_predictions
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_parse_selector():
     assert parse_selector("group==control") == ("group", "==", "control")
     assert parse_selector(" site != 'A' ") == ("site", "!=", "A")
     for bad in ("group", "group>=3", "__import__('os')==1 or True", "==x", "group=="):
-        with pytest.raises(BrainAgeError):
+        with pytest.raises(BrainAgeError, match="expected COLUMN==VALUE or COLUMN!=VALUE"):
             parse_selector(bad)
 
 

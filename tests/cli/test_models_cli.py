@@ -37,6 +37,38 @@ def test_models_pattern() -> None:
     assert runner.invoke(_app(), ["models", "zzz*"]).exit_code == 1
 
 
+def _names(args: list[str]) -> list[str]:
+    result = runner.invoke(_app(), ["models", *args])
+    assert result.exit_code == 0, result.output
+    return [line.split()[0] for line in result.output.splitlines()]
+
+
+def test_models_kind_lists_generators_and_critics_apart_from_age_models() -> None:
+    from brainage.models import list_models
+
+    age = _names([])
+    assert _names(["--kind", "age"]) == age and "tgbgan_generator" not in age
+    assert _names(["--kind", "generator"]) == ["tgbgan_generator"]
+    assert _names(["--kind", "critic"]) == ["tgbgan_critic"]
+    every = runner.invoke(_app(), ["models", "--kind", "all"]).output.splitlines()
+    kinds = {line.split()[0]: line.split()[1] for line in every}
+    assert sorted(kinds) == list_models(kind=None) == sorted([*age, "tgbgan_critic",
+                                                               "tgbgan_generator"])
+    assert kinds["tgbgan_critic"] == "critic" and kinds["sfcn"] == "age"
+    critic_line = next(line for line in every if line.startswith("tgbgan_critic "))
+    assert "patch critic" in critic_line and " M " in critic_line
+
+
+def test_models_kind_with_a_pattern_and_an_unknown_kind() -> None:
+    assert _names(["tgbgan*", "--kind", "all"]) == ["tgbgan_critic", "tgbgan_generator"]
+    result = runner.invoke(_app(), ["models", "sfcn", "--kind", "critic"])
+    assert result.exit_code == 1 and "no critic model matches 'sfcn'" in result.output
+    result = runner.invoke(_app(), ["models", "--kind", "gan"])
+    assert isinstance(result.exception, BrainAgeError)
+    assert "'gan' is not a model kind" in str(result.exception)
+    assert "age, generator, critic, all" in str(result.exception)
+
+
 def _published_state(channels: list[int], n_bins: int) -> dict[str, torch.Tensor]:
     """Random tensors under the published SFCN key names (DataParallel prefix)."""
     state, c_in = {}, 1

@@ -71,7 +71,7 @@ def test_space_separated_labels_reach_cohort_check(tmp_path):
 
 
 def test_bids_app_without_a_model_says_to_pass_one(tmp_path, monkeypatch):
-    from brainage.inference import bundled
+    from brainage import bundled_runs as bundled
 
     monkeypatch.setattr(bundled, "default_model_dir", lambda: None)  # an install without one
     bids = tmp_path / "bids"

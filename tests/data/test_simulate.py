@@ -6,6 +6,7 @@ Everything runs at 4 mm (template grid 50 x 59 x 63) to stay fast.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -64,14 +65,18 @@ def test_config_reports_every_bad_value_at_once() -> None:
     assert "Fix:" in text
 
 
-@pytest.mark.parametrize("options", [
-    {"n": 0}, {"sites": 0}, {"gap_sd": -2.0}, {"voxel_size": 0.5}, {"sessions": 0},
-    {"patient_fraction": 1.5}, {"age_min": 60.0, "age_max": 30.0}, {"colour": "blue"},
+@pytest.mark.parametrize(("options", "message"), [
+    ({"n": 0}, "--n: got 0"), ({"sites": 0}, "--sites: got 0"),
+    ({"gap_sd": -2.0}, "--gap-sd: got -2.0"), ({"voxel_size": 0.5}, "--voxel-size: got 0.5"),
+    ({"sessions": 0}, "--sessions: got 0"),
+    ({"patient_fraction": 1.5}, "--patient-fraction: got 1.5"),
+    ({"age_min": 60.0, "age_max": 30.0}, "--age-max: got 30.0; expected more than age_min"),
+    ({"colour": "blue"}, "unknown simulation option(s) ['colour']"),
 ])
-def test_bad_options_raise_and_write_nothing(tmp_path: Path, options: dict) -> None:
+def test_bad_options_raise_and_write_nothing(tmp_path: Path, options: dict, message: str) -> None:
     out = tmp_path / "out"
     base = {"n": 2, "voxel_size": VOX}
-    with pytest.raises(BrainAgeError):
+    with pytest.raises(BrainAgeError, match=re.escape(message)):
         simulate_cohort(out, **{**base, **options})
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []

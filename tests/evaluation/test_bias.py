@@ -102,7 +102,7 @@ def test_unfitted_use_raises_a_clear_not_fitted_error():
         BiasCorrector().transform([30.0], [35.0])
     assert isinstance(info.value, CorrectionNotFittedError)
     assert isinstance(info.value, BrainAgeError)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="BiasCorrector is not fitted yet"):
         BiasCorrector().to_dict()
 
 

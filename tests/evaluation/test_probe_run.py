@@ -18,9 +18,10 @@ from brainage import Predictor  # noqa: E402
 from brainage.data.datasets import ScanDataset  # noqa: E402
 from brainage.data.splits_file import Splits  # noqa: E402
 from brainage.errors import BrainAgeError  # noqa: E402
+from brainage.estimators.readout import RidgeReadout  # noqa: E402
+from brainage.estimators.representation import ProbeNotFittedError  # noqa: E402
 from brainage.evaluation.probe_run import probe_roles, probe_run  # noqa: E402
-from brainage.evaluation.probes import ProbeNotFittedError, ProbeSplit, openbhb_probes  # noqa: E402
-from brainage.evaluation.readout import RidgeReadout  # noqa: E402
+from brainage.evaluation.probes import ProbeSplit, openbhb_probes  # noqa: E402
 from brainage.inference.encoders import extract, load_member  # noqa: E402
 from brainage.preprocessing.prepared import COHORT_FILE, open_prepared  # noqa: E402
 from brainage.training.config import ContrastiveSpec, LossSpec, SplitSpec  # noqa: E402
@@ -146,7 +147,7 @@ def test_readout_contract(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 5))
     age = x @ np.arange(1.0, 6.0) + 40
-    with pytest.raises(ProbeNotFittedError):
+    with pytest.raises(ProbeNotFittedError, match="RidgeReadout is not fitted yet"):
         RidgeReadout().predict(x)
     readout = RidgeReadout(alpha=0.01).fit(x, age)
     np.testing.assert_allclose(readout.predict(x), age, atol=0.05)

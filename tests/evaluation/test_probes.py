@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 from brainage.errors import BrainAgeError
-from brainage.evaluation.probes import (
+from brainage.estimators.representation import (
     MAX_FEATURES,
-    AgeProbe,
     ProbeNotFittedError,
+    check_representation,
+)
+from brainage.evaluation.probes import (
+    AgeProbe,
     ProbeSplit,
     SiteProbe,
     challenge_score,
-    check_representation,
     openbhb_probes,
     page_text_score,
     ramp_score,

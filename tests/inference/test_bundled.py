@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from brainage import bundled_runs as bundled
 from brainage.cli.main import app
 from brainage.errors import BrainAgeError
-from brainage.inference import bundled
 from brainage.training.presets import default_preset
 
 needs_bundled = pytest.mark.skipif(bundled.default_model_dir() is None,

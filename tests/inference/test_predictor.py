@@ -81,8 +81,8 @@ def test_out_of_range_ages_are_flagged(single, cohort):
 
 def test_fold_models_are_averaged(ensemble, cohort):
     from brainage.data.datasets import ScanDataset
-    from brainage.inference.engine import predict_dataset
     from brainage.models import load_model
+    from brainage.models.engine import predict_dataset
 
     out = Predictor.from_run(ensemble).predict_table(cohort.table)
     each = np.stack([predict_dataset(load_model(ensemble / f"fold-{k}"),

@@ -12,8 +12,8 @@ from brainage.classical import estimators
 from brainage.classical.features import FeatureMaker, FeatureSpec
 from brainage.classical.model import ClassicalModel, feature_matrix
 from brainage.errors import BrainAgeError
+from brainage.estimators.stacking import combine, fit_combiner
 from brainage.inference.predictor import Predictor
-from brainage.inference.stacking import combine, fit_combiner
 from brainage.training.config import load_train_config
 from brainage.training.fit import train_cohort
 from brainage.training.stack import train_stack

@@ -14,8 +14,8 @@ from synthetic_runs import make_prepared, spec_for_tests, tiny_config
 
 import brainage
 from brainage import runs as rf
+from brainage.bundled_runs import default_model_dir
 from brainage.errors import BrainAgeError
-from brainage.inference.bundled import default_model_dir
 from brainage.models import create_model, load_model
 from brainage.models.bins import EDGE_DECAY, extend_bins
 from brainage.preprocessing.spec import PreprocessingSpec
@@ -134,7 +134,7 @@ def test_preparing_with_the_source_run_as_spec_gives_its_spec(source):
 
 
 def test_bundled_resolves_through_one_function(target, tmp_path, monkeypatch):
-    from brainage.inference import bundled
+    from brainage import bundled_runs as bundled
 
     if bundled.default_network_dir() is not None:  # the bundled IXI network, another spec
         with pytest.raises(BrainAgeError, match="another preprocessing spec.*ixi_sfcn"):

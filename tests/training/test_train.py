@@ -15,8 +15,8 @@ from synthetic_runs import make_prepared, tiny_config
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError
-from brainage.inference.engine import predict_dataset
 from brainage.models import load_model
+from brainage.models.engine import predict_dataset
 from brainage.training import fit as train_mod
 from brainage.training.config import ModelSpec, SplitSpec, TrainConfig, load_train_config
 from brainage.training.fit import train_cohort
@@ -250,7 +250,7 @@ def test_augmentation_is_for_training_only(cohort):
 
 
 def test_cached_input_stage_trains_exactly_as_staging_every_step(cohort, tmp_path, monkeypatch):
-    from brainage.data.datamodule import BrainAgeDataModule
+    from brainage.training.datamodule import BrainAgeDataModule
 
     model = ModelSpec("sfcn", {"channels": [4, 8, 4], "dropout": 0.2, "input_pool": 2,
                                "input_bins": 3})

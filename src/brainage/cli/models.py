@@ -6,24 +6,39 @@ from pathlib import Path
 
 import typer
 
+#: ``--kind`` of ``brainage models``: a kind of the model registry, or every kind.
+ALL_KINDS = "all"
+
 
 def models(
     pattern: str | None = typer.Argument(None, help="Shell wildcard on names, e.g. '*3d'."),
+    kind: str = typer.Option(
+        "age", "--kind",
+        help="age (the networks `brainage train` accepts), generator, critic (TGB-GAN), or "
+             "all (with a kind column)."),
 ) -> None:
     """List registered models with parameter counts at their default settings."""
     import torch
 
+    from brainage.errors import InputError
     from brainage.models import count_parameters, create_model, list_models, model_info
+    from brainage.models.registry import KINDS
 
-    names = list_models(pattern)
+    if kind != ALL_KINDS and kind not in KINDS:
+        raise InputError(f"--kind {kind!r} is not a model kind. Fix: use one of "
+                         f"{', '.join((*KINDS, ALL_KINDS))}.")
+    names = list_models(pattern, kind=None if kind == ALL_KINDS else kind)
     if not names:
-        typer.echo(f"no model matches {pattern!r}")
+        typer.echo(f"no {'' if kind == ALL_KINDS else kind + ' '}model matches {pattern!r}")
         raise typer.Exit(1)
     width = max(len(n) for n in names)
+    kind_width = max(len(k) for k in KINDS)
     for name in names:
+        info = model_info(name)
         with torch.device("meta"):  # count without allocating the weights
             n_params = count_parameters(create_model(name))
-        typer.echo(f"{name:<{width}}  {n_params / 1e6:8.2f} M  {model_info(name).description}")
+        column = f"{info.kind:<{kind_width}}  " if kind == ALL_KINDS else ""
+        typer.echo(f"{name:<{width}}  {column}{n_params / 1e6:8.2f} M  {info.description}")
 
 
 def import_sfcn(

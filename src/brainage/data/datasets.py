@@ -9,7 +9,7 @@ float32 per item). Items are dicts::
     index       () int64, row of the dataset's table (maps predictions back)
     stage1_age  () float32, only when the dataset carries stage-1 predictions (cascade)
 
-The Lightning DataModule of one fold is in :mod:`brainage.data.datamodule` (kept apart so
+The Lightning DataModule of one fold is in :mod:`brainage.training.datamodule` (kept apart so
 that prediction does not import Lightning).
 """
 

@@ -81,7 +81,7 @@ def evaluate_predictions(df: pd.DataFrame, correction: Any = None, n_boot: int =
     """Bias-correct (see :func:`correct_predictions`) and compute every metric.
 
     Args:
-        df: Validated predictions table (:func:`~brainage.evaluation.predictions.read_predictions`).
+        df: Validated predictions table (:func:`~brainage.data.predictions.read_predictions`).
         correction: A fitted BiasCorrector, ``"table"`` (use ``corrected_age``),
             ``"crossfit"``, ``"none"``, or None (table column if complete, else cross-fit).
         n_boot: Bootstrap resamples (0: no intervals).

@@ -24,6 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainage.data.predictions import (
+    not_predicted_note,
+    read_predictions,
+    split_not_predicted,
+    write_predictions,
+)
 from brainage.errors import BrainAgeError, InputError
 from brainage.evaluation import group as group_mod
 from brainage.evaluation import longitudinal as long_mod
@@ -31,12 +37,6 @@ from brainage.evaluation.bias import BiasCorrector
 from brainage.evaluation.correction_source import correct_predictions
 from brainage.evaluation.crossfit import fit_on_table
 from brainage.evaluation.metrics import compute_metrics, json_ready, metrics_table
-from brainage.evaluation.predictions import (
-    not_predicted_note,
-    read_predictions,
-    split_not_predicted,
-    write_predictions,
-)
 from brainage.evaluation.stored import load_bias_correction
 from brainage.io import atomic_path, write_json, write_tsv
 
@@ -103,7 +103,7 @@ def run_evaluation(predictions: str | os.PathLike[str], output_dir: str | os.Pat
     """Evaluate a predictions table and write the results folder.
 
     Args:
-        predictions: Predictions TSV (see :mod:`brainage.evaluation.predictions`).
+        predictions: Predictions TSV (see :mod:`brainage.data.predictions`).
         output_dir: Folder to (re)create; refused if it holds files other than a previous
             evaluation.
         correction: Run folder or JSON file with a fitted bias correction.

@@ -14,7 +14,7 @@ external; ``test`` subjects are internal when their site is among the training s
 else external; ``val`` subjects are not used. A test subject that the member was trained
 on is refused: scoring it would be optimistic (a bug of the public code to avoid).
 
-The fitted ridge of every member is stored in its folder (:mod:`brainage.evaluation.readout`),
+The fitted ridge of every member is stored in its folder (:mod:`brainage.estimators.readout`),
 so a probed ``encoder`` run then predicts through ``brainage predict``; such a run also
 gets ``predictions.tsv`` and ``metrics.json`` of its probe's test subjects.
 """
@@ -29,13 +29,14 @@ import pandas as pd
 
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
-from brainage.data.openbhb_arrays import open_like
+from brainage.data.predictions import aggregate, write_predictions
 from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
+from brainage.estimators.readout import RidgeReadout
 from brainage.evaluation.probes import AgeProbe, ProbeSplit, SiteProbe, fit_probes, score_probes
-from brainage.evaluation.readout import RidgeReadout
 from brainage.inference.encoders import describe, extract, load_member
 from brainage.io import write_json
+from brainage.preprocessing.openbhb_arrays import open_like
 
 #: Metrics summarised over members.
 METRICS = ("mae_internal", "mae_external", "site_bacc", "score", "score_page_text",
@@ -158,7 +159,7 @@ def probe_run(run_dir: str | Path, data: Any, output: str | Path | None = None, 
         representation: ``auto``, ``projection`` or ``features``.
         batch_size, device: Of the encoder's forward passes.
         cv, n_jobs: Of the probes' grid searches.
-        mask: OpenBHB mask option (:func:`brainage.data.openbhb_arrays.open_openbhb`).
+        mask: OpenBHB mask option (:func:`brainage.preprocessing.openbhb_arrays.open_openbhb`).
 
     Returns:
         The metrics written (per member, and their mean and SD).
@@ -223,8 +224,6 @@ def _write_predictions(run: Path, table: pd.DataFrame, preds: list[pd.DataFrame]
                        out: dict[str, Any]) -> None:
     """An encoder run's held-out predictions (the probe's test subjects) and metrics."""
     from brainage.evaluation.oof import set_metrics
-    from brainage.evaluation.predictions import write_predictions
-    from brainage.training.results import aggregate
 
     table = table.drop(columns=[c for c in ("array_path",) if c in table])
     rows = aggregate(table, preds)

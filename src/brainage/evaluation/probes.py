@@ -28,47 +28,18 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV
 
 from brainage.errors import BrainAgeError
+from brainage.estimators.representation import ProbeNotFittedError, check_representation
 
-#: The challenge's limit on the representation's dimension.
-MAX_FEATURES = 10_000
 #: Ridge penalties and inverse logistic penalties searched, ``10 ** arange(-2, 3)``.
 GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
 #: Site classes of OpenBHB's training set (the RAMP score's fixed ``n_sites``).
 OPENBHB_SITES = 64
-
-
-class ProbeNotFittedError(NotFittedError, BrainAgeError):
-    """A probe was used before ``fit``."""
-
-
-def check_representation(x: Any, where: str = "representation") -> np.ndarray:
-    """``x`` as a finite float ``(N, F)`` array with ``1 <= F <= 10,000``.
-
-    Raises:
-        BrainAgeError: another shape, non-finite values or too many features.
-    """
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise BrainAgeError(
-            f"{where}: expected a (subjects, features) array, got shape {arr.shape}. "
-            "Fix: flatten each subject's representation to one row."
-        )
-    if arr.shape[1] > MAX_FEATURES:
-        raise BrainAgeError(
-            f"{where}: {arr.shape[1]:,} features; the OpenBHB challenge allows at most "
-            f"{MAX_FEATURES:,}. Fix: probe a smaller layer (e.g. the 128-d projection or the "
-            "512-d encoder output) or reduce it (e.g. PCA fitted on the training subjects)."
-        )
-    if not np.isfinite(arr).all():
-        raise BrainAgeError(f"{where}: {int((~np.isfinite(arr)).sum())} non-finite values. "
-                            "Fix: check the encoder's outputs for NaN or inf.")
-    return arr
 
 
 def _check_fitted(probe: BaseEstimator) -> None:

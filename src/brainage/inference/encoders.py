@@ -2,7 +2,7 @@
 
 The representation of a scan is the L2-normalised projection for a contrastive run (what
 Barbano et al. probe) and ``forward_features`` for a supervised one. With its fitted age
-read-out (:class:`brainage.evaluation.readout.RidgeReadout`) the member predicts age like
+read-out (:class:`brainage.estimators.readout.RidgeReadout`) the member predicts age like
 any model: ``Predictor`` uses it for runs of kind ``encoder``.
 """
 
@@ -17,9 +17,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from brainage.data.datasets import ScanDataset
-from brainage.evaluation.readout import RidgeReadout
-from brainage.inference.engine import default_device
+from brainage.estimators.readout import RidgeReadout
 from brainage.models import BrainAgeModel, load_model
+from brainage.models.engine import default_device
 from brainage.models.projection import ProjectionHead, has_projection, load_projection
 
 #: Representations a member can give.

@@ -241,7 +241,7 @@ def build_explainer(pred: Any, device: str | None = None) -> Any:
     """
     from brainage.classical.explain import linear_form
     from brainage.classical.model import ClassicalModel
-    from brainage.inference.engine import default_device
+    from brainage.models.engine import default_device
 
     if pred.members:
         for m in pred.members:

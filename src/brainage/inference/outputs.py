@@ -2,7 +2,7 @@
 
 A scan that could not be predicted (bad header, preprocessing failed, failed in
 ``prepare``) keeps its ids and age, with ``predicted_age`` n/a and the reason in ``error``
-(see :mod:`brainage.evaluation.predictions`). The sidecar ``<table>.json`` records the run,
+(see :mod:`brainage.data.predictions`). The sidecar ``<table>.json`` records the run,
 the counts, the scans not predicted and the notes (e.g. a run without bias correction).
 The output path is checked before anything is computed.
 """
@@ -115,7 +115,7 @@ def report(table: pd.DataFrame, run: Path, notes: list[str],
 def write_outputs(output: Path, table: pd.DataFrame, run: Path, notes: list[str],
                   ood: dict[str, Any] | None = None) -> Path:
     """Write the predictions table and its sidecar; returns the sidecar's path."""
-    from brainage.evaluation.predictions import write_predictions
+    from brainage.data.predictions import write_predictions
 
     write_predictions(output, table)
     sidecar = sidecar_path(output)

@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from brainage import runs as rf
-from brainage.errors import BrainAgeError, InputError, NotFoundError
+from brainage.errors import BrainAgeError, InputError
 from brainage.io import parse_json_file
+
+# load_spec moved below training (fine-tuning checks a source run's spec with it); it is
+# still run_files.load_spec for inference/predictor.py.
+from brainage.preprocessing.run_spec import load_spec  # noqa: F401
 
 
 @dataclass
@@ -54,24 +58,6 @@ def read_info(run: Path) -> rf.RunInfo:
         raise InputError(f"{path}: a field is missing or unusable ({type(exc).__name__}: "
                             f"{exc}). Fix: restore run.json from a copy of the run, or "
                             "retrain.") from exc
-
-
-def load_spec(run: Path, info: rf.RunInfo) -> Any:
-    """The preprocessing spec the run's models were trained on (matching ``run.json``)."""
-    from brainage.preprocessing.spec import PreprocessingSpec
-
-    path = run / rf.PREPROCESSING
-    if not path.is_file():
-        raise NotFoundError(
-            f"{path}: not found; a run folder keeps the preprocessing spec its models were "
-            f"trained on (hash {info.spec_hash[:12]} in run.json). Fix: restore it from a "
-            "copy of the run, or copy preprocessing_spec.json of the prepared folder the run "
-            "was trained on.")
-    spec = PreprocessingSpec.load(path)
-    if spec.hash != info.spec_hash:
-        raise InputError(f"{path} does not match the spec the run was trained on "
-                            "(run.json). Fix: restore the run folder.")
-    return spec
 
 
 def load_corrections(run: Path) -> Corrections:

@@ -51,11 +51,11 @@ class SelftestResult:
 def _predict_inputs(run: Path, inputs: dict[str, Any]) -> dict[str, float]:
     import warnings
 
-    from brainage.api import simulate
+    from brainage.data.simulate import make_config, write_cohort
     from brainage.inference.predictor import Predictor
 
     with tempfile.TemporaryDirectory(prefix="brainage-selftest-") as tmp:
-        bids = simulate(Path(tmp) / "bids", **inputs)
+        bids = write_cohort(Path(tmp) / "bids", make_config(**inputs))
         scans = sorted(bids.glob("sub-*/anat/*_T1w.nii.gz")) + sorted(
             bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz"))
         with warnings.catch_warnings():
@@ -81,7 +81,7 @@ def run_selftest(run: Path | None = None) -> SelftestResult:
     Raises:
         BrainAgeError: no bundled model, or the run has no ``golden.json``.
     """
-    from brainage.inference.bundled import default_model_dir
+    from brainage.bundled_runs import default_model_dir
 
     found = Path(run) if run is not None else default_model_dir()
     if found is None:

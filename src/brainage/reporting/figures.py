@@ -3,20 +3,18 @@
 Figures are drawn on :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas
 directly, so no pyplot state (and no display) is involved and the functions are safe to
 call from any thread. Inputs are predictions tables (the columns of
-:mod:`brainage.evaluation.predictions`); rows without an age are left out.
+:mod:`brainage.data.predictions`); rows without an age are left out.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from brainage.drawing import new_figure, png
 from brainage.errors import InputError
 
 #: Colours of uncorrected and bias-corrected values (colour-blind safe pair).
@@ -24,24 +22,11 @@ UNCORRECTED = "#0072B2"
 CORRECTED = "#E69F00"
 #: Colours of the sets in the age histogram (the rest of the Okabe-Ito palette).
 SET_COLOURS = ("#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-DPI = 110
 
 __all__ = [
     "age_histogram", "predicted_vs_age", "gap_vs_age", "site_boxplots", "age_binned_mae",
     "has_correction",
 ]
-
-
-def _new_figure(width: float = 6.4, height: float = 4.6) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
-    return buf.getvalue()
 
 
 def _with_age(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
@@ -70,7 +55,7 @@ def age_histogram(df: pd.DataFrame, bins: int = 20) -> bytes:
     rows = df[df["age"].notna()] if "age" in df.columns else df.iloc[:0]
     if rows.empty:
         raise InputError("cannot draw the age histogram: no row has an age.")
-    fig = _new_figure(6.4, 3.6)
+    fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()
     if "set" in rows.columns and rows["set"].notna().any():
         groups = rows.groupby(rows["set"].fillna("n/a").astype(str), sort=True)["age"]
@@ -84,13 +69,13 @@ def age_histogram(df: pd.DataFrame, bins: int = 20) -> bytes:
     ax.set_xlabel("chronological age (years)")
     ax.set_ylabel("scans")
     ax.set_title(f"Age distribution (n = {len(rows)})")
-    return _png(fig)
+    return png(fig)
 
 
 def predicted_vs_age(df: pd.DataFrame) -> bytes:
     """Predicted vs chronological age with the identity line (corrected values too)."""
     rows = _with_age(df)
-    fig = _new_figure(5.6, 5.2)
+    fig = new_figure(5.6, 5.2)
     ax = fig.add_subplot()
     age, size = rows["age"].to_numpy(float), _point_size(len(rows))
     ax.scatter(age, rows["predicted_age"].to_numpy(float), s=size, alpha=0.7, c=UNCORRECTED,
@@ -112,7 +97,7 @@ def predicted_vs_age(df: pd.DataFrame) -> bytes:
     ax.set_ylabel("predicted brain age (years)")
     ax.set_title("Predicted vs chronological age")
     ax.legend(frameon=False, loc="upper left")
-    return _png(fig)
+    return png(fig)
 
 
 def _gap_panel(ax: Any, age: np.ndarray, gap: np.ndarray, colour: str, title: str) -> None:
@@ -136,14 +121,14 @@ def gap_vs_age(df: pd.DataFrame) -> bytes:
     age = rows["age"].to_numpy(float)
     gap = rows["predicted_age"].to_numpy(float) - age
     corrected = has_correction(rows)
-    fig = _new_figure(10.0 if corrected else 5.6, 4.4)
+    fig = new_figure(10.0 if corrected else 5.6, 4.4)
     axes = fig.subplots(1, 2 if corrected else 1, sharey=True, squeeze=False)[0]
     _gap_panel(axes[0], age, gap, UNCORRECTED, "Gap before correction")
     if corrected:
         cgap = rows["corrected_age"].to_numpy(float) - age
         _gap_panel(axes[1], age, cgap, CORRECTED, "Gap after correction")
     axes[0].set_ylabel("brain-age gap, predicted − age (years)")
-    return _png(fig)
+    return png(fig)
 
 
 def site_boxplots(df: pd.DataFrame) -> bytes:
@@ -157,7 +142,7 @@ def site_boxplots(df: pd.DataFrame) -> bytes:
     versions = [("uncorrected", rows["predicted_age"] - rows["age"], UNCORRECTED)]
     if has_correction(rows):
         versions.append(("corrected", rows["corrected_age"] - rows["age"], CORRECTED))
-    fig = _new_figure(float(np.clip(0.7 * len(sites) * len(versions) + 2.0, 5.6, 10.0)), 4.4)
+    fig = new_figure(float(np.clip(0.7 * len(sites) * len(versions) + 2.0, 5.6, 10.0)), 4.4)
     ax = fig.add_subplot()
     width = 0.8 / len(versions)
     for k, (label, gap, colour) in enumerate(versions):
@@ -177,7 +162,7 @@ def site_boxplots(df: pd.DataFrame) -> bytes:
     ax.set_ylabel("brain-age gap (years)")
     ax.set_title("Brain-age gap per site")
     ax.legend(frameon=False)
-    return _png(fig)
+    return png(fig)
 
 
 def _bar_values(bins: list[dict[str, Any]], version: str) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +189,7 @@ def age_binned_mae(bins: list[dict[str, Any]]) -> bytes:
         raise InputError("cannot draw the age-binned MAE: no age bin has data.")
     versions = [(v, c) for v, c in (("uncorrected", UNCORRECTED), ("corrected", CORRECTED))
                 if any(v in b for b in bins)]
-    fig = _new_figure(float(np.clip(0.6 * len(bins) * len(versions) + 2.0, 5.6, 10.0)), 4.0)
+    fig = new_figure(float(np.clip(0.6 * len(bins) * len(versions) + 2.0, 5.6, 10.0)), 4.0)
     ax = fig.add_subplot()
     width = 0.8 / max(len(versions), 1)
     for k, (version, colour) in enumerate(versions):
@@ -217,4 +202,4 @@ def age_binned_mae(bins: list[dict[str, Any]]) -> bytes:
     ax.set_ylabel("MAE (years)")
     ax.set_title("Mean absolute error per age bin")
     ax.legend(frameon=False)
-    return _png(fig)
+    return png(fig)

@@ -112,7 +112,7 @@ def _change_map_png(path: Path) -> bytes:
         return png.read_bytes()
     import nibabel as nib
 
-    from brainage.reporting.slices import change_map_figure
+    from brainage.drawing import change_map_figure
 
     return change_map_figure(np.asarray(nib.load(path).dataobj, dtype=np.float64))
 

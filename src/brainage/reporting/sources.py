@@ -185,7 +185,7 @@ def _read_evaluation(folder: Path, inputs: ReportInputs) -> None:
 
 
 def _read_predictions(folder: Path, inputs: ReportInputs) -> None:
-    from brainage.evaluation.predictions import (
+    from brainage.data.predictions import (
         not_predicted_note,
         read_predictions,
         split_not_predicted,

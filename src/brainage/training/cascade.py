@@ -132,7 +132,7 @@ def align_stage1(table: pd.DataFrame, preds: pd.DataFrame) -> np.ndarray:
 
 def read_predictions_of(run: Path) -> pd.DataFrame:
     """The predictions table of a finished run (typed; the run's own file)."""
-    from brainage.evaluation.predictions import read_predictions
+    from brainage.data.predictions import read_predictions
 
     return read_predictions(run / rf.PREDICTIONS)
 

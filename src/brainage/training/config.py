@@ -310,7 +310,7 @@ class StackSpec:
         members: Presets or config files of the members (each trained on the same splits).
         combiner: ``convex`` (non-negative weights summing to 1, the Super Learner's),
             ``positive`` (non-negative weights + an intercept) or ``mean`` (equal weights);
-            see :func:`brainage.inference.stacking.fit_combiner`.
+            see :func:`brainage.estimators.stacking.fit_combiner`.
     """
 
     members: list[str] = field(default_factory=list)

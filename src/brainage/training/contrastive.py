@@ -25,11 +25,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import ScanDataset, fold_tables
 from brainage.data.splits_file import Splits
 from brainage.errors import InputError
 from brainage.models.projection import ProjectionHead
+from brainage.training.datamodule import BrainAgeDataModule
 from brainage.training.module import RegressionTask
 
 

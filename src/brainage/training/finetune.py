@@ -72,7 +72,7 @@ def start_fine_tune(config: TrainConfig, prepared: PreparedCohort
     """
     if config.init_from is None:
         return config, None
-    from brainage.inference.bundled import resolve_run
+    from brainage.bundled_runs import resolve_run
 
     run = resolve_run(config.init_from).resolve()
     info = source_info(run)
@@ -132,7 +132,7 @@ def _refuse_classical(run: Path, member: str) -> None:
 def check_source_spec(run: Path, info: rf.RunInfo, prepared: PreparedCohort) -> str:
     """Refuse data prepared with another recipe than the source's; returns the source's
     spec hash. Other library versions only warn (preparing again here keeps them)."""
-    from brainage.inference.run_files import load_spec
+    from brainage.preprocessing.run_spec import load_spec
     from brainage.preprocessing.spec import check_spec_compatible, recipe_differences
 
     spec = load_spec(run, info)

@@ -23,7 +23,6 @@ import pandas as pd
 from brainage import locks
 from brainage import runs as rf
 from brainage.data.cohort import Cohort
-from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import augmentation
 from brainage.data.splits_file import Splits, given_splits
 from brainage.errors import InputError
@@ -33,6 +32,7 @@ from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
 from brainage.training.checks import check_config, check_trainable, start_run
 from brainage.training.config import TrainConfig
+from brainage.training.datamodule import BrainAgeDataModule
 from brainage.training.finetune import InitWeights, start_fine_tune
 from brainage.training.module import RegressionTask
 from brainage.training.results import finish_run, fold_predictions

@@ -31,7 +31,6 @@ import pandas as pd
 import torch
 
 from brainage import runs as rf
-from brainage.data.datamodule import BrainAgeDataModule
 from brainage.data.datasets import ScanDataset
 from brainage.data.splits_file import Splits, cohort_hash
 from brainage.io import write_json
@@ -39,6 +38,7 @@ from brainage.models import save_model
 from brainage.models.io import WEIGHTS
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
 from brainage.training.checks import check_gan_config, check_trainable, start_run
+from brainage.training.datamodule import BrainAgeDataModule
 from brainage.training.gan import MONITOR, GanTask
 from brainage.training.gan_config import GanConfig
 from brainage.training.gan_samples import SampleGrid

@@ -38,7 +38,7 @@ class SampleGrid(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not len(self.volumes):
             return
-        from brainage.reporting.slices import reconstruction_grid
+        from brainage.drawing import reconstruction_grid
 
         with torch.no_grad():
             fake = pl_module.generator(self.volumes.to(pl_module.device)).float().cpu()

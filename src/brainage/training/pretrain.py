@@ -45,7 +45,7 @@ def pretrain_cohort(prepared_dir: str | Path | PreparedCohort, run_dir: str | Pa
 
     Args:
         prepared_dir: Output of ``brainage prepare``, or an opened cohort (OpenBHB arrays:
-            :func:`brainage.data.openbhb_arrays.open_inputs`).
+            :func:`brainage.preprocessing.openbhb_arrays.open_inputs`).
         run_dir: Run folder to create (or resume).
         config: A config with a ``contrastive`` section; default the ``contrastive`` preset.
         splits: A :class:`Splits` or a splits file; default ``config.split`` (saved once).

@@ -1,8 +1,7 @@
 """After training: predictions that no model trained on, metrics, bias correction, run files.
 
-Every fold's model predicts the scans whose subject it did *not* train on. A scan's final
-prediction is the mean over the models that held it out, preferring test roles (one model
-per scan in k-fold: out-of-fold), then validation, then unlabelled subjects (all models).
+Every fold's model predicts the scans whose subject it did *not* train on; those are
+combined into one row per scan by :func:`brainage.data.predictions.aggregate`.
 """
 
 from __future__ import annotations
@@ -17,18 +16,14 @@ import pandas as pd
 from brainage import runs as rf
 from brainage.config import to_dict
 from brainage.data.datasets import ScanDataset
+from brainage.data.predictions import aggregate, write_predictions
 from brainage.data.splits_file import Splits
 from brainage.evaluation.oof import fit_bias, fit_intervals, set_metrics, stage2_spread
-from brainage.inference.engine import predict_dataset
 from brainage.io import write_json
 from brainage.models.base import BrainAgeModel
+from brainage.models.engine import predict_dataset
 from brainage.preprocessing.prepared import PreparedCohort
 from brainage.training.config import TrainConfig
-
-#: Lower is preferred when a scan is predicted under several roles.
-ROLE_PRIORITY = {"test": 0, "internal_test": 0, "external_test": 0, "val": 1,
-                 "unlabelled": 2, "unassigned": 2}
-KEEP_COLUMNS = ("participant_id", "session", "run", "age", "sex", "site", "group")
 
 
 def scan_roles(table: pd.DataFrame, splits: Splits, fold: int) -> pd.Series:
@@ -53,33 +48,6 @@ def fold_predictions(model: BrainAgeModel, table: pd.DataFrame, splits: Splits, 
     pred = predict_dataset(model, ScanDataset.from_table(sub), batch_size)
     return pd.DataFrame({"scan": np.flatnonzero(keep), "fold": fold,
                          "role": roles[keep].to_numpy(), "predicted_age": pred})
-
-
-def aggregate(table: pd.DataFrame, fold_preds: list[pd.DataFrame]) -> pd.DataFrame:
-    """One row per scan (predictions-table contract): mean over the preferred role's models."""
-    long = pd.concat(fold_preds, ignore_index=True)
-    long["priority"] = long["role"].map(ROLE_PRIORITY)
-    best = long.groupby("scan")["priority"].transform("min")
-    long = long[long["priority"] == best]
-    g = long.groupby("scan")
-    agg = pd.DataFrame({
-        "predicted_age": g["predicted_age"].mean(),
-        "ensemble_sd": g["predicted_age"].std(ddof=0),
-        "n_models": g["predicted_age"].size(),
-        "set": g["role"].first(),
-        "fold": g["fold"].agg(lambda f: ",".join(str(int(x)) for x in sorted(set(f)))),
-    })
-    base = table.reset_index(drop=True)
-    cols = [c for c in KEEP_COLUMNS if c in base and not (c == "run" and base[c].isna().all())]
-    out = base.loc[agg.index, cols].copy()
-    out.insert(out.columns.get_loc("age") + 1, "predicted_age", agg["predicted_age"])
-    out.insert(out.columns.get_loc("predicted_age") + 1, "gap", out["predicted_age"] - out["age"])
-    out["set"], out["fold"] = agg["set"], agg["fold"]
-    if (agg["n_models"] > 1).any():
-        out["ensemble_sd"] = agg["ensemble_sd"]
-    if "stage1_age" in base:
-        out["stage1_age"] = base.loc[agg.index, "stage1_age"]
-    return out.reset_index(drop=True)
 
 
 def training_range(table: pd.DataFrame, splits: Splits) -> list[float]:
@@ -117,8 +85,6 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
     `model_name`, `kind` and `members` describe runs that are not one network per fold
     (classical models, stacks).
     """
-    from brainage.evaluation.predictions import write_predictions
-
     preds = aggregate(table, fold_preds)
     corrector, fitted_on = fit_bias(preds)
     metrics: dict[str, Any] = {"uncorrected": set_metrics(preds), **(extra_metrics or {})}

@@ -22,7 +22,7 @@ from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.splits_file import Splits
 from brainage.errors import InputError
-from brainage.inference.stacking import STACK_JSON, combine, fit_combiner
+from brainage.estimators.stacking import STACK_JSON, combine, fit_combiner
 from brainage.io import read_table, write_json
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
 from brainage.training.config import TrainConfig

@@ -16,10 +16,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from brainage.data.datamodule import BrainAgeDataModule
 from brainage.errors import InputError
 from brainage.models import BrainAgeModel, create_model
 from brainage.training.config import TrainConfig
+from brainage.training.datamodule import BrainAgeDataModule
 from brainage.training.module import RegressionTask
 
 #: Lightning hints that are noise for brainage's small cohorts.

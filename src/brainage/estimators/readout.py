@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from brainage.errors import InputError, NotFoundError
-from brainage.evaluation.probes import AgeProbe, ProbeNotFittedError, check_representation
+from brainage.estimators.representation import ProbeNotFittedError, check_representation
 from brainage.io import atomic_path, parse_json_file, write_json
 
 WEIGHTS = "age_probe.safetensors"
@@ -57,9 +57,13 @@ class RidgeReadout(BaseEstimator):
         return self._set(ridge.coef_, float(ridge.intercept_), float(self.alpha))
 
     @classmethod
-    def from_probe(cls, probe: AgeProbe) -> RidgeReadout:
-        """The ridge a fitted :class:`AgeProbe` chose (its best penalty, refitted on all of
-        its training subjects by the grid search)."""
+    def from_probe(cls, probe: Any) -> RidgeReadout:
+        """The ridge a fitted :class:`~brainage.evaluation.probes.AgeProbe` chose (its best
+        penalty, refitted on all of its training subjects by the grid search).
+
+        Duck-typed (``search_.best_estimator_`` and ``best_alpha_``), so that this module,
+        which prediction imports, stays below the evaluation layer that fits probes.
+        """
         if not hasattr(probe, "search_"):
             raise ProbeNotFittedError("the age probe is not fitted yet. Fix: call fit first.")
         ridge = probe.search_.best_estimator_

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainage.data.predictions import read_predictions, write_predictions
 from brainage.errors import ValidationError
-from brainage.evaluation.predictions import read_predictions, write_predictions
 
 HEADER = "participant_id\tsession\tage\tpredicted_age\tgap\tsex\tsite\tgroup\tset\n"
 
@@ -85,7 +85,7 @@ def test_a_missing_prediction_is_quoted_as_written(tmp_path):
 
 
 def test_rows_predict_could_not_predict_carry_their_reason(tmp_path):
-    from brainage.evaluation.predictions import not_predicted_note, split_not_predicted
+    from brainage.data.predictions import not_predicted_note, split_not_predicted
 
     p = _write(tmp_path, "participant_id\tage\tpredicted_age\terror\n"
                          "sub-01\t40\t42\tn/a\nsub-02\t41\tn/a\tdata cut short\n")

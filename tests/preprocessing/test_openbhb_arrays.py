@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from openbhb_mini import QUASIRAW, VBM, make_openbhb, masks  # noqa: E402
 
 from brainage.data.datasets import ScanDataset  # noqa: E402
-from brainage.data.openbhb_arrays import open_inputs, open_openbhb  # noqa: E402
 from brainage.data.openbhb_volumes import (  # noqa: E402
     FLAT_WIDTH,
     MASKS,
@@ -21,6 +20,7 @@ from brainage.data.openbhb_volumes import (  # noqa: E402
     unmask,
 )
 from brainage.errors import BrainAgeError  # noqa: E402
+from brainage.preprocessing.openbhb_arrays import open_inputs, open_openbhb  # noqa: E402
 
 
 @pytest.fixture(scope="module")
