@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 IXI = ROOT / ".." / "shared" / "data" / "ixi-hh-2mm"
@@ -128,12 +129,76 @@ def coverage_rows(y, low, high) -> dict:
             "width": float(np.mean(high - low))}
 
 
+def protocol_splits(table: pd.DataFrame, split: dict, y: np.ndarray, dev: np.ndarray,
+                    path: Path) -> Path:
+    """A splits file for ``brainage train``: folds 0-4 are the development subjects' outer
+    folds (the locked subjects unassigned), fold 5 trains on every development subject and
+    tests the locked ones. One run then gives nested-honest predictions for both."""
+    from brainage.data.splits_file import Splits, cohort_hash
+    from brainage.selection import stratified_folds
+
+    ids = table["participant_id"].to_numpy()
+    folds = [{"train": ids[tr].tolist(), "test": ids[te].tolist()}
+             for tr, te in stratified_folds(y, dev, 5, seed=0)]
+    folds.append({"train": split["development"], "test": split["locked_test"]})
+    Splits("user", 0, {"protocol": "5 outer folds of the development subjects + locked"},
+           folds, cohort_hash(ids), split["unlabelled"], len(set(ids))).to_json(path)
+    return path
+
+
+def run_presets(prepared_dir: Path, out: Path, splits: Path, presets: list[str],
+                table: pd.DataFrame, split: dict, results: dict) -> dict[str, pd.DataFrame]:
+    """Train each preset on the protocol splits; print its nested (dev) and locked MAE."""
+    import brainage
+    from brainage.selection import bootstrap_mae
+
+    preds = {}
+    print("\nruns on the protocol splits (folds 0-4: development outer folds; fold 5: "
+          "train on development, test on locked):")
+    for preset in presets:
+        name, _, extra = preset.partition(":")
+        t0 = time.perf_counter()
+        run = brainage.train(prepared_dir, out / f"run-{name}", name, splits=splits,
+                             overrides=["progress_bar=false", *filter(None, extra.split("+"))])
+        p = pd.read_csv(run / "predictions.tsv", sep="\t")
+        p = p[p["age"].notna()].set_index("participant_id")
+        preds[name] = p
+        dev, locked = p.loc[p.index.isin(split["development"])], \
+            p.loc[p.index.isin(split["locked_test"])]
+        m, lo, hi = bootstrap_mae(dev["age"], dev["predicted_age"])
+        lm, llo, lhi = bootstrap_mae(locked["age"], locked["predicted_age"])
+        results.setdefault("runs", {})[name] = {
+            "nested_mae": m, "nested_ci": [lo, hi], "locked_mae": lm, "locked_ci": [llo, lhi],
+            "locked_r": pearson(locked["age"], locked["predicted_age"]),
+            "minutes": (time.perf_counter() - t0) / 60}
+        print(f"  {name:30s} nested {m:5.2f} [{lo:.2f}, {hi:.2f}]  locked {lm:5.2f} "
+              f"[{llo:.2f}, {lhi:.2f}]  r {results['runs'][name]['locked_r']:.3f}  "
+              f"{results['runs'][name]['minutes']:.1f} min", flush=True)
+    if len(preds) >= 2:  # equal-weight mean: nothing fitted, so nothing to choose
+        names = list(preds)
+        common = preds[names[0]].index
+        mean = np.mean([preds[n].loc[common, "predicted_age"] for n in names], axis=0)
+        age = preds[names[0]].loc[common, "age"].to_numpy()
+        is_dev = common.isin(split["development"])
+        m, lo, hi = bootstrap_mae(age[is_dev], mean[is_dev])
+        lm, llo, lhi = bootstrap_mae(age[~is_dev], mean[~is_dev])
+        results["runs"]["mean(" + " + ".join(names) + ")"] = {
+            "nested_mae": m, "nested_ci": [lo, hi], "locked_mae": lm, "locked_ci": [llo, lhi]}
+        print(f"  {'mean of ' + ' + '.join(names):30s} nested {m:5.2f} [{lo:.2f}, {hi:.2f}]  "
+              f"locked {lm:5.2f} [{llo:.2f}, {lhi:.2f}]")
+    return preds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepared", type=Path, default=Path("/tmp/brainage-ixi-prepared"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--features", default=",".join(FEATURES))
     parser.add_argument("--estimators", default=",".join(ESTIMATORS))
+    parser.add_argument("--runs", default="",
+                        help="presets trained on the protocol splits, e.g. "
+                             "tissue_select,quickstart:repeats=1 ('+' joins overrides)")
+    parser.add_argument("--skip-candidates", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from brainage.preprocessing.prepared import open_prepared
@@ -150,6 +215,14 @@ def main() -> None:
     y = table["age"].to_numpy(float)
     print(f"{len(dev)} development, {len(locked)} locked scans; {load_line()}", flush=True)
 
+    results: dict = {}
+    if args.runs:
+        splits = protocol_splits(table, split, y, dev, args.out / "protocol_splits.json")
+        run_presets(args.prepared, args.out, splits, args.runs.split(","), table, split, results)
+    if args.skip_candidates:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+        return
     feats = args.features.split(",")
     mats = feature_matrices(prepared, args.out, feats)
     pairs = [(f, e) for f in feats for e in args.estimators.split(",")]
@@ -164,8 +237,8 @@ def main() -> None:
     res = nested(cands, y, outer, inner_folds=5, seed=1)
     nested_s = time.perf_counter() - t0
     best, dev_scores = select(cands, y, dev, folds=5, seed=1)
-    results = {"candidates": {}, "chosen_per_outer_fold": res.chosen, "locked_choice": best,
-               "dev_inner_scores": dev_scores}
+    results.update({"candidates": {}, "chosen_per_outer_fold": res.chosen,
+                    "locked_choice": best, "dev_inner_scores": dev_scores})
     print(f"\nnested CV on {len(dev)} development subjects (5 outer x 5 inner folds, "
           f"{nested_s / 60:.1f} min):")
     print(f"{'candidate':44s} {'nested MAE [95% CI]':>24s} {'r':>6s}  {'locked MAE [95% CI]':>24s}")
