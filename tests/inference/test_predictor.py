@@ -134,9 +134,11 @@ def test_bias_correction_is_fitted_on_validation_and_applied(tmp_path):
     np.testing.assert_allclose(out["corrected_age"], expected, atol=1e-6)
     np.testing.assert_allclose(out["corrected_gap"], out["corrected_age"] - out["age"])
     intervals = json.loads((run / "interval_calibration.json").read_text())
-    assert intervals["fitted_on"] == "val" and intervals["method"] == "absolute"
-    np.testing.assert_allclose(out["interval_high"] - out["interval_low"],
-                               2 * intervals["quantile"])
+    assert intervals["fitted_on"] == "val" and intervals["method"] == "asymmetric"
+    # one group (few validation subjects): the two calibrated tails around every prediction
+    (low, high), = intervals["group_tails"]
+    np.testing.assert_allclose(out["interval_low"] - out["predicted_age"], low)
+    np.testing.assert_allclose(out["interval_high"] - out["predicted_age"], high)
 
 
 def test_raw_scan_failing_preprocessing_is_a_row_with_its_reason(single, monkeypatch, tmp_path):

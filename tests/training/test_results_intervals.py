@@ -17,7 +17,7 @@ def _preds(n, sd, seed=0):
 
 
 def test_fit_intervals_reports_held_out_coverage_near_nominal():
-    cal, info = fit_intervals(_preds(400, 5.0), "test")
+    cal, info = fit_intervals(_preds(400, 5.0), "test", method="absolute")
     assert info["fitted_on"] == "test" and info["n_calibration"] == 400
     assert 0.86 <= info["check_coverage"] <= 0.94
     assert info["half_width"] == pytest.approx(1.645 * 5, rel=0.15)
@@ -40,8 +40,8 @@ def _regressed_to_the_mean(n, seed=0):
 
 def test_grouped_calibration_covers_the_ends_of_the_age_range_better_than_one_width():
     preds = _regressed_to_the_mean(600)
-    _, pooled = fit_intervals(preds, "test", groups=1)
-    _, grouped = fit_intervals(preds, "test", groups=3)
+    _, pooled = fit_intervals(preds, "test", groups=1, method="absolute")
+    _, grouped = fit_intervals(preds, "test", groups=3, method="absolute")
     young, middle, old = pooled["check_coverage_by_age_tertile"]
     assert middle > 0.97 and min(young, old) < 0.85  # one width: wrong at both ends
     by_tertile = grouped["check_coverage_by_age_tertile"]
@@ -50,3 +50,18 @@ def test_grouped_calibration_covers_the_ends_of_the_age_range_better_than_one_wi
     assert 0.86 <= grouped["check_coverage"] <= 0.94 and grouped["groups"] == 3
     widths = grouped["group_half_widths"]
     assert widths[1] < min(widths[0], widths[2])  # narrow in the middle, wide at the ends
+
+
+def test_default_intervals_are_asymmetric_and_follow_the_shrinkage():
+    """The runs' default: each tail calibrated apart per predicted-age group, so the oldest
+    predicted reach up (they are mostly older than predicted) and the youngest down."""
+    preds = _regressed_to_the_mean(600)
+    cal, info = fit_intervals(preds, "test")
+    assert info["method"] == "asymmetric" and len(info["group_tails"]) == 3
+    (ylo, yhi), _, (olo, ohi) = info["group_tails"]
+    assert -ylo > yhi and ohi > -olo
+    assert 0.86 <= info["check_coverage"] <= 0.94
+    assert min(info["check_coverage_by_age_tertile"]) > 0.8
+    _, symmetric = fit_intervals(preds, "test", method="absolute")
+    assert min(info["check_coverage_by_age_tertile"]) >= \
+        min(symmetric["check_coverage_by_age_tertile"]) - 0.02

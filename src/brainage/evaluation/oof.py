@@ -78,7 +78,7 @@ def fit_bias(preds: pd.DataFrame) -> tuple[Any, str | None]:
 
 
 #: The interval method of runs (:class:`~brainage.evaluation.uncertainty.ConformalInterval`).
-INTERVAL_METHOD = "absolute"
+INTERVAL_METHOD = "asymmetric"
 
 
 def fit_intervals(preds: pd.DataFrame, fitted_on: str | None, alpha: float = 0.1,

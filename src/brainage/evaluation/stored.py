@@ -88,7 +88,8 @@ def interval_problems(data: Any) -> list[str]:
         return ["not a brainage interval calibration (expected \"kind\": \"conformal\")"]
     checks = {
         "alpha": (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.1"),
-        "method": (lambda v: v in ("absolute", "normalized"), "'absolute' or 'normalized'"),
+        "method": (lambda v: v in ("absolute", "normalized", "asymmetric"),
+                   "'absolute', 'normalized' or 'asymmetric'"),
         "eps": (lambda v: _number(v) and v >= 0, "a number >= 0"),
         "quantile": (lambda v: isinstance(v, int | float) and not isinstance(v, bool)
                      and v >= 0 and not math.isnan(v), "a half-width >= 0 in years"),
@@ -99,6 +100,10 @@ def interval_problems(data: Any) -> list[str]:
         "group_edges": (lambda v: isinstance(v, list) and len(v) == max(
             len(data.get("group_quantiles") or []) - 1, 0) and all(map(_number, v))
             and v == sorted(v), "sorted ages, one fewer than group_quantiles"),
+        "group_tails": (lambda v: isinstance(v, list) and len(v) == len(
+            data.get("group_edges") or []) + 1 and all(
+            isinstance(t, list) and len(t) == 2 and all(map(_number, t)) and t[0] <= t[1]
+            for t in v), "one [low, high] offset pair per group, low <= high"),
     }
     return [f"{key} is {data.get(key)!r}; expected {what}"
             for key, (ok, what) in checks.items()
