@@ -16,7 +16,10 @@ import brainage
 from brainage.cli.main import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthetic_runs import make_prepared, spec_for_tests, tiny_config  # noqa: E402
+
+from bids_validation import assert_valid, validate  # noqa: E402
 
 SRC = str(Path(brainage.__file__).resolve().parents[1])
 LABELS = ["001", "002", "003", "004", "005"]
@@ -100,6 +103,7 @@ def test_two_participant_processes_then_group(dataset, tmp_path):
     assert "Wrote " in result.output and str(out / "group" / "evaluation") in result.output
     assert (out / "group" / "report.html").stat().st_size > 10_000
     assert _leftovers(out) == []
+    assert_valid(validate(out), "bids-app")  # the real pipeline's files, native maps too
 
     rerun = _participant(bids, out, run, *LABELS)
     log = rerun.communicate(timeout=300)[0]

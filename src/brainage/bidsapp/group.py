@@ -5,8 +5,12 @@ run leaves the previous one, if any, untouched)::
 
     group/predictions.tsv (+ .json)    every finished subject's rows
     group/evaluation/                  brainage evaluate (metrics, bias correction, groups)
-    group/evaluation/predictions_corrected.tsv (+ .json)
+    group/evaluation/predictions_corrected.tsv, longitudinal.tsv (each + .json), metrics.tsv
     group/report.html                  brainage report of the evaluation
+
+Every table but ``metrics.tsv`` (see :func:`_describe`) has a JSON sidecar describing its
+columns, as BIDS asks of tables (the folder itself is in the output's ``.bidsignore``: BIDS
+defines no group-level files).
 """
 
 from __future__ import annotations
@@ -122,9 +126,23 @@ def _write(folder: Path, table: pd.DataFrame, notes: list[str], evaluate: dict[s
                      "skipped")
         return None
     result = run_evaluation(path, folder / "evaluation", **evaluate)
-    corrected = folder / "evaluation" / "predictions_corrected.tsv"
-    outputs.write_sidecar(corrected, pd.read_csv(corrected, sep="\t", nrows=0))
+    _describe(folder / "evaluation")
     write_report(folder / "evaluation", folder / "report.html",
                  title="brainage group report", n_boot=evaluate.get("n_boot", 1000),
                  seed=evaluate.get("seed", 0))
     return result
+
+
+def _describe(evaluation: Path) -> None:
+    """The column sidecars of the evaluation's tables. ``metrics.tsv`` has none: its
+    sidecar's name is taken by ``metrics.json``, the evaluation's full record (the same
+    numbers; its columns are described in docs/bids.md)."""
+    def header(name: str) -> pd.DataFrame:
+        return pd.read_csv(evaluation / name, sep="\t", nrows=0)
+
+    outputs.write_sidecar(evaluation / "predictions_corrected.tsv",
+                          header("predictions_corrected.tsv"))
+    if (evaluation / "longitudinal.tsv").is_file():
+        table = header("longitudinal.tsv")
+        outputs.write_sidecar(evaluation / "longitudinal.tsv", table,
+                              outputs.longitudinal_columns(table))

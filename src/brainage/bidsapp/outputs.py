@@ -6,6 +6,10 @@
     <output_dir>/sub-<label>/anat/...              preprocessed T1w, brain mask, saliency maps
     <output_dir>/sub-<label>/sub-<label>_predictions.tsv (+ .json: every column, its unit)
     <output_dir>/group/                            the group level (predictions, evaluation, report)
+<output_dir>/README, .bidsignore                the tables and the group folder are not BIDS files
+
+The folder passes the official BIDS validator (``tests/test_bids_validator.py``; the
+warnings it gives, and why each is accepted, are in ``docs/bids.md``).
 
 A subject folder appears whole (built under a temporary name, then renamed), so a subject
 folder with its predictions table is a finished subject.
@@ -25,9 +29,24 @@ from brainage import __version__
 from brainage.data.labels import scan_stem
 from brainage.errors import InputError
 from brainage.io import write_json
+from brainage.preprocessing.derivatives import write_bidsignore, write_readme
 
 DESCRIPTION = "dataset_description.json"
 BIDS_VERSION = "1.9.0"
+#: brainage's files that BIDS does not define (the output folder's ``.bidsignore``): the
+#: prediction and region tables (with their column sidecars), the group level, and the
+#: log-Jacobian map of a SyN spec.
+IGNORE = ("/group", "*_predictions.tsv", "*_predictions.json", "*_desc-saliency_regions.tsv",
+          "*_desc-saliency_regions.json", "*_desc-logjacobian_map.nii.gz",
+          "*_desc-logjacobian_map.json")
+README = """brainage BIDS App outputs: brain age from T1w MRI (research use only).
+
+Per subject: the preprocessed T1w, brain mask (and tissue maps) on the model's template
+grid, saliency maps, and sub-<label>_predictions.tsv (columns in its .json sidecar).
+group/ holds the group level: every subject's predictions, the evaluation (metrics with
+confidence intervals, bias correction) and report.html. The tables and group/ are not
+files BIDS defines, so .bidsignore lists them.
+"""
 _YEARS = "year"
 #: Description and unit (None: no unit) of every column the predictions tables can hold.
 COLUMNS: dict[str, tuple[str, str | None]] = {
@@ -55,6 +74,31 @@ COLUMNS: dict[str, tuple[str, str | None]] = {
 }
 
 
+#: Columns of ``longitudinal.tsv`` (:func:`brainage.evaluation.longitudinal.gap_change_rates`);
+#: ``<gap>_first`` and ``<gap>_rate`` are described by :func:`longitudinal_columns`.
+LONGITUDINAL_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "participant_id": COLUMNS["participant_id"],
+    "n_sessions": ("Sessions with an age and a prediction.", None),
+    "age_first": ("Age at the first session.", _YEARS),
+    "age_last": ("Age at the last session.", _YEARS),
+    "follow_up_years": ("age_last - age_first.", _YEARS),
+    **{c: COLUMNS[c] for c in ("group", "site", "sex", "set")},
+}
+
+
+def longitudinal_columns(table: pd.DataFrame) -> dict[str, tuple[str, str | None]]:
+    """Descriptions of a longitudinal table's columns, the per-gap ones included."""
+    out = dict(LONGITUDINAL_COLUMNS)
+    for col in table.columns:
+        for end, text, unit in (("_first", "{} at the first session.", _YEARS),
+                                ("_rate", "Within-subject slope of {} against age.",
+                                 "year/year")):
+            gap = col.removesuffix(end)
+            if col.endswith(end) and gap in COLUMNS:
+                out[col] = (text.format(gap), unit)
+    return out
+
+
 def subject_name(participant_id: str) -> str:
     """``sub-<label>`` as the output folder and file names write it (alphanumeric label)."""
     return scan_stem(participant_id)
@@ -71,20 +115,24 @@ def is_done(out: Path, participant_id: str) -> bool:
     return predictions_path(out, participant_id).is_file()
 
 
-def column_sidecar(table: pd.DataFrame) -> dict[str, Any]:
-    """The BIDS JSON sidecar of a table: each column's description and unit."""
+def column_sidecar(table: pd.DataFrame,
+                   columns: dict[str, tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    """The BIDS JSON sidecar of a table: each column's description and unit (from
+    `columns`, default :data:`COLUMNS`)."""
+    known = COLUMNS if columns is None else columns
     out: dict[str, Any] = {}
     for col in table.columns:
-        text, unit = COLUMNS.get(col, (f"Column {col!r} carried over from participants.tsv.",
-                                       None))
+        text, unit = known.get(col, (f"Column {col!r} carried over from participants.tsv.",
+                                     None))
         out[col] = {"Description": text, **({"Units": unit} if unit else {})}
     return out
 
 
-def write_sidecar(table_path: Path, table: pd.DataFrame) -> Path:
+def write_sidecar(table_path: Path, table: pd.DataFrame,
+                  columns: dict[str, tuple[str, str | None]] | None = None) -> Path:
     """Write ``<table>.json`` next to a TSV (atomically); returns its path."""
     path = table_path.with_suffix(".json")
-    write_json(path, column_sidecar(table))
+    write_json(path, column_sidecar(table, columns))
     return path
 
 
@@ -97,7 +145,8 @@ def description(bids_dir: Path, run: Path, spec_hash: str) -> dict[str, Any]:
         "GeneratedBy": [{
             "Name": "brainage", "Version": __version__,
             "Description": "brainage BIDS App: participant level prepare -> predict -> "
-                           "explain; group level collate -> evaluate -> report"}],
+                           "explain; group level collate -> evaluate -> report "
+                           f"(preprocessing spec {spec_hash})"}],
         "SourceDatasets": [{"URL": Path(bids_dir).resolve().as_uri()}],
         "BrainAgeModel": {"Run": str(Path(run).resolve()), "PreprocessingSpecHash": spec_hash},
     }
@@ -127,6 +176,8 @@ def ensure_description(out: Path, bids_dir: Path, run: Path, spec_hash: str) -> 
         finally:
             tmp.unlink(missing_ok=True)
     check_description(out, run, spec_hash)
+    write_readme(out, README)
+    write_bidsignore(out, IGNORE)
     return path
 
 

@@ -10,6 +10,7 @@ once. Finished subjects are skipped, so rerunning resumes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
@@ -169,10 +170,26 @@ def _explain(explainer: Any, prepared: Path, work: Path, opts: Options) -> None:
     table = open_prepared(prepared).table
     for _, row in table.iterrows():
         sex, tissues, det = row.get("sex"), row.get("tissue_path"), row.get("affine_det")
-        explain_scan(explainer, row["array_path"], work, opts.method, steps=opts.steps,
-                     sex=None if sex is None or pd.isna(sex) else str(sex),
-                     tissues=None if tissues is None or pd.isna(tissues) else tissues,
-                     affine_det=None if det is None or pd.isna(det) else float(det))
+        result = explain_scan(
+            explainer, row["array_path"], work, opts.method, steps=opts.steps,
+            sex=None if sex is None or pd.isna(sex) else str(sex),
+            tissues=None if tissues is None or pd.isna(tissues) else tissues,
+            affine_det=None if det is None or pd.isna(det) else float(det))
+        _cite_preproc(result.files, row, explainer.spec)
+
+
+def _cite_preproc(files: dict[str, Path], row: pd.Series, spec: Any) -> None:
+    """Point the saliency sidecars' ``Sources`` at the subject's preprocessed T1w (a BIDS
+    URI into the output folder), not at the temporary cache array they were computed from."""
+    from brainage.io import write_json
+    from brainage.preprocessing.cache import key_of
+    from brainage.preprocessing.derivatives import scan_paths
+
+    preproc = scan_paths(".", key_of(row), spec)["preproc"].as_posix()
+    for role in ("template_json", "native_json"):
+        path = files.get(role)
+        if path is not None and path.is_file():
+            write_json(path, {**json.loads(path.read_text()), "Sources": [f"bids::{preproc}"]})
 
 
 def _move_tree(src: Path, dst: Path) -> None:

@@ -222,8 +222,8 @@ def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, codes: tuple[in
     img.set_sform(affine, code=codes[0])
     img.set_qform(affine, code=codes[1])
     img.header.set_xyzt_units("mm", "sec")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(gzip.compress(img.to_bytes(), compresslevel=1))
+    with atomic_path(path) as tmp:  # mtime 0: no time in the gzip header (BIDS validator)
+        tmp.write_bytes(gzip.compress(img.to_bytes(), compresslevel=1, mtime=0))
 
 
 def write_dataset_description(out_dir: Path) -> None:
@@ -267,6 +267,10 @@ def _column_sidecar(columns: dict[str, str], units: dict[str, str]) -> dict[str,
     return out
 
 
+_SALIENCY_TEXT = ("Voxelwise saliency of the predicted brain age (see Method), computed "
+                  "from the skull-stripped preprocessed T1w.")
+
+
 def write_outputs(out_dir: Path, inp: ScanInput, spec: Any, sal: np.ndarray,
                   info: dict[str, Any]) -> tuple[dict[str, Path], pd.DataFrame]:
     """Write the maps, the region table and their sidecars; return paths and the table."""
@@ -278,11 +282,12 @@ def write_outputs(out_dir: Path, inp: ScanInput, spec: Any, sal: np.ndarray,
     regions = region_summary(sal, grid_affine, spec.grid.shape)
     native = _native(inp, spec, sal, info)
     save_nifti(paths["template"], sal, grid_affine, (_MNI_CODE, _MNI_CODE))
-    write_json(paths["template_json"], {**info, "SpatialReference": spec.template,
+    about = {"Description": _SALIENCY_TEXT, "SkullStripped": True, **info}
+    write_json(paths["template_json"], {**about, "SpatialReference": spec.template,
                                         "Resolution": spec.grid.name})
     if native is not None:
         save_nifti(paths["native"], native, inp.native_affine, inp.native_codes)
-        write_json(paths["native_json"], {**info, "SpatialReference": "T1w (the raw scan)"})
+        write_json(paths["native_json"], {**about, "SpatialReference": "T1w (the raw scan)"})
     else:
         for role in ("native", "native_json"):
             paths.pop(role)

@@ -3,8 +3,8 @@
 Layout under the output folder::
 
     preprocessing_spec.json          spec + hash; a folder holds one spec only
-    index.tsv                        one row per scan: ids, status, error, flags, spec hash
-    qc.tsv                           QC numbers per scan (a summary table)
+    index.tsv (+ .json)              one row per scan: ids, status, error, flags, spec hash
+    qc.tsv (+ .json)                 QC numbers per scan (a summary table)
     cache/arrays/<scan>.npy          float16 (X, Y, Z) on the spec's grid
     cache/tissues/<scan>.npy         float16 (C, X, Y, Z) GM, WM, CSF [, logjac] (spec.tissues)
     cache/records/<scan>.json        status, error, QC, paths, seconds (written last)
@@ -189,10 +189,14 @@ class CacheStore:
             rows.append(row)
             qc_rows.append({"scan": rec.get("scan"), "status": rec.get("status"),
                             "flags": row["flags"], **summary_row(rec.get("qc") or {})})
+        from brainage.preprocessing.derivatives import write_table_sidecar
+
         index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
         write_tsv(self.root / INDEX_FILE, index)
         cols = ["scan", "status", "flags", *SUMMARY_COLUMNS]
         write_tsv(self.root / QC_FILE, pd.DataFrame(qc_rows, columns=cols))
+        write_table_sidecar(self.root / INDEX_FILE, INDEX_COLUMNS)  # BIDS: columns described
+        write_table_sidecar(self.root / QC_FILE, cols)
         return index
 
 

@@ -165,8 +165,9 @@ def run_cohort(
     store = CacheStore(root, spec)
     store.prepare()
     store.clean_stale()
-    derivatives.write_dataset_description(root, spec, cohort.source)
+    derivatives.write_dataset_files(root, spec, cohort.source)
     cohort.to_tsv(root / COHORT_FILE)  # ages, sex, site for training (brainage.preprocessing.prepared)
+    derivatives.write_table_sidecar(root / COHORT_FILE, cohort.table.columns)
     todo = [_task(r) for k, (_, r) in zip(keys, rows.iterrows(), strict=True)
             if not store.is_done(k)]
     summary = RunSummary(total=len(rows), skipped=len(rows) - len(todo), out=root,

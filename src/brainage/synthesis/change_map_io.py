@@ -9,7 +9,11 @@ The members' maps are averaged. Written as a BIDS derivative on the template gri
     OUT/space-<tpl>_res-<r>_desc-agechange_map.nii.gz   change (intensity units per path)
     OUT/space-<tpl>_res-<r>_desc-agechange_map.json     groups, ages, steps, GAN run id
     OUT/space-<tpl>_res-<r>_desc-agechange_map.png      three slices through the peak
-    OUT/space-<tpl>_res-<r>_desc-mean_T1w.nii.gz        mean real image (the background)
+    OUT/space-<tpl>_res-<r>_desc-mean_T1w.nii.gz + .json  mean real image (the background)
+    OUT/README, OUT/.bidsignore                         BIDS has no subject-less images
+
+The folder passes the official BIDS validator, its maps listed in ``.bidsignore`` (BIDS
+defines no group-level image; ``docs/bids.md``).
 
 ``brainage report`` shows the figure when a run (or its synthetic dataset) holds one.
 """
@@ -25,7 +29,12 @@ import torch
 from brainage import __version__
 from brainage.errors import InputError
 from brainage.io import atomic_path, write_json
-from brainage.preprocessing.derivatives import save_nifti
+from brainage.preprocessing.derivatives import (
+    resolution_text,
+    save_nifti,
+    write_bidsignore,
+    write_readme,
+)
 from brainage.preprocessing.prepared import PreparedCohort
 from brainage.preprocessing.spec import PreprocessingSpec
 from brainage.synthesis.change_map import age_change_map
@@ -39,6 +48,11 @@ from brainage.synthesis.gan_run import (
     open_training_data,
     subject_scans,
 )
+
+_README = """Age-change map of a TGB-GAN run (brainage gan change-map): where decoding the
+latent path from the youngest to the oldest subjects changes the image, on the template
+grid, with the mean real image as background. Group-level maps: listed in .bidsignore.
+"""
 
 
 def member_change_map(member: GanMember, data: PreparedCohort, fraction: float = 0.25,
@@ -95,12 +109,17 @@ def write_change_map(out: str | Path, spec: PreprocessingSpec, change: np.ndarra
             "DatasetType": "derivative", "GeneratedBy": [
                 {"Name": "brainage", "Version": __version__,
                  "Description": "brainage gan change-map", "GanRun": info.get("GanRun")}]})
-        stem = map_name(spec)
+        write_readme(tmp, _README)
+        write_bidsignore(tmp, ("/space-*",))
+        stem, mean = map_name(spec), map_name(spec, "mean", "T1w")
         save_nifti(tmp / f"{stem}.nii.gz", change, affine, np.float32)
-        save_nifti(tmp / f"{map_name(spec, 'mean', 'T1w')}.nii.gz", background, affine,
-                   np.float32)
-        write_json(tmp / f"{stem}.json", {**info, "SpatialReference": spec.template,
-                                          "PreprocessingSpecHash": spec.hash})
+        save_nifti(tmp / f"{mean}.nii.gz", background, affine, np.float32)
+        grid = {"SpatialReference": spec.template, "Resolution": resolution_text(spec),
+                "PreprocessingSpecHash": spec.hash}
+        write_json(tmp / f"{stem}.json", {**info, **grid})
+        write_json(tmp / f"{mean}.json", {
+            "Description": "Mean of the real images the GAN members saw (the map's "
+                           "background).", "SkullStripped": True, **grid})
         (tmp / f"{stem}.png").write_bytes(change_map_figure(change, background))
     return Path(out)
 

@@ -10,6 +10,10 @@ Layout (``OUT`` is built as ``.OUT.partial`` and renamed when complete)::
     preprocessing_spec.json, index.tsv, qc.tsv, cache/, cohort.tsv   the prepared-cache format
     sub-<id>/anat/sub-<id>_space-<tpl>_res-<r>_desc-synthetic_T1w.nii.gz + .json
     change_map/                (optional) the young -> old change map, see change_map_io
+    README, .bidsignore        the cache, tables, manifest and change map are not BIDS files
+
+The folder passes the official BIDS validator (``tests/test_bids_validator.py``, accepted
+warnings in ``docs/bids.md``); ``change_map/`` is validated as a dataset of its own.
 
 The cohort table marks every subject ``group = synthetic``: ``brainage train`` refuses to
 train on the folder directly (its splits would validate and test on synthetic brains); add
@@ -31,7 +35,15 @@ from brainage.data.splits_file import SYNTHETIC_GROUP
 from brainage.errors import InputError
 from brainage.io import parse_json_file, write_json, write_tsv
 from brainage.preprocessing.cache import CacheStore, ScanKey
-from brainage.preprocessing.derivatives import save_nifti
+from brainage.preprocessing.derivatives import (
+    PREPARED_IGNORE,
+    resolution_text,
+    save_nifti,
+    source_url,
+    write_bidsignore,
+    write_readme,
+    write_table_sidecar,
+)
 from brainage.preprocessing.prepared import COHORT_FILE
 from brainage.preprocessing.spec import PreprocessingSpec
 from brainage.synthesis.plan import SynthesisPlan, SyntheticChild
@@ -54,6 +66,16 @@ PARTICIPANTS_JSON = {
     "gan_fold": {"Description": "Fold of the GAN run member whose generator made the subject "
                              "(0 for a GAN trained on every subject)."},
 }
+#: The dataset's files that BIDS does not define (its ``.bidsignore``).
+IGNORE = (*PREPARED_IGNORE, f"/{MANIFEST}", "/splits.json", "/change_map")
+README = """Synthetic, age-labelled brains made by brainage gan synthesize from TGB-GAN run
+{gan_id}: each subject is the decoded interpolation of the latents of two real subjects of
+one age bin (participants.tsv names the parents and the weight). Not people: research use.
+
+The subjects are also a prepared cohort (cache/, index.tsv, cohort.tsv) for
+`brainage train --synthetic`; synthesis.json records the plan. These, and change_map/ (a
+dataset of its own), are listed in .bidsignore.
+"""
 
 
 @dataclass(frozen=True)
@@ -100,7 +122,8 @@ def write_child(root: Path, store: CacheStore, child: Child, volume: np.ndarray,
     about = {"Synthetic": True, "Parents": list(c.parents), "Weight": c.weight, "Age": c.age,
              "AgeBin": c.age_bin, "GanRun": gan_id, "GanMember": child.member}
     write_json(nii.with_name(nii.name.replace(".nii.gz", ".json")), {
-        **about, "SpatialReference": spec.template, "PreprocessingSpecHash": spec.hash,
+        **about, "SpatialReference": spec.template, "Resolution": resolution_text(spec),
+        "SkullStripped": True, "PreprocessingSpecHash": spec.hash,
         "Description": "Decoded TGB-GAN latent interpolation of two real subjects."})
     store.write_record(key, {
         "participant_id": c.child_id, "session": None, "run": None, "scan": key.stem,
@@ -126,19 +149,26 @@ def write_tables(root: Path, store: CacheStore, children: list[Child], gan_id: s
     store.build_index()
     table = participants(children)
     write_tsv(root / "participants.tsv", table)
-    write_json(root / "participants.json", PARTICIPANTS_JSON)
+    write_json(root / "participants.json", {
+        "Description": "Synthetic subjects, one per row: age label, parents and weight.",
+        **PARTICIPANTS_JSON})
     spec = store.spec
     paths = [str(nifti_path(root, ch.key, spec).relative_to(root)) for ch in children]
     cohort = table[["participant_id", "age", "group"]].assign(path=paths)
-    Cohort(cohort, str(root)).to_tsv(root / COHORT_FILE)
+    prepared = Cohort(cohort, str(root))
+    prepared.to_tsv(root / COHORT_FILE)
+    write_table_sidecar(root / COHORT_FILE, prepared.table.columns)
     write_json(root / "dataset_description.json", {
         "Name": f"TGB-GAN synthetic brains ({gan_id})", "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "brainage", "Version": __version__,
                          "Description": "brainage gan synthesize: within-bin latent "
-                                        "interpolation of a TGB-GAN's encodings, decoded",
+                                        "interpolation of a TGB-GAN's encodings, decoded "
+                                        f"(preprocessing spec {spec.hash})",
                          "GanRun": gan_id}],
-        "SourceDatasets": [{"URL": source}], "PreprocessingSpecHash": spec.hash})
+        "SourceDatasets": [{"URL": source_url(source)}], "PreprocessingSpecHash": spec.hash})
+    write_readme(root, README.format(gan_id=gan_id))
+    write_bidsignore(root, IGNORE)
     write_json(root / MANIFEST, manifest)
 
 

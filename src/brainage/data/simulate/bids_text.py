@@ -19,6 +19,17 @@ PARTICIPANTS_JSON: dict[str, Any] = {
     },
 }
 
+SESSIONS_JSON: dict[str, Any] = {
+    "session_id": {"Description": "Session identifier (ses-<k>)."},
+    "age": {"Description": "Chronological age at the session.", "Units": "year"},
+}
+
+#: The simulator's anatomy source (``SourceDatasets`` of the raw dataset).
+TEMPLATE_URL = "https://www.bic.mni.mcgill.ca/ServicesAtlases/ICBM152NLin2009"
+
+#: The ground truth's own files, not defined by BIDS (its ``.bidsignore``).
+TRUTH_IGNORE = ("/ground_truth.tsv", "/ground_truth.json")
+
 TRUTH_COLUMNS: dict[str, str] = {
     "participant_id": "Participant identifier.",
     "session": "Session label, n/a for single-session datasets.",
@@ -57,6 +68,7 @@ def description(config: SimulationConfig, version: str) -> dict[str, Any]:
             "Description": f"brainage simulate (simulator version {SIMULATOR_VERSION}) "
                            "from the MNI152 2009 template bundled in nilearn",
         }],
+        "SourceDatasets": [{"URL": TEMPLATE_URL}],
     }
 
 
@@ -66,8 +78,39 @@ def truth_description(version: str) -> dict[str, Any]:
         "Name": "Simulation ground truth (true brain age, site parameters)",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "brainage", "Version": version}],
+        "GeneratedBy": [{"Name": "brainage", "Version": version,
+                         "Description": f"brainage simulate (simulator version "
+                                        f"{SIMULATOR_VERSION}): the truth behind the scans"}],
+        "SourceDatasets": [{"URL": TEMPLATE_URL}],
+        "DatasetLinks": {"raw": "../../"},
     }
+
+
+def truth_columns() -> dict[str, Any]:
+    """``ground_truth.json``'s column descriptions in the BIDS form (Description, Units)."""
+    return {name: {"Description": text, **({"Units": _UNITS[name]} if name in _UNITS else {})}
+            for name, text in TRUTH_COLUMNS.items()}
+
+
+_UNITS = {"age": "year", "brain_age": "year", "gap": "year", "ventricle_strength": "mm^2",
+          **{f"rotation_{a}": "degree" for a in "xyz"}, **{f"shift_{a}": "mm" for a in "xyz"}}
+
+
+def truth_mask_sidecar(image: str) -> dict[str, Any]:
+    """Sidecar of a true brain mask on the grid of the raw T1w `image` (dataset-relative)."""
+    return {"Description": "True brain mask drawn by the simulator with the scan (not computed "
+                           "from the image).", "Type": "Brain",
+            "SpatialReference": f"bids:raw:{image}"}
+
+
+def truth_readme(config: SimulationConfig) -> str:
+    """README of the ground-truth derivative."""
+    return (
+        f"Ground truth of the brainage synthetic aging cohort (seed {config.seed}): the true\n"
+        "brain age and the anatomy and site parameters of every scan (ground_truth.tsv, its\n"
+        "columns in ground_truth.json), and with --masks the true brain masks.\n"
+        "Pipelines must not read it; it scores them.\n"
+    )
 
 
 def readme(config: SimulationConfig) -> str:

@@ -4,8 +4,12 @@ Layout::
 
     OUT/dataset_description.json, README, participants.tsv, participants.json
     OUT/sub-001/[ses-1/]anat/sub-001[_ses-1]_T1w.nii.gz
-    OUT/sub-001/sub-001_sessions.tsv                      (several sessions only)
+    OUT/sub-001/sub-001_sessions.tsv, OUT/sessions.json   (several sessions only)
     OUT/derivatives/simulation/ground_truth.tsv + .json   (what pipelines must not read)
+    OUT/derivatives/simulation/README, .bidsignore        (ground_truth.* are not BIDS files)
+    OUT/derivatives/simulation/sub-001/.../*_desc-brain_mask.nii.gz + .json   (--masks)
+
+The dataset and its ground truth pass the official BIDS validator (``docs/bids.md``).
 """
 
 from __future__ import annotations
@@ -111,6 +115,8 @@ def _write_subject(task: tuple[SimulationConfig, Subject, Site, str, bool]) -> l
             mask = (scan.maps["brain"] > 0.5).astype(np.uint8)
             name = rel.name.replace("_T1w.nii.gz", "_desc-brain_mask.nii.gz")
             save_nifti(Path(root) / TRUTH_DIR / rel.parent / name, mask, scan.affine)
+            write_json(Path(root) / TRUTH_DIR / rel.parent / name.replace(".nii.gz", ".json"),
+                       bids_text.truth_mask_sidecar(rel.as_posix()))
         rows.append({**scan_truth(subject, site, k, scan, body), "path": rel.as_posix()})
     if len(subject.sessions) > 1:
         table = pd.DataFrame({"session_id": subject.sessions, "age": list(subject.ages)})
@@ -151,6 +157,8 @@ def _write_metadata(root: Path, config: SimulationConfig, subjects: list[Subject
     })
     write_tsv(root / "participants.tsv", table)
     write_json(root / "participants.json", bids_text.PARTICIPANTS_JSON)
+    if config.sessions > 1:  # describes every sub-*/sub-*_sessions.tsv (inherited)
+        write_json(root / "sessions.json", bids_text.SESSIONS_JSON)
 
 
 def _write_truth(root: Path, config: SimulationConfig, sites: list[Site],
@@ -165,4 +173,7 @@ def _write_truth(root: Path, config: SimulationConfig, sites: list[Site],
         "config": config.to_dict(),
         "sites": [s.to_dict() for s in sites],
         "columns": bids_text.TRUTH_COLUMNS,
+        **bids_text.truth_columns(),  # the same, as a BIDS tabular sidecar reads them
     })
+    (folder / "README").write_text(bids_text.truth_readme(config))
+    (folder / ".bidsignore").write_text("".join(f"{p}\n" for p in bids_text.TRUTH_IGNORE))
