@@ -172,7 +172,8 @@ class OodReference:
         if self.intensity is not None:
             tensors |= {"intensity/median": self.intensity.median_,
                         "intensity/scale": self.intensity.scale_}
-        save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()},
+        # float32 on disk: a classical member's components are 10 x (thousands of) features
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
                   str(folder / REFERENCE_TENSORS))
         write_json(folder / REFERENCE_JSON, self.info)
 
@@ -190,7 +191,8 @@ def load_reference(folder: Path) -> OodReference | None:
 
     info = parse_json_file(path, "retrain, or delete both ood_reference files")
     try:
-        tensors = load_file(str(folder / REFERENCE_TENSORS))
+        tensors = {k: v.astype(np.float64)
+                   for k, v in load_file(str(folder / REFERENCE_TENSORS)).items()}
         ref = OodReference(info=info)
         for name, rec in info["members"].items():
             ref.members[name] = EmbeddingReference(
