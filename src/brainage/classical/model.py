@@ -9,6 +9,7 @@ pickled.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,38 @@ def feature_matrix(features: FeatureMaker, table: pd.DataFrame) -> np.ndarray:
                 "tissue maps of `brainage prepare` (its default; not --no-tissues). Fix: "
                 "prepare the scans again with the run's spec (predict does so for raw scans).")
     rows = []
+    maker_key = features.key
     for item, det in zip(table["tissue_path"], table["affine_det"], strict=True):
-        maps = np.load(item, mmap_mode="r") if isinstance(item, str | Path) else item
-        rows.append(features(maps, float(det)))
+        key = _cache_key(maker_key, item, float(det))
+        row = _FEATURES.get(key) if key is not None else None
+        if row is None:
+            maps = np.load(item, mmap_mode="r") if isinstance(item, str | Path) else item
+            row = features(maps, float(det))
+            if key is not None:
+                _remember(key, row)
+        rows.append(row)
     return np.stack(rows)
+
+
+#: Features of recently seen tissue files: prediction scores a scan's features twice (age
+#: and out-of-distribution), training its members' training scans again for the reference.
+_FEATURES: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+_FEATURES_MAX = 512
+
+
+def _cache_key(maker_key: str, item: Any, det: float) -> tuple[Any, ...] | None:
+    """(maker, file, size, mtime, determinant) for a tissue file; None for arrays."""
+    if not isinstance(item, str | Path):
+        return None
+    try:
+        st = Path(item).stat()
+    except OSError:
+        return None
+    return (maker_key, str(item), st.st_size, st.st_mtime_ns, det)
+
+
+def _remember(key: tuple[Any, ...], row: np.ndarray) -> None:
+    row.setflags(write=False)
+    _FEATURES[key] = row
+    while len(_FEATURES) > _FEATURES_MAX:
+        _FEATURES.popitem(last=False)
