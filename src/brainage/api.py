@@ -71,9 +71,9 @@ def load_cohort(source: PathLike, **options: Any) -> Any:
 
 
 def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | None = None, *,
-            jobs: int = 1, shard: tuple[int, int] | None = None,
+            jobs: int | None = 1, shard: tuple[int, int] | None = None,
             participant_labels: Sequence[str] | None = None, threads: int | None = None,
-            itk_threads: int = 1, progress: bool = True, format: str | None = None,
+            itk_threads: int = 1, progress: Any = False, format: str | None = None,
             **spec_options: Any) -> RunSummary:
     """Preprocess every scan of a cohort into `out`: MNI152 grid, brain mask, QC, cache,
     BIDS derivatives. Reruns skip finished scans; a failed scan fails alone.
@@ -85,13 +85,15 @@ def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | Non
             ``preprocessing_spec.json``), or None for a new spec from `spec_options`
             (``grid``, ``n4``, ``skullstrip``, ``nonlinear``, ``normalisation``,
             ``tissues``).
-        jobs: Scans processed in parallel.
+        jobs: Scans processed in parallel, in worker processes (None: every core).
         shard: ``(i, n)``: process only the i-th of n shards (cluster array jobs).
         participant_labels: Only these participants.
         threads: Torch threads per scan (deepbet).
         itk_threads: ANTs/ITK threads per scan; 1 (default) makes reruns byte-identical,
             more is faster but not reproducible (docs/preprocessing.md).
-        progress: Show a progress bar.
+        progress: False (default): quiet; True: a bar on a terminal (else log lines)
+            and a summary line on stderr; a callable: ``progress(done, total)`` after each
+            scan (:mod:`brainage.progress`).
         format: Force the source format.
 
     Returns:
