@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from brainage.evaluation.pipeline import EvaluationResult
-    from brainage.inference.explain import Explanation
+    from brainage.inference.explain import Explanation, FailedScan
     from brainage.preprocessing.runner import RunSummary
     from brainage.preprocessing.spec import PreprocessingSpec
     from brainage.training.config import TrainConfig
@@ -377,14 +377,17 @@ def evaluate(predictions: PathLike, output: PathLike, **options: Any) -> Evaluat
 
 
 def explain(run: PathLike, scans: Sequence[PathLike], output: PathLike, method: str = "auto",
-            **options: Any) -> list[Explanation]:
+            **options: Any) -> list[Explanation | FailedScan]:
     """Explanation maps (template and native space) and region tables for raw scans.
 
     ``auto``: integrated gradients for networks, exact linear contributions for linear
     classical models (ridge, gpr); a stack sums its members' maps with its weights.
 
     Options are those of :func:`brainage.inference.explain.explain_scan` (``steps``,
-    ``batch``, ``patch``, ``sex``, ``device``).
+    ``batch``, ``patch``, ``sex``, ``device``) and ``jobs`` (worker processes, default 1;
+    None: every core), ``progress`` (False: quiet; True: a bar or log lines; a callable
+    ``fn(done, total)``) and ``threads``. One entry per scan, in order: an
+    :class:`Explanation`, or a ``FailedScan`` with the reason (the others go on).
     """
     from brainage.errors import InputError
     from brainage.inference.explain import METHODS, explain_scans
