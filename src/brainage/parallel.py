@@ -97,15 +97,17 @@ def run_tasks(
         setup: Module-level function building each worker's state from `setup_args`
             (None: the state is None).
         setup_args: Its arguments (pickled once per worker).
-        threads: Torch/OpenMP threads per worker (default: cores / jobs).
+        threads: Torch/OpenMP threads per worker (default: cores / jobs; one job in this
+            process keeps this process's count unless given).
         itk_threads: ITK threads per worker; 1 keeps results bit-identical to one job.
         on_crash: Makes the result of a task whose worker process died; default: raise.
             Other exceptions of `fn` are raised here, as with one job.
     """
     jobs = max(1, min(int(jobs), len(tasks) or 1))
     n_threads = resolve_threads(threads, jobs)
-    if jobs == 1:
-        set_worker_threads(n_threads, itk_threads)
+    if jobs == 1:  # this process: its thread counts change only when asked to
+        if threads is not None or itk_threads != 1:
+            set_worker_threads(n_threads, itk_threads)
         state = setup(*setup_args) if setup is not None else None
         for i, task in enumerate(tasks):
             yield i, fn(state, task)
