@@ -20,6 +20,7 @@ participant level all run their scans through :func:`run_tasks`:
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -65,17 +66,23 @@ def identity(obj: Any) -> Any:
 
 
 def set_worker_threads(threads: int, itk_threads: int = 1) -> None:
-    """Thread counts of this process (ITK reads its count when it first starts)."""
+    """Thread counts of this process (ITK reads its count when it first starts, OpenBLAS
+    when numpy loads: in a fresh worker both are set before either loads)."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(itk_threads)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(threads))))
     from brainage.preprocessing.antsio import set_threads
 
     set_threads(threads, itk_threads)
 
 
 def _init(threads: int, itk_threads: int, setup: Callable[..., Any] | None,
-          setup_args: tuple[Any, ...]) -> None:
+          setup_args: bytes) -> None:
+    """Thread counts first, then the state: the arguments arrive pickled, so numpy, torch
+    and ITK load (and size their thread pools) only after the counts are set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     set_worker_threads(threads, itk_threads)
-    _STATE["state"] = setup(*setup_args) if setup is not None else None
+    args = pickle.loads(setup_args)
+    _STATE["state"] = setup(*args) if setup is not None else None
 
 
 def _call(fn: Callable[[Any, Any], Any], task: Any) -> Any:
@@ -112,7 +119,8 @@ def run_tasks(
         for i, task in enumerate(tasks):
             yield i, fn(state, task)
         return
-    yield from _pool(fn, tasks, jobs, (n_threads, itk_threads, setup, setup_args), on_crash)
+    initargs = (n_threads, itk_threads, setup, pickle.dumps(setup_args))
+    yield from _pool(fn, tasks, jobs, initargs, on_crash)
 
 
 def _pool(fn: Callable[[Any, Any], Any], tasks: Sequence[Any], jobs: int,
