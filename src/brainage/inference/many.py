@@ -2,8 +2,9 @@
 
 Raw scans (NIfTI, DICOM folders, a raw cohort) go one scan per task: each worker process
 preprocesses its scan with the run's spec (single-threaded ITK) and predicts it, so only
-the output row comes back, whatever the number of scans. Prepared arrays go in chunks of
-``batch_size`` rows, the batches the networks would see in one process. Tasks are the same
+the output row comes back, whatever the number of scans. Prepared arrays (a fraction of a
+second each) go in chunks of :data:`CHUNK_BATCHES` batches, so a few dozen stay in this
+process and the networks see the batches they would see in one process. Tasks are the same
 whatever ``jobs`` is, so the predictions are bit-identical to ``jobs=1``
 (:mod:`brainage.parallel`: the predictor is sent once to each worker, not once per scan).
 
@@ -22,6 +23,9 @@ from brainage.errors import BrainAgeError
 from brainage.inference import outputs
 from brainage.parallel import identity, resolve_jobs, run_tasks
 from brainage.progress import Progress, ProgressArg
+
+#: Prepared scans per task, in batches of the predictor's ``batch_size``.
+CHUNK_BATCHES = 8
 
 
 def predict_raw(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
@@ -55,9 +59,10 @@ def predict_raw(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
 
 def predict_table(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
                   progress: ProgressArg = False, threads: int | None = None) -> pd.DataFrame:
-    """:meth:`Predictor.predict_table` of prepared rows, in chunks of ``batch_size`` rows."""
+    """:meth:`Predictor.predict_table` of prepared rows, in chunks of :data:`CHUNK_BATCHES`
+    batches."""
     data = table.reset_index(drop=True)
-    size = max(1, int(predictor.batch_size))
+    size = max(1, int(predictor.batch_size)) * CHUNK_BATCHES
     tasks = [data.iloc[i:i + size] for i in range(0, len(data), size)]
     if len(tasks) <= 1 and not progress:  # one chunk: no pool, nothing to report
         return predictor.predict_table(data)
