@@ -20,7 +20,6 @@ participant level all run their scans through :func:`run_tasks`:
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -67,7 +66,7 @@ def identity(obj: Any) -> Any:
 
 def set_worker_threads(threads: int, itk_threads: int = 1) -> None:
     """Thread counts of this process (ITK reads its count when it first starts, OpenBLAS
-    when numpy loads: in a fresh worker both are set before either loads)."""
+    when numpy loads: the variables are set before this imports numpy)."""
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(itk_threads)))
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(threads))))
     from brainage.preprocessing.antsio import set_threads
@@ -76,13 +75,13 @@ def set_worker_threads(threads: int, itk_threads: int = 1) -> None:
 
 
 def _init(threads: int, itk_threads: int, setup: Callable[..., Any] | None,
-          setup_args: bytes) -> None:
-    """Thread counts first, then the state: the arguments arrive pickled, so numpy, torch
-    and ITK load (and size their thread pools) only after the counts are set."""
+          setup_args: tuple[Any, ...]) -> None:
+    """Thread counts, then the state. ITK starts only when a scan is worked on, so its
+    count holds; torch's is set here; OpenBLAS sized its pool when `setup_args` loaded
+    (a predictor's arrays), which matters little: the pipeline barely uses BLAS."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     set_worker_threads(threads, itk_threads)
-    args = pickle.loads(setup_args)
-    _STATE["state"] = setup(*args) if setup is not None else None
+    _STATE["state"] = setup(*setup_args) if setup is not None else None
 
 
 def _call(fn: Callable[[Any, Any], Any], task: Any) -> Any:
@@ -119,8 +118,7 @@ def run_tasks(
         for i, task in enumerate(tasks):
             yield i, fn(state, task)
         return
-    initargs = (n_threads, itk_threads, setup, pickle.dumps(setup_args))
-    yield from _pool(fn, tasks, jobs, initargs, on_crash)
+    yield from _pool(fn, tasks, jobs, (n_threads, itk_threads, setup, setup_args), on_crash)
 
 
 def _pool(fn: Callable[[Any, Any], Any], tasks: Sequence[Any], jobs: int,
