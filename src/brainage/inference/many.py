@@ -53,8 +53,23 @@ def predict_raw(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
                       outputs.NoteWarning, stacklevel=3)
     predicted = concat(done)
     rows = pd.concat(failed, sort=False) if failed else predicted.iloc[:0]
-    return outputs.with_failures(predicted, rows).sort_index(kind="stable").reset_index(
-        drop=True)
+    out = outputs.with_failures(predicted, rows).sort_index(kind="stable")
+    return _age_sources(out.reset_index(drop=True))
+
+
+def _age_sources(out: pd.DataFrame) -> pd.DataFrame:
+    """``age_source`` of every row once any row has one: a scan alone did not know that
+    another was a DICOM folder, so its NIfTI row lacks it. Such a row's age can only come
+    from the table (or there is none), as :func:`~brainage.data.scans.with_header_demographics`
+    says for NIfTI rows of a cohort with DICOM folders."""
+    from brainage.data.scans import AGE_SOURCE, FROM_TABLE, NO_AGE
+
+    if AGE_SOURCE not in out or not out[AGE_SOURCE].isna().any():
+        return out
+    missing = out[AGE_SOURCE].isna()
+    known = out["age"].notna() if "age" in out else pd.Series(False, index=out.index)
+    out.loc[missing, AGE_SOURCE] = [FROM_TABLE if k else NO_AGE for k in known[missing]]
+    return out
 
 
 def predict_table(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
