@@ -13,6 +13,15 @@ The load average is printed with the figures, since other work on the machine in
 Usage: ``python benchmarks/bench_predict.py --run RUN_DIR [--scan SCAN.nii.gz] [--repeats 3]
 [--threads 2] [--json PATH]``; the default scan is the first ``sub-*/anat/*_T1w.nii.gz`` of
 ``../shared/data/ixi-hh-2mm`` (relative to the repository root).
+
+``--stages N`` (issue 22) instead predicts the first N (at most 6) raw IXI scans with the
+run (default: the bundled model) three times in this process: with ``jobs=1``, then
+``jobs=2`` (the throughput ratio of the two, measured in the same run, and whether the
+predictions are bit-identical), then scan by scan with each stage timed: read (header),
+read data + reorient (conform, head mask), N4, mask (skull-strip), registration, resample, tissue
+maps, QC, features and model (incl. OOD, bias correction, interval). It prints each
+stage's seconds per scan and share, and the peak RSS of this process (one job) and of the
+largest worker (``resource.getrusage``). ``benchmarks/predict_stages.py`` holds that part.
 """
 
 from __future__ import annotations
@@ -67,14 +76,23 @@ def run_once(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True,
-                        help="run folder written by `brainage train`")
+    parser.add_argument("--run", type=Path, help="run folder written by `brainage train`")
     parser.add_argument("--scan", type=Path, help="raw NIfTI scan (default: first IXI-HH T1w)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per repeat")
     parser.add_argument("--json", type=Path, help="also write all figures to this JSON file")
+    parser.add_argument("--stages", type=int, metavar="N",
+                        help="per-stage table and --jobs 1 vs 2 on N (<= 6) IXI scans")
     args = parser.parse_args()
+    if args.stages is not None:
+        from predict_stages import main as stages
+
+        stages(args.run, args.stages, args.json)
+        return
+    if args.run is None:
+        parser.error("--run is required (except with --stages, where the bundled model is "
+                     "the default)")
     if not (args.run / "run.json").exists():
         sys.exit(f"{args.run} is not a run folder written by `brainage train` (no run.json)")
     scan = args.scan or default_scan()

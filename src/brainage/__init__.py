@@ -26,6 +26,12 @@ from typing import Any
 # 20x and the step time 1.6x (docs/benchmarks.md). torch reads this at its first large
 # allocation, so it applies to anything that imports brainage first; a value you set wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+# ITK reads its thread count once, when it first starts, and ANTs' multithreaded metric
+# then varies from run to run (brainage.preprocessing.antsio.DETERMINISTIC_ITK_THREADS). A
+# template mask made on the way (loading a classical model, an OOD reference) would start it
+# with every core before a scan is preprocessed, so one job in this process would not give
+# the bytes worker processes give. Single-threaded from the start; a value you set wins.
+os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 try:
     __version__ = version("brainage")

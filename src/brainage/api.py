@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from brainage.evaluation.pipeline import EvaluationResult
-    from brainage.inference.explain import Explanation
+    from brainage.inference.explain import Explanation, FailedScan
     from brainage.preprocessing.runner import RunSummary
     from brainage.preprocessing.spec import PreprocessingSpec
     from brainage.training.config import TrainConfig
@@ -71,9 +71,9 @@ def load_cohort(source: PathLike, **options: Any) -> Any:
 
 
 def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | None = None, *,
-            jobs: int = 1, shard: tuple[int, int] | None = None,
+            jobs: int | None = 1, shard: tuple[int, int] | None = None,
             participant_labels: Sequence[str] | None = None, threads: int | None = None,
-            itk_threads: int = 1, progress: bool = True, format: str | None = None,
+            itk_threads: int = 1, progress: Any = False, format: str | None = None,
             **spec_options: Any) -> RunSummary:
     """Preprocess every scan of a cohort into `out`: MNI152 grid, brain mask, QC, cache,
     BIDS derivatives. Reruns skip finished scans; a failed scan fails alone.
@@ -85,13 +85,15 @@ def prepare(source: Any, out: PathLike, spec: PreprocessingSpec | PathLike | Non
             ``preprocessing_spec.json``), or None for a new spec from `spec_options`
             (``grid``, ``n4``, ``skullstrip``, ``nonlinear``, ``normalisation``,
             ``tissues``).
-        jobs: Scans processed in parallel.
+        jobs: Scans processed in parallel, in worker processes (None: every core).
         shard: ``(i, n)``: process only the i-th of n shards (cluster array jobs).
         participant_labels: Only these participants.
         threads: Torch threads per scan (deepbet).
         itk_threads: ANTs/ITK threads per scan; 1 (default) makes reruns byte-identical,
             more is faster but not reproducible (docs/preprocessing.md).
-        progress: Show a progress bar.
+        progress: False (default): quiet; True: a bar on a terminal (else log lines)
+            and a summary line on stderr; a callable: ``progress(done, total)`` after each
+            scan (:mod:`brainage.progress`).
         format: Force the source format.
 
     Returns:
@@ -375,14 +377,17 @@ def evaluate(predictions: PathLike, output: PathLike, **options: Any) -> Evaluat
 
 
 def explain(run: PathLike, scans: Sequence[PathLike], output: PathLike, method: str = "auto",
-            **options: Any) -> list[Explanation]:
+            **options: Any) -> list[Explanation | FailedScan]:
     """Explanation maps (template and native space) and region tables for raw scans.
 
     ``auto``: integrated gradients for networks, exact linear contributions for linear
     classical models (ridge, gpr); a stack sums its members' maps with its weights.
 
     Options are those of :func:`brainage.inference.explain.explain_scan` (``steps``,
-    ``batch``, ``patch``, ``sex``, ``device``).
+    ``batch``, ``patch``, ``sex``, ``device``) and ``jobs`` (worker processes, default 1;
+    None: every core), ``progress`` (False: quiet; True: a bar or log lines; a callable
+    ``fn(done, total)``) and ``threads``. One entry per scan, in order: an
+    :class:`Explanation`, or a ``FailedScan`` with the reason (the others go on).
     """
     from brainage.errors import InputError
     from brainage.inference.explain import METHODS, explain_scans

@@ -47,7 +47,7 @@ def dataset(tmp_path_factory):
 def _participant(bids: Path, out: Path, run: Path, *labels: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "brainage.cli.main", str(bids), str(out), "participant",
            "--participant-label", *labels, "--model", str(run), "--explain-steps", "2",
-           "--threads", "1", "--device", "cpu"]
+           "--threads", "1", "--jobs", "1", "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -131,6 +131,43 @@ def test_a_failing_subject_leaves_nothing_and_others_finish(dataset, tmp_path):
     assert "preprocessing failed" in summary.failed[0][1]
     assert not (out / "sub-002").exists() and _leftovers(out) == []
     assert not list((out / "sub-001" / "anat").glob("*saliency*"))  # --no-explain
+
+
+def test_two_jobs_give_the_files_of_one_and_name_the_failed_subject(dataset, tmp_path):
+    """Subjects in two worker processes: the same bytes as one process, a failure named."""
+    import gzip
+    import shutil
+
+    bids, run = dataset
+    copy = tmp_path / "bids"
+    shutil.copytree(bids, copy, ignore=shutil.ignore_patterns("derivatives"))
+    next((copy / "sub-003" / "anat").glob("*_T1w.nii.gz")).write_bytes(b"not a nifti")
+    seen: list[tuple[int, int]] = []
+    summaries = [brainage.bids_participant(
+        copy, tmp_path / f"out{jobs}", run, ["001", "003"], explain=False,
+        device="cpu", jobs=jobs, progress=lambda d, t: seen.append((d, t)))
+        for jobs in (1, 2)]
+    for summary in summaries:
+        assert summary.done == ["sub-001"] and [s for s, _ in summary.failed] == ["sub-003"]
+    assert seen == [(1, 2), (2, 2)] * 2
+    files = sorted(p.relative_to(tmp_path / "out1") for p in (tmp_path / "out1").rglob("*")
+                   if p.is_file() and p.name != "dataset_description.json")
+    assert len(files) >= 5
+    def content(path: Path) -> object:  # a .gz without its time stamp, JSON without timings
+        data = path.read_bytes()
+        if path.name.endswith(".json"):
+            return _without(json.loads(data), ("seconds", "cpu_seconds"))
+        return gzip.decompress(data) if path.name.endswith(".gz") else data
+
+    for rel in files:  # arrays, masks, QC and predictions, byte for byte
+        assert content(tmp_path / "out1" / rel) == content(tmp_path / "out2" / rel), rel
+
+
+def _without(value: object, keys: tuple[str, ...]) -> object:
+    """`value` (JSON) without `keys` at any depth."""
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    return [_without(v, keys) for v in value] if isinstance(value, list) else value
 
 
 def test_output_folder_of_another_model_is_refused(dataset, tmp_path):

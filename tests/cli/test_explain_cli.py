@@ -42,13 +42,35 @@ def run_and_arrays(tmp_path_factory):
 def test_explain_writes_maps_for_each_scan(run_and_arrays, tmp_path):
     run, arrays = run_and_arrays
     result = runner.invoke(_app(), ["explain", str(run), *arrays, "-o", str(tmp_path),
-                                    "--steps", "4", "--device", "cpu"])
+                                    "--steps", "4", "--device", "cpu", "--jobs", "1"])
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and "predicted age" in lines[0] and "top region" in lines[0]
+    assert result.stderr.strip().splitlines()[-1].startswith("explain: 2 done, 0 skipped, 0 "
+                                                            "failed in ")
     for sub in ("sub-00", "sub-01"):
         assert len(list((tmp_path / sub / "anat").glob("*desc-saliency_T1w.nii.gz"))) == 1
         assert len(list((tmp_path / sub / "anat").glob("*desc-saliency_regions.tsv"))) == 1
+
+
+def test_two_jobs_name_the_scan_that_failed_and_explain_the_others(run_and_arrays, tmp_path):
+    run, arrays = run_and_arrays
+    bad = tmp_path / "sub-07_T1w.npy"
+    bad.write_bytes(b"not an array")
+    one = runner.invoke(_app(), ["explain", str(run), arrays[0], str(bad), arrays[1], "-o",
+                                 str(tmp_path / "one"), "--steps", "4", "--device", "cpu",
+                                 "--jobs", "1", "--no-progress"])
+    two = runner.invoke(_app(), ["explain", str(run), arrays[0], str(bad), arrays[1], "-o",
+                                 str(tmp_path / "two"), "--steps", "4", "--device", "cpu",
+                                 "--jobs", "2", "--no-progress"])
+    for result in (one, two):
+        assert result.exit_code == 1, result.output
+        assert result.stdout.count("predicted age") == 2
+        assert f"not explained  {bad}: " in result.stdout
+        assert "explain: 2 done, 0 skipped, 1 failed in " in result.stderr
+    assert one.stdout == two.stdout.replace(str(tmp_path / "two"), str(tmp_path / "one"))
+    assert (tmp_path / "two" / "sub-01" / "anat").is_dir()
+    assert not (tmp_path / "two" / "sub-07").exists()
 
 
 def test_occlusion_method(run_and_arrays, tmp_path):

@@ -46,7 +46,9 @@ def app() -> typer.Typer:
 
 
 def predict(*args: object):
-    return CliRunner().invoke(app(), ["predict", *map(str, args)])
+    """The command in this process (--jobs 1 unless given: fakes are patched in here)."""
+    jobs = [] if "--jobs" in args else ["--jobs", "1"]
+    return CliRunner().invoke(app(), ["predict", *map(str, args), *jobs])
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ def fake(monkeypatch):
 
 
 def _prepare(*args: str):
+    """The command in this process (--jobs 1 unless given: the fake pipeline is patched in)."""
     app = typer.Typer()
     register(app)
 
@@ -45,7 +46,8 @@ def _prepare(*args: str):
     def _main() -> None:  # keep `prepare` a subcommand
         pass
 
-    return CliRunner().invoke(app, ["prepare", *args])
+    jobs = [] if "--jobs" in args else ["--jobs", "1"]
+    return CliRunner().invoke(app, ["prepare", *args, *jobs])
 
 
 def test_prepare_writes_outputs_and_reports_failures(table, tmp_path):
@@ -117,8 +119,10 @@ def test_ctrl_c_prints_one_line_with_what_was_kept_and_exits_130(table, tmp_path
     out = tmp_path / "out"
     res = _prepare(str(table), str(out), "--grid", "8mm:20x24x18", "--no-progress")
     assert res.exit_code == 130  # was a silent 130 with no index.tsv
-    (line,) = res.stderr.strip().splitlines()
+    *progress, line = res.stderr.strip().splitlines()  # progress log lines, then one line
     assert line.startswith(f"interrupted: kept 1 finished scan(s) in {out}")
+    assert progress == ["prepare: 1/3 scans" + progress[0].split("scans", 1)[1]]
+    assert "Traceback" not in res.stderr
     assert (out / "index.tsv").is_file()
 
 

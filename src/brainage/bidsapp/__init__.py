@@ -51,7 +51,9 @@ def bids_participant(bids_dir: PathLike, output_dir: PathLike, model: PathLike |
         model: A run folder of :func:`brainage.train`; default the bundled model (none yet).
         participant_labels: Only these participants (with or without ``sub-``).
         **options: Fields of :class:`brainage.bidsapp.participant.Options` (``explain``,
-            ``method``, ``steps``, ``device``, ``batch_size``, ``threads``).
+            ``method``, ``steps``, ``device``, ``batch_size``, ``threads``, ``jobs``:
+            subjects in parallel worker processes, default 1, None every core;
+            ``progress``: False quiet, True a bar or log lines, or ``fn(done, total)``).
 
     Returns:
         A :class:`~brainage.bidsapp.participant.ParticipantSummary` (``.format()``).

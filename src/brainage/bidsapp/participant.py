@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,13 @@ class ParticipantSummary:
 
 @dataclass
 class Options:
-    """How each subject is processed (the participant-level options)."""
+    """How each subject is processed (the participant-level options).
+
+    ``jobs``: subjects processed in parallel, in worker processes (None: every core; the
+    model is loaded once, and sent once to each worker). ``progress``: as for
+    :func:`brainage.prepare` (False: quiet; True: a bar or log lines on stderr, and a
+    summary line; a callable ``fn(done, total)``). ``threads``: torch threads per worker.
+    """
 
     explain: bool = True
     method: str = "auto"
@@ -59,6 +65,8 @@ class Options:
     device: str | None = None
     batch_size: int = 8
     threads: int | None = None
+    jobs: int | None = 1
+    progress: Any = False
 
 
 def run_participants(bids_dir: Path, out: Path, run: Path, cohort: Any,
@@ -70,35 +78,50 @@ def run_participants(bids_dir: Path, out: Path, run: Path, cohort: Any,
         out: The output folder (shared with other processes).
         run: The model's run folder.
         cohort: The validated :class:`~brainage.data.cohort.Cohort` to process.
-        options: Explanation and device options.
+        options: Explanation, device and parallelism options.
 
     Raises:
         BrainAgeError: the model cannot be loaded, or `out` holds another model's outputs.
     """
-    from brainage.inference.outputs import NoteWarning
     from brainage.inference.predictor import Predictor
+    from brainage.parallel import identity, resolve_jobs, resolve_threads, run_tasks
+    from brainage.progress import Progress
 
     opts = options or Options()
-    if opts.threads:
-        import torch
-
-        torch.set_num_threads(opts.threads)
     summary = ParticipantSummary()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         predictor = Predictor.from_run(run, device=opts.device, batch_size=opts.batch_size)
         outputs.ensure_description(out, bids_dir, run, predictor.spec.hash)
         explainer = _explainer(run, opts)
-        ids = cohort.table["participant_id"]
-        for pid in sorted(ids.unique()):
-            _one(out, str(pid), cohort.select(ids == pid), predictor, explainer, opts,
-                 summary)
-    for w in caught:  # the predictor's notes are listed in the summary, others go on
+    ids = cohort.table["participant_id"]
+    tasks = [(str(pid), cohort.select(ids == pid)) for pid in sorted(ids.unique())]
+    jobs = resolve_jobs(opts.jobs, len(tasks))
+    threads = resolve_threads(opts.threads, jobs) if jobs > 1 or opts.threads else None
+    bar = Progress(len(tasks), "participant", opts.progress)
+    opts = replace(opts, threads=threads, progress=False)  # what workers get (pickled)
+    for _, (status, name, detail, found) in run_tasks(
+            _subject_task, tasks, jobs=jobs, setup=identity,
+            setup_args=((out, predictor, explainer, opts),), threads=threads,
+            on_crash=_crashed):
+        caught += found
+        getattr(summary, status).append(name if status in ("done", "skipped")
+                                        else (name, detail))
+        bar.update({"done": "done", "failed": "failed"}.get(status, "skipped"))
+    bar.close()
+    _sort_warnings(caught, summary)
+    return summary
+
+
+def _sort_warnings(caught: list[Any], summary: ParticipantSummary) -> None:
+    """The predictor's notes are listed in the summary, other warnings go on."""
+    from brainage.inference.outputs import NoteWarning
+
+    for w in caught:
         if issubclass(w.category, NoteWarning):
             summary.notes.append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return summary
 
 
 def _explainer(run: Path, opts: Options) -> Any:
@@ -111,30 +134,55 @@ def _explainer(run: Path, opts: Options) -> Any:
     return load_run(run, opts.device)
 
 
-def _one(out: Path, pid: str, cohort: Any, predictor: Any, explainer: Any, opts: Options,
-         summary: ParticipantSummary) -> None:
-    """One subject: skip it if finished or locked, else build it and rename it into place."""
+def _subject_task(state: tuple[Path, Any, Any, Options], task: tuple[str, Any]
+                  ) -> tuple[str, str, str, list[Any]]:
+    """One subject in a worker (or this process): (status, name, detail, its warnings)."""
+    out, predictor, explainer, opts = state
+    pid, cohort = task
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, name, detail = _one(out, pid, cohort, predictor, explainer, opts)
+    return status, name, detail, [_Caught(w) for w in caught]
+
+
+class _Caught:
+    """A caught warning that pickles (its message as text)."""
+
+    def __init__(self, w: Any) -> None:
+        self.message, self.category = str(w.message), w.category
+        self.filename, self.lineno = w.filename, w.lineno
+
+
+def _crashed(task: tuple[str, Any], exc: BaseException) -> tuple[str, str, str, list[Any]]:
+    return ("failed", outputs.subject_name(task[0]),
+            f"worker process failed ({type(exc).__name__}: {exc}); rerun to retry", [])
+
+
+def _one(out: Path, pid: str, cohort: Any, predictor: Any, explainer: Any, opts: Options
+         ) -> tuple[str, str, str]:
+    """One subject: skip it if finished or locked, else build it and rename it into place.
+
+    Returns:
+        (``done``/``skipped``/``busy``/``failed``, ``sub-<label>``, the holder or error).
+    """
     name = outputs.subject_name(pid)
     if outputs.is_done(out, pid):
-        summary.skipped.append(name)
-        return
+        return "skipped", name, ""
     lock_path = out / f".{name}.lock"
     lock = try_lock(lock_path)
     if lock is None:
-        summary.busy.append((name, holder(lock_path)))
-        return
+        return "busy", name, holder(lock_path)
     with lock:
         if outputs.is_done(out, pid):  # finished by another process meanwhile
-            summary.skipped.append(name)
-            return
+            return "skipped", name, ""
         outputs.remove_stale(out, name)
         work = out / f".{name}.tmp-{os.getpid()}"
         try:
             _build(work, name, cohort, predictor, explainer, opts)
             os.rename(work / name, out / name)
-            summary.done.append(name)
+            return "done", name, ""
         except BrainAgeError as exc:
-            summary.failed.append((name, str(exc)))
+            return "failed", name, str(exc)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from brainage.cli.labels import LEVELS, label_option, participant_labels
+from brainage.cli.scan_options import progress_arg, progress_option
 from brainage.errors import BrainAgeError, InputError
 
 
@@ -25,8 +26,14 @@ def bids_app(
     explain_steps: int = typer.Option(32, "--explain-steps", min=1,
                                       help="participant: IG path points / SmoothGrad samples."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: auto)."),
-    threads: int | None = typer.Option(None, "--threads", min=1,
-                                       help="participant: CPU threads (default: all cores)."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="participant: torch threads per job (default: CPU "
+        "cores / jobs)."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, help="participant: subjects processed in parallel, in "
+        "worker processes (default: every core). ITK runs single-threaded in each, so "
+        "results are bit-identical to --jobs 1."),
+    progress: bool = progress_option(),
     fit_on: str | None = typer.Option(
         None, "--fit-on", help="group: fit the bias correction on matching rows, e.g. "
         "'group==control' (as brainage evaluate)."),
@@ -52,7 +59,8 @@ def bids_app(
         if level == "participant":
             summary = brainage.bids_participant(
                 bids_dir, output_dir, model, labels, explain=explain, method=explain_method,
-                steps=explain_steps, device=device, threads=threads)
+                steps=explain_steps, device=device, threads=threads, jobs=jobs,
+                progress=progress_arg(progress))
         elif level == "group":
             summary = brainage.bids_group(
                 bids_dir, output_dir, labels, fit_on=fit_on, method=method,

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from brainage.cli.scan_options import jobs_option, progress_arg, progress_option
+
 if TYPE_CHECKING:
     from brainage.inference.explain import Explanation
 
@@ -34,6 +36,8 @@ def register(app: typer.Typer) -> None:
         dicom_series: str | None = typer.Option(
             None, "--dicom-series", help="Series (number or UID) of each DICOM folder "
             "(default: its T1w one)."),
+        jobs: int | None = jobs_option(),
+        progress: bool = progress_option(),
     ) -> None:
         """Write explanation maps (template grid and native space) and a region table per scan.
 
@@ -43,14 +47,26 @@ def register(app: typer.Typer) -> None:
         Files follow BIDS derivatives naming:
         sub-<label>[_ses-<label>]_space-<template>_res-<r>_desc-saliency_T1w.nii.gz,
         ..._space-T1w_desc-saliency_T1w.nii.gz and ..._desc-saliency_regions.tsv.
+
+        Scans run in --jobs worker processes (the run is loaded once per worker). A scan
+        that cannot be explained is named with the reason and the others go on. Exit status
+        0 when every scan is explained, 1 when some are not, 2 on a usage error.
         """
         import brainage
+        from brainage.inference.explain import FailedScan
 
         results = brainage.explain(run_dir, scans, output, method, steps=steps, batch=batch,
                                    patch=patch, sex=sex, device=device,
-                                   dicom_series=dicom_series)
+                                   dicom_series=dicom_series, jobs=jobs,
+                                   progress=progress_arg(progress))
+        failed = [r for r in results if isinstance(r, FailedScan)]
         for scan, result in zip(scans, results, strict=True):
-            typer.echo(summary(scan, result))
+            if not isinstance(result, FailedScan):
+                typer.echo(summary(scan, result))
+        for result in failed:
+            typer.echo(f"not explained  {result.scan}: {result.error}")
+        if failed:
+            raise typer.Exit(1)
 
 
 def summary(scan: Path, result: Explanation) -> str:

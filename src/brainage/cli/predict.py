@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from brainage.cli.scan_options import jobs_option, progress_arg, progress_option
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``predict`` command to `app`."""
@@ -30,6 +32,8 @@ def register(app: typer.Typer) -> None:
         allow_library_drift: bool = typer.Option(
             False, "--allow-library-drift",
             help="Accept prepared inputs whose spec differs only in library versions."),
+        jobs: int | None = jobs_option(),
+        progress: bool = progress_option(),
     ) -> None:
         """Predict age for INPUTS; writes participant_id, session, age, predicted_age, gap.
 
@@ -41,8 +45,9 @@ def register(app: typer.Typer) -> None:
         its header gives the age and sex (column 'age_source'). Ages outside the training
         range are flagged in 'ood', QC problems in 'qc_flags'; 'embedding_distance' and
         'intensity_z' score how unlike the training scans a scan is, and 'ood_flags' joins
-        every warning. Every input scan gets a row: one that
-        cannot be predicted has its reason in 'error'. OUTPUT.json (next to the table)
+        every warning. Scans run in --jobs worker processes (the model is loaded once per
+        worker), with bit-identical results whatever --jobs. Every input scan gets a row: one
+        that cannot be predicted has its reason in 'error'. OUTPUT.json (next to the table)
         records the run, the counts and what the predictions lack. Exit status 0 when
         every scan is predicted, 1 when some are not, 2 on a usage error.
         """
@@ -60,7 +65,8 @@ def register(app: typer.Typer) -> None:
             warnings.simplefilter("always")
             predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
                                            allow_library_drift=allow_library_drift)
-            table = predictor.predict(inputs, cohort, dicom_series=dicom_series)
+            table = predictor.predict(inputs, cohort, dicom_series=dicom_series, jobs=jobs,
+                                      progress=progress_arg(progress))
         for w in caught:
             if not issubclass(w.category, outputs.NoteWarning):  # those are listed below
                 typer.echo(f"warning: {w.message}", err=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from brainage.cli.labels import label_option, participant_labels
+from brainage.cli.scan_options import jobs_option, progress_arg, progress_option
 from brainage.errors import BrainAgeError
 
 
@@ -46,7 +47,7 @@ def prepare(
         "a run folder's models (--spec RUN, e.g. before fine-tuning with --init-from RUN); "
         "overrides --grid, --n4, --skullstrip, --nonlinear, --normalisation, --tissues."
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Scans processed in parallel."),
+    jobs: int | None = jobs_option(),
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Torch threads per job, for deepbet (default: CPU "
         "cores / jobs). ITK runs single-threaded: see --itk-threads."
@@ -61,7 +62,7 @@ def prepare(
     ),
     participant_label: list[str] | None = label_option(),
     format: str | None = typer.Option(None, "--format", help="Cohort format (detected)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+    progress: bool = progress_option(),
 ) -> None:
     """Preprocess every scan; reruns skip finished scans and retry failed ones.
 
@@ -89,7 +90,7 @@ def prepare(
         summary = brainage.prepare(
             report.cohort, out, spec_file, jobs=jobs,
             shard=parse_shard(shard) if shard else None, participant_labels=labels or None,
-            threads=threads, itk_threads=itk_threads, progress=progress, **options)
+            threads=threads, itk_threads=itk_threads, progress=progress_arg(progress), **options)
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -41,7 +41,7 @@ from brainage.inference.explain_parts import (
     compute_saliency,
 )
 
-__all__ = ["METHODS", "Explanation", "LoadedRun", "RunFunction", "compute_saliency",
+__all__ = ["METHODS", "Explanation", "FailedScan", "LoadedRun", "RunFunction", "compute_saliency",
            "explain_scan", "explain_scans", "load_run"]
 
 
@@ -179,9 +179,73 @@ def _record(loaded: LoadedRun, inp: explain_io.ScanInput, part: Any,
     return info
 
 
-def explain_scans(run_dir: str | Path, scans: list[str | Path], out_dir: str | Path,
-                  **kwargs: Any) -> list[Explanation]:
-    """:func:`explain_scan` for several scans with one run load (``device`` in kwargs)."""
+@dataclass
+class FailedScan:
+    """A scan :func:`explain_scans` could not explain (the others were).
+
+    Attributes:
+        scan: The input as given.
+        error: Why, in one line.
+    """
+
+    scan: str
+    error: str
+
+
+def explain_scans(run_dir: str | Path, scans: list[str | Path], out_dir: str | Path, *,
+                  jobs: int | None = 1, progress: Any = False, threads: int | None = None,
+                  **kwargs: Any) -> list[Explanation | FailedScan]:
+    """:func:`explain_scan` for several scans, the run loaded once (and sent once to each
+    worker process).
+
+    Args:
+        jobs: Worker processes (None: every core; :mod:`brainage.parallel`).
+        progress: False (quiet), True (a bar or log lines, and a summary line, on stderr)
+            or a callable ``fn(done, total)`` (:mod:`brainage.progress`).
+        threads: Torch threads per worker (default: cores / jobs).
+        **kwargs: Options of :func:`explain_scan` (``method``, ``steps``, ``device``, ...).
+
+    Returns:
+        One entry per scan, in input order: its :class:`Explanation`, or a
+        :class:`FailedScan` with the reason (the other scans go on).
+
+    Raises:
+        BrainAgeError: bad run or method (before any scan), or no scan could be explained.
+    """
+    from brainage.errors import BrainAgeError
+    from brainage.parallel import identity, resolve_jobs, run_tasks
+    from brainage.progress import Progress
+
     check_method(kwargs.get("method", "auto"))
     loaded = load_run(run_dir, kwargs.pop("device", None))
-    return [explain_scan(loaded, s, out_dir, **kwargs) for s in scans]
+    tasks = [str(s) for s in scans]
+    results: list[Explanation | FailedScan | None] = [None] * len(tasks)
+    bar = Progress(len(tasks), "explain", progress)
+    for i, result in run_tasks(_explain_task, tasks, jobs=resolve_jobs(jobs, len(tasks)),
+                               setup=identity, setup_args=((loaded, out_dir, kwargs),),
+                               threads=threads, on_crash=_crashed):
+        results[i] = result
+        bar.update("failed" if isinstance(result, FailedScan) else "done")
+    bar.close()
+    failed = [r for r in results if isinstance(r, FailedScan)]
+    if failed and len(failed) == len(results):
+        raise BrainAgeError("no scan could be explained: " + "; ".join(
+            f"{f.scan}: {f.error}" for f in failed))
+    return [r for r in results if r is not None]
+
+
+def _explain_task(state: tuple[LoadedRun, str | Path, dict[str, Any]], scan: str
+                  ) -> Explanation | FailedScan:
+    from brainage.errors import BrainAgeError
+    from brainage.preprocessing.workers import error_text
+
+    loaded, out_dir, kwargs = state
+    try:
+        return explain_scan(loaded, scan, out_dir, **kwargs)
+    except BrainAgeError as exc:  # this scan's problem: named, the others go on
+        return FailedScan(scan, error_text(exc))
+
+
+def _crashed(scan: str, exc: BaseException) -> FailedScan:
+    return FailedScan(scan, f"worker process failed ({type(exc).__name__}: {exc}); rerun "
+                            "to retry")

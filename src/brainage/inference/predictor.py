@@ -120,7 +120,7 @@ class Predictor:
     # ------------------------------------------------------------------ inputs
     def predict(self, inputs: str | Path | Sequence[str | Path],
                 cohort: Cohort | str | Path | None = None,
-                dicom_series: str | None = None) -> pd.DataFrame:
+                dicom_series: str | None = None, **many: Any) -> pd.DataFrame:
         """Predict any kind of input: NIfTI files or DICOM folders, one prepared folder, or
         one cohort source.
 
@@ -133,6 +133,10 @@ class Predictor:
             cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``.
             dicom_series: The series of every DICOM folder to use (SeriesNumber or UID);
                 default the T1w one (:func:`brainage.data.dicom.pick_series`).
+            **many: ``jobs`` (worker processes, default 1; None: every core),
+                ``progress`` (False: quiet, the default; True: a bar or log lines and a
+                summary line on stderr; or a callable ``fn(done, total)``) and
+                ``threads`` (per worker) of :mod:`brainage.inference.many`.
 
         Returns:
             One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
@@ -142,13 +146,13 @@ class Predictor:
         from brainage.preprocessing.prepared import PreparedCohort
 
         if isinstance(inputs, PreparedCohort):  # e.g. OpenBHB arrays opened with a mask
-            return self.predict_prepared(inputs, cohort)
+            return self.predict_prepared(inputs, cohort, **many)
         from brainage.data.dicom import is_dicom_folder
 
         items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
         raw = [p for p in items if p.name.endswith((".nii", ".nii.gz")) or is_dicom_folder(p)]
         if raw and len(raw) == len(items):
-            return self.predict_files(raw, dicom_series)
+            return self.predict_files(raw, dicom_series, **many)
         if dicom_series is not None:
             raise InputError(f"--dicom-series {dicom_series} was given, but the inputs are "
                              "not DICOM folders. Fix: drop --dicom-series.")
@@ -158,18 +162,20 @@ class Predictor:
                 "folders only, or one prepared folder or cohort source. Fix: call predict "
                 "once per cohort.")
         if is_prepared(items[0]):
-            return self.predict_prepared(items[0], cohort)
+            return self.predict_prepared(items[0], cohort, **many)
         if is_openbhb(items[0]):  # already preprocessed arrays: opened as the run's were
-            return self.predict_prepared(open_like(items[0], self.spec), cohort)
-        return self.predict_cohort(items[0])
+            return self.predict_prepared(open_like(items[0], self.spec), cohort, **many)
+        return self.predict_cohort(items[0], **many)
 
     def predict_prepared(self, prepared_dir: str | Path,
-                         cohort: Cohort | str | Path | None = None) -> pd.DataFrame:
+                         cohort: Cohort | str | Path | None = None, **many: Any
+                         ) -> pd.DataFrame:
         """Predict every usable scan of a prepared cohort (prepared with the run's spec).
 
         Ages, sex, site and group come from its ``cohort.tsv`` or from `cohort`; without
         either, ages are unknown (no gap). Scans that failed in ``prepare`` are rows too,
-        with ``predicted_age`` n/a and their error in ``error``.
+        with ``predicted_age`` n/a and their error in ``error``. `many`: as in
+        :meth:`predict` (chunks of ``batch_size`` scans per task).
 
         Raises:
             BrainAgeError: the cohort was prepared with another spec; the message lists
@@ -186,14 +192,16 @@ class Predictor:
                 f"{prepared.root} cannot be predicted with run {self.run_dir}: {exc} "
                 "Or pass the raw cohort / NIfTI files to `brainage predict`, which prepares "
                 "them with the run's own spec.") from exc
-        out = self.predict_table(prepared.table)
+        from brainage.inference.many import predict_table
+
+        out = predict_table(self, prepared.table, **many)
         failed = prepared.failed  # an OpenBHB folder has no failed scans (and no error column)
         errors = failed["error"] if "error" in failed else pd.Series([], dtype=object)
         rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in errors])
         return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
-    def predict_files(self, paths: Sequence[str | Path], dicom_series: str | None = None
-                      ) -> pd.DataFrame:
+    def predict_files(self, paths: Sequence[str | Path], dicom_series: str | None = None,
+                      **many: Any) -> pd.DataFrame:
         """Preprocess raw NIfTI files or DICOM folders with the run's spec, then predict.
 
         Ages are unknown, except for DICOM series whose header gives them (PatientAge,
@@ -202,9 +210,9 @@ class Predictor:
         rows = [{"participant_id": _entity(p, "sub") or Path(p).name.split(".")[0],
                  "session": _entity(p, "ses"), "path": str(p), "dicom_series": dicom_series}
                 for p in paths]
-        return self.predict_raw(pd.DataFrame(rows))
+        return self.predict_raw(pd.DataFrame(rows), **many)
 
-    def predict_cohort(self, source: str | Path) -> pd.DataFrame:
+    def predict_cohort(self, source: str | Path, **many: Any) -> pd.DataFrame:
         """Read a cohort (BIDS, table, folder), preprocess each scan, predict.
 
         Like ``prepare``, a scan with a bad image is a row with its error, not a reason to
@@ -216,11 +224,12 @@ class Predictor:
 
         report = read_cohort(source, check_images=False)
         self.notes += [f"{source}: {note}" for note in report.notes + report.warnings]
-        return self.predict_raw(report.cohort.table)
+        return self.predict_raw(report.cohort.table, **many)
 
-    def predict_raw(self, table: pd.DataFrame) -> pd.DataFrame:
+    def predict_raw(self, table: pd.DataFrame, **many: Any) -> pd.DataFrame:
         """Rows with a raw image ``path`` (+ age, sex, ``dicom_series``, ...): preprocess in
-        memory, predict. DICOM headers fill the ages and sexes the rows lack.
+        memory, predict, one scan per task (`many`: as in :meth:`predict`). DICOM headers
+        fill the ages and sexes the rows lack.
 
         A scan whose preprocessing fails stays in the output, in input order, with
         ``predicted_age`` n/a and the reason in ``error`` (one warning names them all).
@@ -228,15 +237,24 @@ class Predictor:
         Raises:
             BrainAgeError: no scan could be preprocessed (every reason listed).
         """
+        from brainage.inference.many import predict_raw
+
+        return predict_raw(self, table, **many)
+
+    def predict_raw_now(self, table: pd.DataFrame, quiet: bool = False) -> pd.DataFrame:
+        """:meth:`predict_raw` of all rows at once in this process; `quiet`: failed scans
+        are rows without a warning, and all of them failing is no error."""
         if any(m.spec.hash != self.spec.hash for m in self.members):
             return self._predict_raw_members(table)
-        data, kept, rows = _preprocess_rows(table, self.spec)
+        data, kept, rows = _preprocess_rows(table, self.spec, quiet)
+        if data.empty:
+            return rows.reset_index(drop=True)
         return outputs.with_failures(self.predict_table(data).set_axis(kept), rows)
 
     def _predict_raw_members(self, table: pd.DataFrame) -> pd.DataFrame:
         """A stack whose members were trained on different specs: each member preprocesses
         the scans with its own spec; scans any member failed on are failures."""
-        outs = [m.predict_raw(table) for m in self.members]
+        outs = [m.predict_raw_now(table, quiet=True) for m in self.members]
         P = np.stack([o["predicted_age"].to_numpy(dtype=float) for o in outs], axis=1)
         out = outs[0].drop(columns=[c for c in outs[0] if c not in OUTPUT_COLUMNS
                                     and c not in ("qc_flags", "error")])
@@ -291,10 +309,6 @@ class Predictor:
         out["ood"] = self.ood_flags(out["age"])
         if data is not None:
             self._ood_scores(out, data)
-
-    def _combine(self, P: np.ndarray) -> np.ndarray:
-        assert self.combiner is not None
-        return combine(P, self.combiner)
 
     def _ood_scores(self, out: pd.DataFrame, data: pd.DataFrame) -> None:
         """OOD scores (with a reference) and ``ood_flags`` (:func:`ood.add_columns`)."""
@@ -397,9 +411,10 @@ def load_age_member(folder: Path) -> BrainAgeModel | ClassicalModel:
     return ClassicalModel.load(folder) if is_classical(folder) else load_model(folder)
 
 
-def _preprocess_rows(table: pd.DataFrame, spec: Any
+def _preprocess_rows(table: pd.DataFrame, spec: Any, quiet: bool = False
                      ) -> tuple[pd.DataFrame, pd.Index, pd.DataFrame]:
-    """Preprocess the raw ``path`` of each row in memory with `spec`.
+    """Preprocess the raw ``path`` of each row in memory with `spec` (`quiet`: failures are
+    only rows, with no warning or error).
 
     Returns:
         (the rows that worked, with ``array_path`` (+ ``tissue_path``, ``affine_det``) and
@@ -426,7 +441,7 @@ def _preprocess_rows(table: pd.DataFrame, spec: Any
         tissues.append(result.tissues)
         dets.append(result.qc.get("affine_det"))
         flags.append(_qc_text(result.qc))
-    if failed:
+    if failed and not quiet:
         listing = "; ".join(f"{data['path'].iloc[i]}: {e}" for i, e in zip(failed, errors,
                                                                              strict=True))
         if len(failed) == len(data):

@@ -9,7 +9,6 @@ again; a scan another ``prepare`` process is working on is skipped and named.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,12 @@ import pandas as pd
 from brainage.data.cohort import Cohort, bids_label
 from brainage.data.dicom import series_text
 from brainage.errors import InputError
+from brainage.parallel import resolve_jobs, resolve_threads
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey, key_of
 from brainage.preprocessing.spec import PreprocessingSpec
 from brainage.preprocessing.workers import BUSY, DONE_ELSEWHERE, execute
+from brainage.progress import Progress, ProgressArg
 
 #: The cohort the scans came from, written next to the outputs (read by training).
 COHORT_FILE = "cohort.tsv"
@@ -136,9 +137,9 @@ def _check_unique(rows: pd.DataFrame) -> list[ScanKey]:
 
 
 def run_cohort(
-    cohort: Cohort, out: str | Path, spec: PreprocessingSpec, *, jobs: int = 1,
+    cohort: Cohort, out: str | Path, spec: PreprocessingSpec, *, jobs: int | None = 1,
     shard: tuple[int, int] | None = None, participant_labels: list[str] | None = None,
-    threads: int | None = None, progress: bool = True, itk_threads: int = 1,
+    threads: int | None = None, progress: ProgressArg = False, itk_threads: int = 1,
 ) -> RunSummary:
     """Preprocess every selected scan of `cohort` into `out` (cache + BIDS derivatives).
 
@@ -146,11 +147,13 @@ def run_cohort(
         cohort: Scans to prepare (``path`` column: raw T1w NIfTI).
         out: Output folder; it holds outputs of one spec only.
         spec: The preprocessing spec.
-        jobs: Parallel worker processes.
+        jobs: Parallel worker processes (None: every core; at most one per scan).
         shard: ``(i, N)``: process only shard i of N (1-based).
         participant_labels: Only these participants (labels without ``sub-``).
         threads: Torch/OpenMP threads per worker (default: CPU cores / jobs).
-        progress: Show a progress bar.
+        progress: ``True``: a bar on a terminal, else log lines, then a summary line;
+            ``"lines"``: never a bar; a callable ``fn(done, total)``; False: quiet
+            (:mod:`brainage.progress`).
         itk_threads: ITK threads per worker. 1 (the default) makes outputs bit-identical
             from run to run; more is faster per scan but registration then varies slightly
             (see :data:`brainage.preprocessing.antsio.DETERMINISTIC_ITK_THREADS`).
@@ -172,16 +175,18 @@ def run_cohort(
             if not store.is_done(k)]
     summary = RunSummary(total=len(rows), skipped=len(rows) - len(todo), out=root,
                          spec_hash=spec.hash)
-    jobs = max(1, min(int(jobs), len(todo) or 1))
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    jobs = resolve_jobs(jobs, len(todo))
+    threads = resolve_threads(threads, jobs)
+    bar = Progress(len(todo), "prepare", progress, skipped=summary.skipped)
     try:
-        for rec in execute(str(root), spec.to_dict(), todo, jobs, threads, progress,
-                           itk_threads):
+        for rec in execute(str(root), spec.to_dict(), todo, jobs, threads, bar, itk_threads):
             _count(summary, rec)
     except KeyboardInterrupt as exc:
+        bar.close(print_summary=False)  # the interrupted message says what was kept
         index = store.build_index()
         finished = int(((index["status"] == "ok") & (index["spec_hash"] == spec.hash)).sum())
         raise PrepareInterrupted(root, summary, finished) from exc
+    bar.close()
     store.build_index()
     return summary
 

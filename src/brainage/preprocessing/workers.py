@@ -5,19 +5,17 @@ under ``cache/locks/``), so two ``prepare`` processes on the same folder (array 
 overlapping selections, an accidental double start) never prepare the same scan: the
 second one skips it and says who is on it. The kernel drops the lock of a killed process.
 
-Ctrl-C: workers ignore SIGINT; the parent stops handing out scans, ends the workers and
-re-raises, so the runner can rebuild the index and print one line. A scan in progress
+Scans run in the worker processes of :mod:`brainage.parallel` (the pool every scan command
+shares). Ctrl-C: workers ignore SIGINT; the parent stops handing out scans, ends the workers
+and re-raises, so the runner can rebuild the index and print one line. A scan in progress
 writes nothing (files are atomic, the record last), so it is redone on the next run.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -105,69 +103,49 @@ def _prepare_one(store: CacheStore, key: ScanKey, path: str, series: str | None 
 
 def init_worker(threads: int, itk_threads: int = 1) -> None:
     """Thread counts of this process (ITK reads its count when it first starts)."""
-    from brainage.preprocessing.antsio import set_threads
+    from brainage.parallel import set_worker_threads
 
-    set_threads(threads, itk_threads)
+    set_worker_threads(threads, itk_threads)
 
 
-def _init_pool_worker(threads: int, itk_threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    init_worker(threads, itk_threads)
+def _scan_task(state: tuple[str, dict[str, Any]], task: dict[str, Any]) -> dict[str, Any]:
+    return process_scan(state[0], state[1], task)
 
 
 def execute(
     root: str, spec_dict: dict[str, Any], tasks: list[dict[str, Any]], jobs: int,
-    threads: int, progress: bool, itk_threads: int = 1,
+    threads: int, progress: Any, itk_threads: int = 1,
 ) -> Iterator[dict[str, Any]]:
-    """Yield each task's record as it finishes (in-process for one job)."""
-    from tqdm.auto import tqdm
+    """Yield each task's record as it finishes (in-process for one job; worker processes
+    of :func:`brainage.parallel.run_tasks` otherwise).
 
-    bar = tqdm(total=len(tasks), desc="prepare", unit="scan", disable=not progress)
-    try:
-        if jobs <= 1:
-            init_worker(threads, itk_threads)
-            for task in tasks:
-                yield process_scan(root, spec_dict, task)
-                bar.update()
-            return
-        yield from _pool(root, spec_dict, tasks, jobs, (threads, itk_threads), bar)
-    finally:
-        bar.close()
+    Args:
+        progress: A :class:`brainage.progress.Progress` to update, or None.
+    """
+    from brainage.parallel import identity, run_tasks
 
+    def crashed(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+        return _crash_record(root, spec_dict, task, exc)
 
-def _pool(root: str, spec_dict: dict[str, Any], tasks: list[dict[str, Any]], jobs: int,
-          threads: tuple[int, int], bar: Any) -> Iterator[dict[str, Any]]:
-    ctx = get_context("spawn")  # fresh workers: ITK reads its thread count at start
-    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_pool_worker,
-                               initargs=threads)
-    try:
-        futures: dict[Future[dict[str, Any]], dict[str, Any]] = {
-            pool.submit(process_scan, root, spec_dict, t): t for t in tasks
-        }
-        for fut in as_completed(futures):
-            yield _result_or_crash(root, spec_dict, futures[fut], fut)
-            bar.update()
-    except KeyboardInterrupt:
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # a scan in progress has written nothing final
-            process.terminate()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for _, record in run_tasks(_scan_task, tasks, jobs=jobs, setup=identity,
+                               setup_args=((root, spec_dict),), threads=threads,
+                               itk_threads=itk_threads, on_crash=crashed):
+        if progress is not None:
+            progress.update(STATUS.get(record["status"], "done"))
+        yield record
 
 
-def _result_or_crash(
-    root: str, spec_dict: dict[str, Any], task: dict[str, Any], fut: Future[dict[str, Any]]
-) -> dict[str, Any]:
-    """The worker's record, or a failed record when the worker process itself died."""
-    try:
-        return fut.result()
-    except Exception as exc:  # e.g. BrokenProcessPool after a crash in native code
-        spec = PreprocessingSpec.from_dict(spec_dict)
-        key = ScanKey(task["participant_id"], task["session"], task["run"])
-        record = {**_record(task, key, spec), "status": "failed", "flags": [],
-                  "error": f"worker process failed ({type(exc).__name__}: {one_line(exc)}); "
-                           "rerun to retry"}
-        CacheStore(root, spec).write_record(key, record)
-        return record
+#: Progress status of each record status.
+STATUS = {"ok": "done", "failed": "failed", BUSY: "skipped", DONE_ELSEWHERE: "skipped"}
+
+
+def _crash_record(root: str, spec_dict: dict[str, Any], task: dict[str, Any],
+                  exc: BaseException) -> dict[str, Any]:
+    """A failed record for a scan whose worker process itself died (written, like any)."""
+    spec = PreprocessingSpec.from_dict(spec_dict)
+    key = ScanKey(task["participant_id"], task["session"], task["run"])
+    record = {**_record(task, key, spec), "status": "failed", "flags": [],
+              "error": f"worker process failed ({type(exc).__name__}: {one_line(exc)}); "
+                       "rerun to retry"}
+    CacheStore(root, spec).write_record(key, record)
+    return record
