@@ -67,11 +67,12 @@ def identity(obj: Any) -> Any:
 def set_worker_threads(threads: int, itk_threads: int = 1) -> None:
     """Thread counts of this process (ITK reads its count when it first starts, OpenBLAS
     when numpy loads: the variables are set before this imports numpy)."""
+    import sys
+
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(itk_threads)))
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(threads))))
-    from brainage.preprocessing.antsio import set_threads
-
-    set_threads(threads, itk_threads)
+    if "torch" in sys.modules:  # torch reads OMP_NUM_THREADS only when it first loads
+        sys.modules["torch"].set_num_threads(max(1, int(threads)))
 
 
 def _init(threads: int, itk_threads: int, setup: Callable[..., Any] | None,

@@ -122,9 +122,6 @@ def set_threads(n: int, itk_threads: int = DETERMINISTIC_ITK_THREADS) -> None:
         n: Torch and OpenMP threads (deepbet).
         itk_threads: ITK threads; more than 1 is faster per scan but not reproducible.
     """
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, int(itk_threads)))
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(n))))
-    import sys
+    from brainage.parallel import set_worker_threads
 
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(max(1, int(n)))
+    set_worker_threads(n, itk_threads)

@@ -189,7 +189,7 @@ class CacheStore:
             rows.append(row)
             qc_rows.append({"scan": rec.get("scan"), "status": rec.get("status"),
                             "flags": row["flags"], **summary_row(rec.get("qc") or {})})
-        from brainage.preprocessing.derivatives import write_table_sidecar
+        from brainage.preprocessing.sidecars import write_table_sidecar
 
         index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
         write_tsv(self.root / INDEX_FILE, index)

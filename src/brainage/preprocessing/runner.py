@@ -21,6 +21,7 @@ from brainage.errors import InputError
 from brainage.parallel import resolve_jobs, resolve_threads
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey, key_of
+from brainage.preprocessing.sidecars import write_table_sidecar
 from brainage.preprocessing.spec import PreprocessingSpec
 from brainage.preprocessing.workers import BUSY, DONE_ELSEWHERE, execute
 from brainage.progress import Progress, ProgressArg
@@ -170,7 +171,7 @@ def run_cohort(
     store.clean_stale()
     derivatives.write_dataset_files(root, spec, cohort.source)
     cohort.to_tsv(root / COHORT_FILE)  # ages, sex, site for training (brainage.preprocessing.prepared)
-    derivatives.write_table_sidecar(root / COHORT_FILE, cohort.table.columns)
+    write_table_sidecar(root / COHORT_FILE, cohort.table.columns)
     todo = [_task(r) for k, (_, r) in zip(keys, rows.iterrows(), strict=True)
             if not store.is_done(k)]
     summary = RunSummary(total=len(rows), skipped=len(rows) - len(todo), out=root,

@@ -42,9 +42,9 @@ from brainage.preprocessing.derivatives import (
     source_url,
     write_bidsignore,
     write_readme,
-    write_table_sidecar,
 )
 from brainage.preprocessing.prepared import COHORT_FILE
+from brainage.preprocessing.sidecars import write_table_sidecar
 from brainage.preprocessing.spec import PreprocessingSpec
 from brainage.synthesis.plan import SynthesisPlan, SyntheticChild
 
