@@ -201,3 +201,18 @@ def test_a_replaced_spec_file_is_named_not_called_failed_scans(run, prepared, tm
     assert "no scan was prepared successfully" not in message
     assert "lists 10 prepared scan(s)" in message and other.short_hash in message
     assert "the spec file was replaced" in message and "Fix:" in message
+
+
+def test_summary_names_the_training_ages_of_out_of_range_rows(tmp_path):
+    import pandas as pd
+
+    from brainage.cli.predict import summary
+
+    table = pd.DataFrame({"participant_id": ["sub-1", "sub-2"], "age": [91.0, 50.0],
+                          "predicted_age": [70.0, 51.0], "gap": [-21.0, 1.0],
+                          "ood": ["age_out_of_range", None],
+                          "ood_flags": ["age_out_of_range", None]})
+    text = summary(table, tmp_path / "p.tsv", [], [20.2, 81.9])
+    assert "1 outside the training ages 20-82" in text
+    assert "pulled toward that range" in text
+    assert "outside the training age range" in summary(table, tmp_path / "p.tsv", [])

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"warning: {w.message}", err=True)
         outputs.write_outputs(output, table, predictor.run_dir, predictor.notes,
                               predictor.ood_info())
-        typer.echo(summary(table, output, predictor.notes))
+        typer.echo(summary(table, output, predictor.notes, predictor.training_range))
         if "error" in table and table["error"].notna().any():
             raise typer.Exit(1)
 
@@ -113,7 +113,8 @@ def validity_note(run: Path) -> str | None:
     return note(run)
 
 
-def summary(table: object, output: Path, notes: list[str] | None = None) -> str:
+def summary(table: object, output: Path, notes: list[str] | None = None,
+            training_range: list[float] | None = None) -> str:
     """Counts, scans not predicted, flags, notes and (with ages) the MAE of the predictions."""
 
     import numpy as np
@@ -133,7 +134,10 @@ def summary(table: object, output: Path, notes: list[str] | None = None) -> str:
     if known.any():
         mae = float(np.mean(np.abs(done.loc[known, "gap"])))
         lines.append(f"  with age: {int(known.sum())}, MAE {mae:.2f} y")
-    for col, what in (("ood", "outside the training age range"), ("qc_flags", "with QC flags"),
+    ages = (f"outside the training ages {training_range[0]:.0f}-{training_range[1]:.0f}: "
+            "predictions are pulled toward that range (README, Limitations)"
+            if training_range else "outside the training age range")
+    for col, what in (("ood", ages), ("qc_flags", "with QC flags"),
                       ("ood_flags", "with any warning")):
         n = int(done[col].notna().sum()) if col in done else 0
         if n:
