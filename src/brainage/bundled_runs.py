@@ -26,8 +26,9 @@ BUNDLED_NETWORK = "ixi_sfcn"
 #: What the bundled model is valid for (printed whenever it is used).
 VALIDITY = ("bundled model {name}: trained on 121 real IXI T1w scans (adults 20-82 years, one "
             "3 T Philips site, Hammersmith Hospital; IXI data CC BY-SA 3.0, "
-            "brain-development.org/ixi-dataset). Expect larger errors on other scanners, "
-            "sites and ages; refit the bias correction on your own controls (brainage "
+            "brain-development.org/ixi-dataset). On new people of that site expect about "
+            "6.5 years MAE (a locked test split; docs/benchmarks.md); expect larger errors on "
+            "other scanners, sites and ages; refit the bias correction on your own controls (brainage "
             "evaluate --fit-on ...).")
 
 
