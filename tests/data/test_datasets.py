@@ -20,16 +20,6 @@ from brainage.errors import BrainAgeError
 SHAPE = (20, 24, 18)
 
 
-@pytest.fixture()
-def arrays(tmp_path):
-    paths = []
-    for i in range(5):
-        path = tmp_path / f"s{i}.npy"
-        np.save(path, np.full(SHAPE, i, np.float16) + np.arange(18, dtype=np.float16) / 100)
-        paths.append(str(path))
-    return paths
-
-
 def test_items_are_float32_with_channel_axis(arrays):
     ds = ScanDataset(arrays, age=[20, 30, np.nan, 50, 60], sex=["F", "M", None, "F", "M"],
                      stage1_age=[21, 31, 41, 51, 61])

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 
 from brainage.data.datasets import ScanDataset
 from brainage.training.datamodule import BrainAgeDataModule, unrepeated_sampler
 
 SHAPE = (20, 24, 18)
-
-
-@pytest.fixture()
-def arrays(tmp_path):
-    paths = []
-    for i in range(5):
-        path = tmp_path / f"s{i}.npy"
-        np.save(path, np.full(SHAPE, i, np.float16) + np.arange(18, dtype=np.float16) / 100)
-        paths.append(str(path))
-    return paths
 
 
 def test_evaluation_shards_are_not_padded(arrays):
