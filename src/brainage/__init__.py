@@ -44,7 +44,9 @@ _LAZY = {
     "report": "brainage.api", "predict": "brainage.api", "pretrain": "brainage.api", "probe": "brainage.api",
     "gan_train": "brainage.api", "gan_synthesize": "brainage.api",
     "gan_change_map": "brainage.api", "bids_participant": "brainage.api",
-    "bids_group": "brainage.api", "Cohort": "brainage.data.cohort",
+    "bids_group": "brainage.api", "check_cohort": "brainage.api", "split": "brainage.api",
+    "list_models": "brainage.api", "presets": "brainage.api", "show_config": "brainage.api",
+    "selftest": "brainage.api", "Cohort": "brainage.data.cohort",
     "Predictor": "brainage.inference.predictor", "BrainAgeError": "brainage.errors",
 }
 

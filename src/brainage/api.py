@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,8 +28,11 @@ if TYPE_CHECKING:
     from brainage.bidsapp.group import GroupSummary
     from brainage.bidsapp.participant import ParticipantSummary
     from brainage.data.cohort import Cohort
+    from brainage.data.sources import CohortReport
+    from brainage.data.splits_file import Splits
     from brainage.evaluation.pipeline import EvaluationResult
     from brainage.inference.explain import Explanation, FailedScan
+    from brainage.inference.selftest import SelftestResult
     from brainage.preprocessing.grids import Grid
     from brainage.preprocessing.prepared import PreparedCohort
     from brainage.preprocessing.runner import RunSummary
@@ -783,3 +787,151 @@ def bids_group(bids_dir: PathLike, output_dir: PathLike,
         fit_on=fit_on, per_site=per_site, n_boot=n_boot, seed=seed, folds=folds,
         reference=reference, n_splits=n_splits)
     return summary
+
+
+def check_cohort(source: PathLike, *, format: str | None = None,
+                 participant_labels: Sequence[str] | None = None, sex_codes: str | None = None,
+                 require_site: bool = False, check_images: bool = True, modality: str = "vbm",
+                 image_dir: PathLike | None = None, write: PathLike | None = None
+                 ) -> CohortReport:
+    """``brainage cohort check``: read and validate a cohort that must have scans, and
+    return it with its notes and warnings (:func:`brainage.data.sources.read_cohort`).
+
+    The options are those of :func:`load_cohort`; `write`: also write the validated cohort
+    table there (TSV; nothing is written when there are problems).
+
+    Raises:
+        ValidationError: every problem found, each with file, row, value and fix.
+    """
+    from brainage.data.sources import read_cohort
+
+    report = read_cohort(_fs(source), format=format, participant_labels=participant_labels,
+                         sex_codes=sex_codes, require_site=require_site,
+                         check_images=check_images, modality=modality,
+                         image_dir=_fs_or_none(image_dir), require_scans=True)
+    if write is not None:
+        report.cohort.to_tsv(_fs(write))
+    return report
+
+
+def split(cohort: Cohort | PathLike, out: PathLike, method: str = "kfold", *, k: int = 5,
+          seed: int = 0, val: float | None = None, test: float = 0.15,
+          test_sites: Sequence[str] | None = None, n_test_sites: int = 1,
+          stratify_site: bool = True, age_bins: int | None = None,
+          split_map: str | Mapping[str, str | None] | None = None, force: bool = False
+          ) -> Splits:
+    """``brainage split``: subject-level train/val/test splits of a cohort, written once to
+    `out` as JSON (an existing `out` that fits the cohort is kept and returned, unless
+    `force`; :mod:`brainage.data.splits`).
+
+    Args:
+        cohort: A :class:`Cohort` or anything :func:`load_cohort` reads.
+        out: The splits file.
+        method: ``kfold``, ``holdout``, ``sites`` or ``openbhb``.
+        k: Folds (kfold).
+        seed: Random seed.
+        val: Validation fraction: of each fold's training subjects (kfold, sites, openbhb;
+            default 0) or of all subjects (holdout; default 0.15).
+        test: Test fraction (holdout).
+        test_sites: Sites held out as test (sites).
+        n_test_sites: Sites drawn at random as test when `test_sites` is not given.
+        stratify_site: Balance sites across roles.
+        age_bins: Coarse age quantile bins (default: fine age-sorted dealing).
+        split_map: openbhb: ``{value: role}`` for the ``split`` column (or the text
+            ``"VALUE=ROLE,..."``; a role None or empty leaves those rows out).
+        force: Remake the file if it exists.
+    """
+    from brainage.data.cohort import Cohort
+    from brainage.data.splits import load_or_make_splits, make_splits, parse_mapping
+
+    data = cohort if isinstance(cohort, Cohort) else load_cohort(
+        cohort, require_site=method == "sites", check_images=False)
+    mapping = parse_mapping(split_map) if isinstance(split_map, str) or split_map is None \
+        else dict(split_map)
+    per_method: dict[str, dict[str, Any]] = {
+        "kfold": {"k": k, "val_fraction": val or 0.0},
+        "holdout": {"val": 0.15 if val is None else val, "test": test},
+        "sites": {"test_sites": list(test_sites) if test_sites else None,
+                  "n_test_sites": n_test_sites, "val": val or 0.0},
+        "openbhb": {"mapping": mapping or None, "val_fraction": val or 0.0},
+    }
+    params = {**per_method.get(method, {}), "stratify_site": stratify_site,
+              "n_age_bins": age_bins, "seed": seed}
+    if Path(out).exists() and not force:
+        return load_or_make_splits(_fs(out), data, method, **params)
+    splits = make_splits(data, method, **params)
+    splits.to_json(_fs(out))
+    return splits
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One registered network (:func:`list_models`)."""
+
+    name: str
+    kind: str
+    parameters: int
+    description: str
+
+
+def list_models(pattern: str | None = None, kind: str = "age") -> list[ModelSummary]:
+    """``brainage models``: the registered networks whose name matches the shell wildcard
+    `pattern`, with parameter counts at their default settings.
+
+    Args:
+        pattern: e.g. ``"*3d"``; None: every one.
+        kind: ``age`` (the networks :func:`train` accepts), ``generator``, ``critic``
+            (TGB-GAN) or ``all``.
+
+    Raises:
+        InputError: an unknown kind.
+    """
+    import torch
+
+    from brainage.errors import InputError
+    from brainage.models import count_parameters, create_model, model_info
+    from brainage.models import list_models as names
+    from brainage.models.registry import KINDS
+
+    if kind != "all" and kind not in KINDS:
+        raise InputError(f"--kind {kind!r} is not a model kind. Fix: use one of "
+                         f"{', '.join((*KINDS, 'all'))}.")
+    out = []
+    for name in names(pattern, kind=None if kind == "all" else kind):
+        info = model_info(name)
+        with torch.device("meta"):  # count without allocating the weights
+            n_params = int(count_parameters(create_model(name)))
+        out.append(ModelSummary(name, str(info.kind), n_params, str(info.description)))
+    return out
+
+
+def presets(kind: Literal["train", "gan"] = "train") -> dict[str, str]:
+    """``brainage config list``: the shipped presets of `kind` (``train`` or ``gan``), name
+    to description."""
+    from brainage.training.presets import describe, list_presets
+
+    return {name: describe(name, kind) for name in list_presets(kind)}
+
+
+def show_config(name: PathLike, overrides: Sequence[str] = (), *, gan: bool = False
+                ) -> TrainConfig | GanConfig:
+    """``brainage config show``: a preset or YAML file fully resolved (defaults, inherited
+    files, the file, then ``key=value`` `overrides`); `gan`: read a file as a GAN config
+    (a GAN preset is recognised by its name)."""
+    from brainage.training.config import load_train_config
+    from brainage.training.gan_config import load_gan_config
+    from brainage.training.presets import kind_of
+
+    text = _fs(name)
+    if gan or kind_of(text) == "gan":
+        return load_gan_config(text, list(overrides))
+    return load_train_config(text, list(overrides))
+
+
+def selftest(model: PathLike | None = None) -> SelftestResult:
+    """``brainage selftest``: predict generated scans with the bundled model (or `model`, a
+    run folder with a ``golden.json``) and compare with the ages recorded when it was
+    built (:func:`brainage.inference.selftest.run_selftest`; ``.passed``, ``.format()``)."""
+    from brainage.inference.selftest import run_selftest
+
+    return run_selftest(None if model is None else Path(model))
