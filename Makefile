@@ -43,19 +43,23 @@ demo: install
 model: install
 	$(BIN)/python benchmarks/make_bundled_model.py --jobs $(JOBS)
 
-# lint-imports checks the layer order (pyproject.toml [tool.importlinter]); CI runs make test.
+# lint-imports checks the layer order (pyproject.toml [tool.importlinter]), mypy the typed
+# public API (brainage/api.py, [tool.mypy]); CI runs make test.
 test: install
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 # The inner loop: everything but the tests marked slow (the whole suite is `make test`).
 test-fast: install
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -8,7 +8,7 @@ The whole pipeline from Python (the CLI runs exactly these)::
     cohort = brainage.load_cohort(bids)
     brainage.prepare(cohort, "demo/prepared", jobs=2)
     run = brainage.train("demo/prepared", "demo/run", "quickstart", folds=5)
-    table = brainage.Predictor.from_run(run).predict(["scan.nii.gz"])
+    table = brainage.predict(["scan.nii.gz"], run)  # model=None: the bundled model
     brainage.evaluate(run / "predictions.tsv", "demo/evaluation")
     brainage.report(run, "demo/report.html")
 
@@ -41,10 +41,12 @@ except PackageNotFoundError:  # running from a source tree without installation
 _LAZY = {
     "simulate": "brainage.api", "load_cohort": "brainage.api", "prepare": "brainage.api",
     "train": "brainage.api", "evaluate": "brainage.api", "explain": "brainage.api",
-    "report": "brainage.api", "pretrain": "brainage.api", "probe": "brainage.api",
+    "report": "brainage.api", "predict": "brainage.api", "pretrain": "brainage.api", "probe": "brainage.api",
     "gan_train": "brainage.api", "gan_synthesize": "brainage.api",
     "gan_change_map": "brainage.api", "bids_participant": "brainage.api",
-    "bids_group": "brainage.api", "Cohort": "brainage.data.cohort",
+    "bids_group": "brainage.api", "check_cohort": "brainage.api", "split": "brainage.api",
+    "list_models": "brainage.api", "presets": "brainage.api", "show_config": "brainage.api",
+    "selftest": "brainage.api", "Cohort": "brainage.data.cohort",
     "Predictor": "brainage.inference.predictor", "BrainAgeError": "brainage.errors",
 }
 

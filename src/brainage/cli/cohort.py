@@ -43,16 +43,14 @@ def check(
     ),
 ) -> None:
     """Validate a cohort: every problem at once, or a summary (n, ages, sites)."""
-    from brainage.data.sources import read_cohort
+    import brainage
 
     try:
-        report = read_cohort(
+        report = brainage.check_cohort(
             source, format=format, participant_labels=participant_labels(participant_label),
             sex_codes=sex_codes, require_site=require_site, check_images=check_images,
-            modality=modality, image_dir=image_dir, require_scans=True,
+            modality=modality, image_dir=image_dir, write=write,
         )
-        if write is not None:
-            report.cohort.to_tsv(write)
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -14,15 +14,15 @@ def register(app: typer.Typer) -> None:
     def list_() -> None:
         """The presets, one per line with its description: training presets (use them as
         `brainage train -c NAME`), then GAN presets (`brainage gan train -c NAME`)."""
-        from brainage.training.presets import describe, list_presets
+        import brainage
 
-        names = {kind: list_presets(kind) for kind in ("train", "gan")}
-        width = max(len(n) for kind in names.values() for n in kind)
-        for name in names["train"]:
-            typer.echo(f"{name:<{width}}  {describe(name)}")
+        train, gan = brainage.presets("train"), brainage.presets("gan")
+        width = max(len(n) for n in (*train, *gan))
+        for name, text in train.items():
+            typer.echo(f"{name:<{width}}  {text}")
         typer.echo("\nGAN presets (brainage gan train -c NAME):")
-        for name in names["gan"]:
-            typer.echo(f"{name:<{width}}  {describe(name, 'gan')}")
+        for name, text in gan.items():
+            typer.echo(f"{name:<{width}}  {text}")
 
     @config_app.command("show")
     def show(
@@ -34,14 +34,10 @@ def register(app: typer.Typer) -> None:
         """Print the fully resolved config (defaults, inherited files, the file, --set)."""
         import yaml
 
+        import brainage
         from brainage.config import to_dict
-        from brainage.training.config import load_train_config
-        from brainage.training.gan_config import load_gan_config
-        from brainage.training.presets import kind_of
 
-        is_gan = gan or kind_of(name) == "gan"
-        config = load_gan_config(name, overrides) if is_gan else load_train_config(name,
-                                                                                   overrides)
+        config = brainage.show_config(name, overrides, gan=gan)
         typer.echo(yaml.safe_dump(to_dict(config), sort_keys=False).rstrip())
 
     app.add_typer(config_app, name="config")

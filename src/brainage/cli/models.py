@@ -18,27 +18,18 @@ def models(
              "all (with a kind column)."),
 ) -> None:
     """List registered models with parameter counts at their default settings."""
-    import torch
-
-    from brainage.errors import InputError
-    from brainage.models import count_parameters, create_model, list_models, model_info
+    import brainage
     from brainage.models.registry import KINDS
 
-    if kind != ALL_KINDS and kind not in KINDS:
-        raise InputError(f"--kind {kind!r} is not a model kind. Fix: use one of "
-                         f"{', '.join((*KINDS, ALL_KINDS))}.")
-    names = list_models(pattern, kind=None if kind == ALL_KINDS else kind)
-    if not names:
+    found = brainage.list_models(pattern, kind)
+    if not found:
         typer.echo(f"no {'' if kind == ALL_KINDS else kind + ' '}model matches {pattern!r}")
         raise typer.Exit(1)
-    width = max(len(n) for n in names)
+    width = max(len(m.name) for m in found)
     kind_width = max(len(k) for k in KINDS)
-    for name in names:
-        info = model_info(name)
-        with torch.device("meta"):  # count without allocating the weights
-            n_params = count_parameters(create_model(name))
-        column = f"{info.kind:<{kind_width}}  " if kind == ALL_KINDS else ""
-        typer.echo(f"{name:<{width}}  {column}{n_params / 1e6:8.2f} M  {info.description}")
+    for m in found:
+        column = f"{m.kind:<{kind_width}}  " if kind == ALL_KINDS else ""
+        typer.echo(f"{m.name:<{width}}  {column}{m.parameters / 1e6:8.2f} M  {m.description}")
 
 
 def import_sfcn(

@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predict generated scans with the bundled model and compare with the ages recorded
         when it was built (exit 1 on a mismatch). Takes under a minute."""
-        from brainage.inference.selftest import run_selftest
+        import brainage
 
-        result = run_selftest(model)
+        result = brainage.selftest(model)
         typer.echo(result.format())
         if not result.passed:
             raise typer.Exit(1)

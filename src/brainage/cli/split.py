@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -39,24 +38,14 @@ def split(
     force: bool = typer.Option(False, "--force", help="Remake the file if it exists."),
 ) -> None:
     """Make train/val/test splits of subjects and write them to OUT (an existing OUT wins)."""
-    from brainage.data.sources import load_cohort
-    from brainage.data.splits import load_or_make_splits, make_splits, parse_mapping
+    import brainage
 
-    cohort = load_cohort(source, require_site=method == "sites", check_images=False)
-    strat = {"stratify_site": stratify_site, "n_age_bins": age_bins, "seed": seed}
-    per_method: dict[str, dict[str, Any]] = {
-        "kfold": {"k": k, "val_fraction": val or 0.0},
-        "holdout": {"val": 0.15 if val is None else val, "test": test},
-        "sites": {"test_sites": test_sites.split(",") if test_sites else None,
-                  "n_test_sites": n_test_sites, "val": val or 0.0},
-        "openbhb": {"mapping": parse_mapping(split_map) or None, "val_fraction": val or 0.0},
-    }
-    params = {**per_method.get(method, {}), **strat}
-    if out.exists() and not force:
-        splits = load_or_make_splits(out, cohort, method, **params)
-        typer.echo(f"{out} exists and fits the cohort; kept it (--force remakes it).")
-    else:
-        splits = make_splits(cohort, method, **params)
-        splits.to_json(out)
-        typer.echo(f"wrote {out}")
+    cohort = brainage.load_cohort(source, require_site=method == "sites", check_images=False)
+    kept = out.exists() and not force
+    splits = brainage.split(cohort, out, method, k=k, seed=seed, val=val, test=test,
+                            test_sites=test_sites.split(",") if test_sites else None,
+                            n_test_sites=n_test_sites, stratify_site=stratify_site,
+                            age_bins=age_bins, split_map=split_map, force=force)
+    typer.echo(f"{out} exists and fits the cohort; kept it (--force remakes it)." if kept
+               else f"wrote {out}")
     typer.echo(splits.describe(cohort))

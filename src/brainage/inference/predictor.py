@@ -29,7 +29,7 @@ from brainage.inference import outputs, run_files
 from brainage.inference.engine import predict_dataset
 from brainage.inference.stacking import STACK_JSON, combine
 from brainage.models import BrainAgeModel, load_model
-from brainage.preprocessing.prepared import is_prepared, open_prepared
+from brainage.preprocessing.prepared import PreparedCohort, is_prepared, open_prepared
 
 OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "age_source", "age_note", "predicted_age",
                   "gap", "sex", "site", "group")
@@ -118,7 +118,7 @@ class Predictor:
                    input_shape=info.input_shape, ood_reference=reference, member_names=names)
 
     # ------------------------------------------------------------------ inputs
-    def predict(self, inputs: str | Path | Sequence[str | Path],
+    def predict(self, inputs: str | Path | Sequence[str | Path] | PreparedCohort,
                 cohort: Cohort | str | Path | None = None,
                 dicom_series: str | None = None, **many: Any) -> pd.DataFrame:
         """Predict any kind of input: NIfTI files or DICOM folders, one prepared folder, or
@@ -143,14 +143,11 @@ class Predictor:
             ensemble SD, QC and out-of-distribution flags).
         """
         from brainage.data.openbhb_arrays import is_openbhb, open_like
-        from brainage.preprocessing.prepared import PreparedCohort
 
         if isinstance(inputs, PreparedCohort):  # e.g. OpenBHB arrays opened with a mask
             return self.predict_prepared(inputs, cohort, **many)
-        from brainage.data.dicom import is_dicom_folder
-
         items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-        raw = [p for p in items if p.name.endswith((".nii", ".nii.gz")) or is_dicom_folder(p)]
+        raw = [p for p in items if is_raw_scan(p)]
         if raw and len(raw) == len(items):
             return self.predict_files(raw, dicom_series, **many)
         if dicom_series is not None:
@@ -373,6 +370,16 @@ class Predictor:
         outside = age.notna() & ((age < lo) | (age > hi))
         return pd.Series(np.where(outside, "age_out_of_range", None), index=age.index,
                          dtype="string")
+
+
+def is_raw_scan(path: str | Path) -> bool:
+    """Whether `path` is one raw scan (a NIfTI file or a DICOM folder), which
+    :meth:`Predictor.predict` takes together with others; anything else (a prepared folder,
+    a cohort source, OpenBHB arrays) is predicted alone."""
+    from brainage.data.dicom import is_dicom_folder
+
+    item = Path(path)
+    return item.name.endswith((".nii", ".nii.gz")) or is_dicom_folder(item)
 
 
 def _array_shape(item: Any) -> tuple[int, ...] | None:
