@@ -81,8 +81,8 @@ def parse_minutes(value: Any, where: str = "time") -> int:
         raise InputError(f"{where} = {value!r}: expected minutes (e.g. 240) or SLURM time "
                          "HH:MM:SS or D-HH:MM:SS. Fix: write e.g. time: 04:00:00.")
     d, h, m, s = (int(match.group(k) or 0) for k in "dhms")
-    if match.group("h") is None and match.group("s") is not None:  # MM:SS
-        h, m, s = 0, m, s
+    if match.group("d") is None and match.group("s") is None and match.group("h") is not None:
+        h, m, s = 0, h, m  # SLURM reads "MM:SS" without a day, "HH:MM" after one
     minutes = d * 1440 + h * 60 + m + (1 if s else 0)
     if minutes < 1:
         raise InputError(f"{where} = {value!r}: expected at least one minute. Fix: give a "

@@ -161,7 +161,7 @@ def merge(folder: Path, shards: int, predictor: Any = None) -> pd.DataFrame:
             if (category, message) not in seen:
                 seen.add((category, message))
                 warnings.warn(message, category, stacklevel=3)
-    table = fill_age_sources(concat([f for f in frames if not f.columns.empty])
+    table = fill_age_sources(concat([f for f in frames if not f.empty])
                              .reset_index(drop=True))
     if table.empty or ("error" in table and table["error"].notna().all()):
         listing = "; ".join(f"{r['participant_id']}: {r['error']}" for _, r in table.iterrows())
