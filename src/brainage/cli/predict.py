@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from brainage.cli.scan_options import jobs_option, progress_arg, progress_option
+from brainage.cli.scan_options import (
+    array_parallelism_option,
+    cluster_option,
+    executor_option,
+    jobs_option,
+    partition_option,
+    progress_arg,
+    progress_option,
+    scale_out,
+    shards_option,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +44,14 @@ def register(app: typer.Typer) -> None:
             help="Accept prepared inputs whose spec differs only in library versions."),
         jobs: int | None = jobs_option(),
         progress: bool = progress_option(),
+        shard: str | None = typer.Option(
+            None, "--shard", help="Predict only block k of N of the inputs (1-based), e.g. "
+            "3/8, for hand-written array jobs; --executor does the split and merge itself."),
+        executor: str | None = executor_option(),
+        shards: int | None = shards_option(),
+        partition: str | None = partition_option(),
+        array_parallelism: int | None = array_parallelism_option(),
+        cluster: Path | None = cluster_option(),
     ) -> None:
         """Predict age for INPUTS; writes participant_id, session, age, predicted_age, gap.
 
@@ -54,10 +72,18 @@ def register(app: typer.Typer) -> None:
         import warnings
 
         from brainage import Predictor
-        from brainage.inference import outputs
+        from brainage.cluster import ShardsFailed
+        from brainage.errors import InputError
+        from brainage.inference import outputs, sharded
+        from brainage.preprocessing import parse_shard
 
         outputs.check_output(output)  # before any scan is preprocessed
         run_dir, inputs = split_run(items, model)
+        scaled = scale_out(executor, shards, partition, array_parallelism, cluster, jobs)
+        if scaled is not None and shard:
+            raise InputError(f"--shard {shard} and --executor {executor} both given. Fix: "
+                             "--executor splits into --shards itself; drop --shard.")
+        block = parse_shard(shard) if shard else None
         note = validity_note(run_dir)
         if note is not None:
             typer.echo(f"using the {note}", err=True)
@@ -65,13 +91,28 @@ def register(app: typer.Typer) -> None:
             warnings.simplefilter("always")
             predictor = Predictor.from_run(run_dir, device=device, batch_size=batch_size,
                                            allow_library_drift=allow_library_drift)
-            table = predictor.predict(inputs, cohort, dicom_series=dicom_series, jobs=jobs,
-                                      progress=progress_arg(progress))
+            if scaled is None:
+                table = predictor.predict(inputs, cohort, dicom_series=dicom_series,
+                                          jobs=jobs, progress=progress_arg(progress),
+                                          **({"shard": block} if block else {}))
+            else:
+                kind, profile, n = scaled
+                typer.echo(f"submitting {n} shard(s) to the {kind} executor", err=True)
+                try:
+                    table = sharded.predict_sharded(
+                        predictor, inputs, output, shards=n, executor=kind, profile=profile,
+                        cohort=cohort, dicom_series=dicom_series,
+                        jobs=jobs if jobs is not None else profile.cpus_per_task)
+                except ShardsFailed as exc:
+                    typer.echo(f"error: {exc}", err=True)
+                    raise typer.Exit(1) from exc
         for w in caught:
             if not issubclass(w.category, outputs.NoteWarning):  # those are listed below
                 typer.echo(f"warning: {w.message}", err=True)
         outputs.write_outputs(output, table, predictor.run_dir, predictor.notes,
                               predictor.ood_info())
+        if scaled is not None:
+            sharded.clean(sharded.shard_folder(output))
         typer.echo(summary(table, output, predictor.notes, predictor.training_range))
         if "error" in table and table["error"].notna().any():
             raise typer.Exit(1)

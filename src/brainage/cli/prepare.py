@@ -7,8 +7,18 @@ from pathlib import Path
 import typer
 
 from brainage.cli.labels import label_option, participant_labels
-from brainage.cli.scan_options import jobs_option, progress_arg, progress_option
-from brainage.errors import BrainAgeError
+from brainage.cli.scan_options import (
+    array_parallelism_option,
+    cluster_option,
+    executor_option,
+    jobs_option,
+    partition_option,
+    progress_arg,
+    progress_option,
+    scale_out,
+    shards_option,
+)
+from brainage.errors import BrainAgeError, InputError
 
 
 def prepare(
@@ -63,6 +73,11 @@ def prepare(
     participant_label: list[str] | None = label_option(),
     format: str | None = typer.Option(None, "--format", help="Cohort format (detected)."),
     progress: bool = progress_option(),
+    executor: str | None = executor_option(),
+    shards: int | None = shards_option(),
+    partition: str | None = partition_option(),
+    array_parallelism: int | None = array_parallelism_option(),
+    cluster: Path | None = cluster_option(),
 ) -> None:
     """Preprocess every scan; reruns skip finished scans and retry failed ones.
 
@@ -72,6 +87,7 @@ def prepare(
     finished scans are kept; rerun to resume).
     """
     import brainage
+    from brainage.cluster import ShardsFailed
     from brainage.data.sources import read_cohort
     from brainage.preprocessing import parse_shard
     from brainage.preprocessing.runner import PrepareInterrupted
@@ -87,10 +103,22 @@ def prepare(
             typer.echo(f"note: {note}")
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        summary = brainage.prepare(
-            report.cohort, out, spec_file, jobs=jobs,
-            shard=parse_shard(shard) if shard else None, participant_labels=labels or None,
-            threads=threads, itk_threads=itk_threads, progress=progress_arg(progress), **options)
+        scaled = scale_out(executor, shards, partition, array_parallelism, cluster, jobs)
+        if scaled is not None and shard:
+            raise InputError(f"--shard {shard} and --executor {executor} both given. Fix: "
+                             "--executor splits into --shards itself; drop --shard.")
+        if scaled is None:
+            summary = brainage.prepare(
+                report.cohort, out, spec_file, jobs=jobs,
+                shard=parse_shard(shard) if shard else None, participant_labels=labels or None,
+                threads=threads, itk_threads=itk_threads, progress=progress_arg(progress),
+                **options)
+        else:
+            summary = _prepare_sharded(report.cohort, out, spec_file, options, scaled, labels,
+                                       jobs, threads, itk_threads)
+    except ShardsFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     except BrainAgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -100,6 +128,23 @@ def prepare(
     typer.echo(summary.format())
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _prepare_sharded(cohort: object, out: Path, spec_file: Path | None, options: dict,
+                     scaled: tuple, labels: list[str], jobs: int | None, threads: int | None,
+                     itk_threads: int) -> object:
+    """``prepare --executor``: the shards as a job array, then one index."""
+    from brainage.preprocessing import PreprocessingSpec
+    from brainage.preprocessing.sharded import prepare_sharded
+
+    kind, profile, shards = scaled
+    spec = (PreprocessingSpec.load(spec_file).with_current_libraries() if spec_file is not None
+            else PreprocessingSpec.create(**options))
+    typer.echo(f"submitting {shards} shard(s) to the {kind} executor", err=True)
+    return prepare_sharded(cohort, out, spec, shards=shards, executor=kind, profile=profile,
+                           participant_labels=labels or None,
+                           jobs=jobs if jobs is not None else profile.cpus_per_task,
+                           threads=threads, itk_threads=itk_threads)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,9 +28,25 @@ from brainage.progress import Progress, ProgressArg
 CHUNK_BATCHES = 8
 
 
+def shard_rows(n_rows: int, shard: tuple[int, int] | None, unit: int = 1) -> slice:
+    """Rows of shard ``(k, N)`` (1-based) of `n_rows`: the k-th of N contiguous blocks of
+    whole `unit`-row chunks, so shards 1..N one after the other are the rows in order."""
+    if shard is None:
+        return slice(0, n_rows)
+    k, n = shard
+    units = -(-n_rows // max(1, unit))
+    start, stop = (k - 1) * units // n, k * units // n
+    return slice(min(n_rows, start * unit), min(n_rows, stop * unit))
+
+
 def predict_raw(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
-                progress: ProgressArg = False, threads: int | None = None) -> pd.DataFrame:
+                progress: ProgressArg = False, threads: int | None = None,
+                shard: tuple[int, int] | None = None) -> pd.DataFrame:
     """Preprocess and predict every row of `table` (raw ``path``), one scan per task.
+
+    `shard` ``(k, N)``: only the k-th of N contiguous blocks of rows (a job of an array;
+    :mod:`brainage.inference.sharded` merges them). A shard whose scans all fail is rows
+    with their errors, not an error (the merge decides).
 
     Returns:
         The output table in input order; failed scans are rows with their ``error``.
@@ -39,6 +55,10 @@ def predict_raw(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
         BrainAgeError: no scan could be preprocessed (every reason listed).
     """
     data = table.reset_index(drop=True)
+    if shard is not None:
+        data = data.iloc[shard_rows(len(data), shard)].reset_index(drop=True)
+        if data.empty:
+            return pd.DataFrame()
     tasks = [data.iloc[[i]] for i in range(len(data))]
     frames = _run(_raw_task, predictor, tasks, jobs, progress, threads, "predict",
                   [1] * len(tasks))
@@ -47,17 +67,17 @@ def predict_raw(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
     if failed:
         listing = "; ".join(f"{data['path'].iloc[int(f.index[0])]}: {f['error'].iloc[0]}"
                             for f in failed)
-        if not done:
+        if not done and shard is None:
             raise BrainAgeError(f"no input scan could be preprocessed: {listing}")
         warnings.warn(f"{len(failed)} of {len(data)} scan(s) not predicted: {listing}",
                       outputs.NoteWarning, stacklevel=3)
     predicted = concat(done)
     rows = pd.concat(failed, sort=False) if failed else predicted.iloc[:0]
     out = outputs.with_failures(predicted, rows).sort_index(kind="stable")
-    return _age_sources(out.reset_index(drop=True))
+    return fill_age_sources(out.reset_index(drop=True))
 
 
-def _age_sources(out: pd.DataFrame) -> pd.DataFrame:
+def fill_age_sources(out: pd.DataFrame) -> pd.DataFrame:
     """``age_source`` of every row once any row has one: a scan alone did not know that
     another was a DICOM folder, so its NIfTI row lacks it. Such a row's age can only come
     from the table (or there is none), as :func:`~brainage.data.scans.with_header_demographics`
@@ -73,11 +93,17 @@ def _age_sources(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict_table(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
-                  progress: ProgressArg = False, threads: int | None = None) -> pd.DataFrame:
+                  progress: ProgressArg = False, threads: int | None = None,
+                  shard: tuple[int, int] | None = None) -> pd.DataFrame:
     """:meth:`Predictor.predict_table` of prepared rows, in chunks of :data:`CHUNK_BATCHES`
-    batches."""
+    batches; `shard` ``(k, N)``: only the k-th of N blocks of whole chunks (the networks see
+    the batches they see in one process)."""
     data = table.reset_index(drop=True)
     size = max(1, int(predictor.batch_size)) * CHUNK_BATCHES
+    if shard is not None:
+        data = data.iloc[shard_rows(len(data), shard, size)].reset_index(drop=True)
+        if data.empty:
+            return pd.DataFrame()
     tasks = [data.iloc[i:i + size] for i in range(0, len(data), size)]
     if len(tasks) <= 1 and not progress:  # one chunk: no pool, nothing to report
         return predictor.predict_table(data)

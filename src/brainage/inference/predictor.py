@@ -136,7 +136,8 @@ class Predictor:
             **many: ``jobs`` (worker processes, default 1; None: every core),
                 ``progress`` (False: quiet, the default; True: a bar or log lines and a
                 summary line on stderr; or a callable ``fn(done, total)``) and
-                ``threads`` (per worker) of :mod:`brainage.inference.many`.
+                ``threads`` (per worker) and ``shard`` ((k, N): the k-th of N blocks of
+                rows, for job arrays) of :mod:`brainage.inference.many`.
 
         Returns:
             One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
@@ -193,8 +194,13 @@ class Predictor:
 
         out = predict_table(self, prepared.table, **many)
         failed = prepared.failed  # an OpenBHB folder has no failed scans (and no error column)
+        shard = many.get("shard")
+        if shard is not None and shard[0] != shard[1]:  # the last shard lists them
+            failed = failed.iloc[:0]
         errors = failed["error"] if "error" in failed else pd.Series([], dtype=object)
         rows = outputs.failure_rows(failed, [f"failed in prepare: {e}" for e in errors])
+        if out.columns.empty:  # a shard with no usable scans
+            return rows.reset_index(drop=True)
         return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
     def predict_files(self, paths: Sequence[str | Path], dicom_series: str | None = None,
