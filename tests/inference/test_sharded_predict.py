@@ -35,8 +35,8 @@ def test_prepared_cohort_in_debug_shards_equals_one_process_and_reruns_skip(
                                      executor="debug", profile=ClusterProfile())
     pd.testing.assert_frame_equal(merged, one, check_exact=True)
     folder = sharded.shard_folder(output)
-    assert sorted(p.name for p in folder.glob("shard-*.pkl")) == [
-        f"shard-000{k}-of-0003.pkl" for k in (1, 2, 3)]
+    assert sorted(p.name for p in folder.glob("shard-*.json")) == [
+        f"shard-000{k}-of-0003.json" for k in (1, 2, 3)]
 
     def no_jobs(*args, **kwargs):
         raise AssertionError("a finished shard was submitted again")
@@ -50,7 +50,7 @@ def test_prepared_cohort_in_debug_shards_equals_one_process_and_reruns_skip(
     two = sharded.predict_sharded(predictor, [prepared.root], output, shards=2,
                                   executor="debug", profile=ClusterProfile())
     pd.testing.assert_frame_equal(two, one, check_exact=True)
-    assert len(list(folder.glob("shard-*-of-0003.pkl"))) == 0
+    assert len(list(folder.glob("shard-*-of-0003.json"))) == 0
 
 
 def test_raw_scans_in_local_subprocess_shards_equal_one_process(run, scans, tmp_path):
@@ -81,8 +81,8 @@ def test_a_failing_shard_is_named_with_its_logs_and_the_others_kept(run, prepare
                        r"lost \(logs: .*\.err\).*rerun the same command"):
         sharded.predict_sharded(predictor, [prepared.root], output, shards=2,
                                 executor="debug", profile=ClusterProfile())
-    assert [p.name for p in sharded.shard_folder(output).glob("shard-*.pkl")] == [
-        "shard-0001-of-0002.pkl"]
+    assert [p.name for p in sharded.shard_folder(output).glob("shard-*.json")] == [
+        "shard-0001-of-0002.json"]
 
 
 def test_cli_refuses_scale_out_options_without_an_executor(run, tmp_path):

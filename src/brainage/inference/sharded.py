@@ -2,7 +2,7 @@
 
 Each shard job loads the run, predicts its block of the inputs
 (:func:`brainage.inference.many.shard_rows`: contiguous, so shards 1..N are the inputs in
-order) and writes its table atomically to ``OUTPUT.shards/shard-KKKK-of-NNNN.pkl`` (a
+order) and writes its table atomically to ``OUTPUT.shards/shard-KKKK-of-NNNN.json`` (a
 temporary folder next to the output, only ever read by this module). The merge concatenates
 them in shard order. A rerun skips finished shards; the folder is removed once the merged
 table is written (:func:`clean`). ``OUTPUT.shards/manifest.json`` names the run, the inputs
@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class PredictShard:
-    """Everything one shard job needs (pickled into the job)."""
+    """Everything one shard job needs (submitit carries it to the job)."""
 
     run_dir: str
     inputs: tuple[str, ...]
@@ -51,7 +51,7 @@ def shard_folder(output: str | Path) -> Path:
 
 
 def shard_file(folder: Path, k: int, n: int) -> Path:
-    return folder / f"shard-{k:04d}-of-{n:04d}.pkl"
+    return folder / f"shard-{k:04d}-of-{n:04d}.json"
 
 
 def run_shard(job: PredictShard) -> str:
@@ -73,11 +73,63 @@ def run_shard(job: PredictShard) -> str:
         table = predictor.predict([Path(p) for p in job.inputs], job.cohort,
                                   dicom_series=job.dicom_series, jobs=job.jobs,
                                   threads=job.threads, shard=(job.shard, job.shards))
-    payload = {"table": table, "notes": predictor.notes[before:],
-               "warnings": [(w.category, str(w.message)) for w in caught]}
+    payload = {"format": SHARD_FORMAT, "table": table_to_json(table),
+               "notes": predictor.notes[before:],
+               "warnings": [(_category_name(w.category), str(w.message)) for w in caught]}
     with atomic_path(file) as tmp:
-        pd.to_pickle(payload, tmp, compression=None)
+        Path(tmp).write_text(json.dumps(payload, allow_nan=False))
     return str(file)
+
+
+#: Shard tables are JSON (never pickles: nothing in brainage unpickles a file). Python's
+#: JSON floats are the shortest repr that round-trips, so a merged table is the same bits.
+SHARD_FORMAT = "brainage-shard-table-1"
+
+
+def table_to_json(table: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame as JSON-ready columns: name, dtype, values (missing -> null)."""
+    cols = []
+    for name in table.columns:
+        series = table[name]
+        values = [None if _missing(v) else (v.item() if hasattr(v, "item") else v)
+                  for v in series.tolist()]
+        cols.append({"name": str(name), "dtype": str(series.dtype), "values": values})
+    return {"columns": cols, "rows": len(table)}
+
+
+def table_from_json(data: dict[str, Any]) -> pd.DataFrame:
+    """Inverse of :func:`table_to_json`."""
+    out = {c["name"]: pd.Series(c["values"], dtype=c["dtype"] if c["dtype"] != "object"
+                                else object) for c in data["columns"]}
+    return pd.DataFrame(out, index=range(int(data["rows"])))
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and other containers are values
+        return False
+
+
+def _category_name(category: type[Warning]) -> str:
+    return f"{category.__module__}:{category.__qualname__}"
+
+
+def _category(name: str) -> type[Warning]:
+    """The warning class a shard recorded (brainage's or a builtin), else UserWarning."""
+    import builtins
+    import importlib
+
+    module, _, qualname = name.partition(":")
+    if module == "builtins":
+        found = getattr(builtins, qualname, UserWarning)
+    elif module.split(".")[0] == "brainage":
+        found = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part, UserWarning)
+    else:
+        found = UserWarning
+    return found if isinstance(found, type) and issubclass(found, Warning) else UserWarning
 
 
 def _manifest(predictor: Any, inputs: list[Path], cohort: Path | None,
@@ -99,7 +151,7 @@ def _start(folder: Path, manifest: dict[str, Any]) -> None:
         except (OSError, ValueError):
             same = False
         if not same:
-            for old in folder.glob("shard-*.pkl"):
+            for old in folder.glob("shard-*.json"):
                 old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     write_json(path, manifest)
@@ -153,14 +205,21 @@ def merge(folder: Path, shards: int, predictor: Any = None) -> pd.DataFrame:
         if not file.is_file():
             raise BrainAgeError(f"{file} is missing: shard {k}/{shards} has not finished. "
                                 "Fix: rerun the same command (finished shards are skipped).")
-        payload = pd.read_pickle(file, compression=None)
-        frames.append(payload["table"])
+        try:
+            payload = json.loads(file.read_text())
+            if payload.get("format") != SHARD_FORMAT:
+                raise ValueError(f"format {payload.get('format')!r}")
+            frames.append(table_from_json(payload["table"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{file}: not a readable shard table ({exc}). Fix: delete it "
+                             "and rerun the same command (that shard is predicted again).") \
+                from exc
         if predictor is not None:
             predictor.notes += [n for n in payload["notes"] if n not in predictor.notes]
         for category, message in payload["warnings"]:
             if (category, message) not in seen:
                 seen.add((category, message))
-                warnings.warn(message, category, stacklevel=3)
+                warnings.warn(message, _category(category), stacklevel=3)
     table = fill_age_sources(concat([f for f in frames if not f.empty])
                              .reset_index(drop=True))
     if table.empty or ("error" in table and table["error"].notna().all()):
