@@ -205,8 +205,14 @@ def inside_run(run: Path, rel: str, where: Path | None = None) -> Path:
     Raises:
         InputError: the path points outside the run folder.
     """
-    target = (run / rel).resolve()
-    root = run.resolve()
+    try:
+        target = (run / rel).resolve()
+        root = run.resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        raise InputError(f"{where or run / RUN_JSON}: member folder {rel!r} is not a usable "
+                         f"folder name ({exc}); expected a folder inside the run {run}. Fix: "
+                         "the run folder was edited or damaged; retrain, or restore run.json "
+                         "from a copy.") from exc
     if target != root and root not in target.parents:
         raise InputError(f"{where or run / RUN_JSON}: member folder {rel!r} points outside the "
                          f"run folder {run}; expected a folder inside it. Fix: the run folder "
