@@ -167,7 +167,11 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     data = parse_json_file(path, "rerun the same `brainage train` command")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not a brainage run description (format {FORMAT!r}).")
-    if int(data.get("version", 0)) > VERSION:
+    version = data.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{path}: version is {version!r}; expected a whole number. Fix: the "
+                         "run folder is damaged; retrain, or restore run.json from a copy.")
+    if version > VERSION:
         raise InputError(f"{path}: written by a newer brainage. Fix: upgrade brainage.")
     known = {"format", "version", "brainage_version", "kind", "members", "training_range",
              "spec_hash", "input_shape", "stages"}
