@@ -78,6 +78,9 @@ def parse_json_file(path: str | os.PathLike[str], fix: str = "restore or regener
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: not valid JSON ({exc}). Fix: {fix}.") from exc
+    except RecursionError as exc:  # json decodes nested arrays recursively
+        raise InputError(f"{p}: values nested too deeply to be a brainage file. Fix: {fix}."
+                         ) from exc
 
 
 def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame) -> None:

@@ -166,7 +166,9 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
         raise NotFoundError(f"{run}: no {RUN_JSON}, so this is not a finished run.{hint}")
     data = parse_json_file(path, "rerun the same `brainage train` command")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(f"{path}: not a brainage run description (format {FORMAT!r}).")
+        raise InputError(f"{path}: not a brainage run description (format {FORMAT!r}). Fix: "
+                         "pass a run folder written by `brainage train`, or restore its "
+                         "run.json from a copy.")
     version = data.get("version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
         raise InputError(f"{path}: version is {version!r}; expected a whole number. Fix: the "
