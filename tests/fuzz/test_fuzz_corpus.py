@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_the_corpus_is_what_its_script_writes_and_small():
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
-def test_a_corpus_file_is_read_or_refused_as_expected(case, tmp_path):
+def test_a_corpus_file_is_read_or_refused_as_expected(case, tmp_path, monkeypatch):
     group = case.split("/")[0]
     path = CORPUS / case
     names: list[str] = []
@@ -83,7 +84,14 @@ def test_a_corpus_file_is_read_or_refused_as_expected(case, tmp_path):
         names.append(name)
         return out
 
+    temp = tmp_path / "temp"  # this test's own temporary folder (others run beside it)
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    before = set(CORPUS.rglob("*"))
     out = read_or_refuse(read)
+    # nothing half-written: reading leaves no file behind, next to the input or in the
+    # temporary folder (a DICOM conversion's)
+    assert set(CORPUS.rglob("*")) == before and not any(temp.iterdir())
     want = EXPECTED[case]
     if want is None:
         assert not isinstance(out, BrainAgeError), f"{case} was refused: {out}"
