@@ -8,6 +8,7 @@ The resolved config is saved with every run (:func:`to_dict` + YAML).
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -19,16 +20,27 @@ import yaml
 from brainage.errors import BrainAgeError, InputError, NotFoundError, WrongTypeError
 
 T = TypeVar("T")
+#: Most values (aliases expanded) a config file may hold: presets hold a few hundred, and
+#: YAML aliases nest (``&a [*b, *b, ...]``) into billions when expanded.
+MAX_VALUES = 100_000
+#: Values in messages: short, however large or nested (a message never expands aliases).
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 4, 10, 10, 10
+_REPR.maxstring, _REPR.maxother = 200, 200
+
+
+def _show(value: Any) -> str:
+    return _REPR.repr(value)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a (nested) mapping, checking keys and types."""
     if not isinstance(data, Mapping):
-        raise WrongTypeError(f"{where}: expected a mapping of options, got {data!r}. "
+        raise WrongTypeError(f"{where}: expected a mapping of options, got {_show(data)}. "
                              "Fix: write the section as 'key: value' lines.")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((k for k in data if k not in fields), key=repr)  # keys may be 1, None
     if unknown:
         raise InputError(
             f"{where}: unknown option(s) {unknown}; valid options are {sorted(fields)}. "
@@ -55,21 +67,21 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise errors[0]
     if origin is typing.Literal:
         if value not in args:
-            raise InputError(f"{where}: got {value!r}; expected one of {list(args)}. "
+            raise InputError(f"{where}: got {_show(value)}; expected one of {list(args)}. "
                              "Fix: use one of these values.")
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return from_dict(tp, value, where)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise WrongTypeError(f"{where}: got {value!r}; expected a list. "
+            raise WrongTypeError(f"{where}: got {_show(value)}; expected a list. "
                                  "Fix: write it as [a, b, ...].")
         item = args[0] if args else Any
         seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(seq) if origin is tuple or tp is tuple else seq
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise WrongTypeError(f"{where}: got {value!r}; expected a mapping. "
+            raise WrongTypeError(f"{where}: got {_show(value)}; expected a mapping. "
                                  "Fix: write it as {key: value, ...}.")
         return dict(value)
     return _scalar(value, tp, where)
@@ -83,8 +95,13 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     name = getattr(tp, "__name__", str(tp))
-    raise WrongTypeError(f"{where}: got {value!r} ({type(value).__name__}); expected {name}. "
+    raise WrongTypeError(f"{where}: got {_show(value)} ({type(value).__name__}); expected {name}. "
                          f"Fix: give a value of type {name}.")
+
+
+def one_line(text: object) -> str:
+    """`text` with every run of whitespace (newlines included) as one space."""
+    return " ".join(str(text).split())
 
 
 def to_dict(obj: Any) -> Any:
@@ -109,9 +126,19 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             )
         node = out
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                raise InputError(f"override {item!r}: {'.'.join(parts[:i + 1])} was set to a "
+                                 f"value by an earlier override, so it has no options. Fix: "
+                                 "set either the section's options or the section, not both.")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except (yaml.YAMLError, RecursionError) as exc:  # an undefined alias, a python/object tag, ...
+            raise InputError(f"override {item!r}: the value is not a plain YAML value "
+                             f"({one_line(exc)}). Fix: quote it, e.g. {key.strip()}='text'."
+                             ) from exc
+        _check_size(node[parts[-1]], f"override {item!r}")
     return out
 
 
@@ -146,10 +173,35 @@ def read_yaml_mapping(path: str | Path) -> Mapping[str, Any]:
     if not p.is_file():
         raise NotFoundError(f"{p}: config file not found. Fix: check the path.")
     try:
-        loaded = yaml.safe_load(p.read_text()) or {}
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except RecursionError as exc:  # PyYAML composes nested collections recursively
+        raise InputError(f"{p}: values nested too deeply to be a config. Fix: check the file "
+                         "(is it the config file?).") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: not UTF-8 text ({exc}); expected a YAML config. Fix: save the "
+                         "file as UTF-8 text (is it the config file?).") from exc
     except yaml.YAMLError as exc:
         raise InputError(f"{p}: not valid YAML ({exc}). Fix: correct the line it names.") from exc
+    _check_size(loaded, str(p))
     return _check_mapping(loaded, str(p))
+
+
+def _check_size(obj: Any, where: str) -> None:
+    """Refuse a document that holds more than MAX_VALUES values once aliases are expanded
+    (counting stops there, so a 'billion laughs' file costs no more than that)."""
+    stack, seen = [obj], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise InputError(f"{where}: more than {MAX_VALUES:,} values once its YAML aliases "
+                             "(*name) are expanded; expected a config of options. Fix: write "
+                             "the values out, or remove the aliases.")
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
 
 
 #: Finds the file a config's ``inherits:`` names: ``resolve(name, relative_to) -> Path``.
@@ -176,7 +228,7 @@ def read_layers(path: str | Path, resolve: Resolver | None = None,
     if parent is None:
         return data
     if not isinstance(parent, str):
-        raise InputError(f"{p}: inherits is {parent!r}; expected the name of a preset or a "
+        raise InputError(f"{p}: inherits is {_show(parent)}; expected the name of a preset or a "
                          "config file. Fix: e.g. 'inherits: tsan_cpu'.")
     parent_path = resolve(parent, p.parent) if resolve else p.parent / parent
     return merge(read_layers(parent_path, resolve, (*_seen, p.resolve())), data)

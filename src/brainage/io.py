@@ -78,6 +78,9 @@ def parse_json_file(path: str | os.PathLike[str], fix: str = "restore or regener
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: not valid JSON ({exc}). Fix: {fix}.") from exc
+    except RecursionError as exc:  # json decodes nested arrays recursively
+        raise InputError(f"{p}: values nested too deeply to be a brainage file. Fix: {fix}."
+                         ) from exc
 
 
 def write_tsv(path: str | os.PathLike[str], df: pd.DataFrame) -> None:
@@ -120,6 +123,12 @@ def read_table(path: str | os.PathLike[str], *, as_written: bool = False) -> pd.
             str(p), expected="a tab- or comma-separated table with a header row (UTF-8)",
             fix="save it as .tsv or .csv text", value=" ".join(str(exc).split()))], str(p)
         ) from exc
+    if not isinstance(df.index, pd.RangeIndex):
+        # Data rows with more fields than the header: pandas silently takes the first
+        # field(s) as an index, shifting every value one column left (ids lost).
+        raise TableError(_shape_problems(p, sep) or [Problem(
+            str(p), expected="as many fields in every row as in the header",
+            fix="remove the extra field(s) or quote a value that holds the separator")], str(p))
     names = _header(p, sep)
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

@@ -166,8 +166,14 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
         raise NotFoundError(f"{run}: no {RUN_JSON}, so this is not a finished run.{hint}")
     data = parse_json_file(path, "rerun the same `brainage train` command")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(f"{path}: not a brainage run description (format {FORMAT!r}).")
-    if int(data.get("version", 0)) > VERSION:
+        raise InputError(f"{path}: not a brainage run description (format {FORMAT!r}). Fix: "
+                         "pass a run folder written by `brainage train`, or restore its "
+                         "run.json from a copy.")
+    version = data.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{path}: version is {version!r}; expected a whole number. Fix: the "
+                         "run folder is damaged; retrain, or restore run.json from a copy.")
+    if version > VERSION:
         raise InputError(f"{path}: written by a newer brainage. Fix: upgrade brainage.")
     known = {"format", "version", "brainage_version", "kind", "members", "training_range",
              "spec_hash", "input_shape", "stages"}
@@ -205,8 +211,14 @@ def inside_run(run: Path, rel: str, where: Path | None = None) -> Path:
     Raises:
         InputError: the path points outside the run folder.
     """
-    target = (run / rel).resolve()
-    root = run.resolve()
+    try:
+        target = (run / rel).resolve()
+        root = run.resolve()
+    except (ValueError, OSError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        raise InputError(f"{where or run / RUN_JSON}: member folder {rel!r} is not a usable "
+                         f"folder name ({exc}); expected a folder inside the run {run}. Fix: "
+                         "the run folder was edited or damaged; retrain, or restore run.json "
+                         "from a copy.") from exc
     if target != root and root not in target.parents:
         raise InputError(f"{where or run / RUN_JSON}: member folder {rel!r} points outside the "
                          f"run folder {run}; expected a folder inside it. Fix: the run folder "

@@ -78,8 +78,28 @@ def _scan_row(path: Path, subject: str, session: str | None) -> tuple[dict, list
     return row, problems
 
 
-def find_scans(subjects: list[Path]) -> tuple[pd.DataFrame, list[Problem]]:
-    """One row per T1w image under the given subject folders."""
+def _outside(path: Path, root: Path | None) -> list[Problem]:
+    """A Problem when `path` (once symlinks are followed) lies outside the dataset `root`."""
+    if root is None:
+        return []
+    real, top = os.path.realpath(path), os.path.realpath(root)  # realpath: loops do not raise
+    if real.startswith(top.rstrip(os.sep) + os.sep):
+        return []
+    return [Problem(str(path), expected="an image inside the dataset folder (a symlink may "
+                    f"point only inside {root}, as git-annex's do)",
+                    fix="copy the image into the dataset, or list the images in a table with a "
+                        "'path' column (a table may point anywhere)", value=f"-> {real}")]
+
+
+def find_scans(subjects: list[Path], root: Path | None = None
+               ) -> tuple[pd.DataFrame, list[Problem]]:
+    """One row per T1w image under the given subject folders.
+
+    Args:
+        subjects: The ``sub-*`` folders.
+        root: The dataset; an image whose real path leaves it (a symlink, or a symlinked
+            subject folder, pointing elsewhere) is a problem, not a row.
+    """
     rows, problems = [], []
     for subject in subjects:
         anats = [(subject / "anat", None)] + [
@@ -87,6 +107,10 @@ def find_scans(subjects: list[Path]) -> tuple[pd.DataFrame, list[Problem]]:
         ]
         for anat, session in anats:
             for path in _t1w_files(anat):
+                outside = _outside(path, root)
+                problems += outside
+                if outside:
+                    continue
                 row, found = _scan_row(path, subject.name, session)
                 rows.append(row)
                 problems += found
@@ -231,7 +255,7 @@ def read_bids(root: str | Path, labels: set[str] | None = None,
     root = Path(root)
     participants = root / "participants.tsv"
     subjects = _subject_dirs(root, labels)
-    scans, problems = find_scans(subjects)
+    scans, problems = find_scans(subjects, root)
     part = pd.DataFrame({"participant_id": pd.Series(dtype="string")})
     if participants.is_file():
         part, found = read_participants(participants, labels, sex_codes)

@@ -85,8 +85,13 @@ class DicomScan(os.PathLike[str]):
 
 
 def is_dicom_file(path: Path) -> bool:
-    """Whether `path` starts like a DICOM Part 10 file (``DICM`` after the preamble)."""
+    """Whether `path` starts like a DICOM Part 10 file (``DICM`` after the preamble).
+
+    Only regular files are opened: a FIFO (or a symlink to one) would block the read.
+    """
     try:
+        if not path.is_file():
+            return False
         with open(path, "rb") as fobj:
             head = fobj.read(132)
     except OSError:
@@ -143,7 +148,6 @@ def list_series(folder: str | Path) -> list[Series]:
     Raises:
         NotFoundError: the folder is missing or holds no readable DICOM file.
     """
-    import pydicom
 
     root = Path(folder)
     if not root.is_dir():
@@ -153,10 +157,10 @@ def list_series(folder: str | Path) -> list[Series]:
         if not is_dicom_file(path):
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
+            ds = read_header(path)
         except Exception:  # damaged file: left out; conversion reports what is missing
             continue
-        groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((path, ds))
+        groups.setdefault(str(ds.get("SeriesInstanceUID") or ""), []).append((path, ds))
     if not groups:
         raise NotFoundError(f"{root}: no readable DICOM file (files with 'DICM' at byte 128). "
                             "Fix: pass the folder of the scan's DICOM files, or a NIfTI file.")
@@ -166,10 +170,43 @@ def list_series(folder: str | Path) -> list[Series]:
 
 def _series(uid: str, items: list[tuple[Path, Any]]) -> Series:
     ds = items[0][1]
-    number = ds.get("SeriesNumber")
-    return Series(uid, None if number in (None, "") else int(number),
-                  str(ds.get("SeriesDescription", "") or ""), str(ds.get("ProtocolName", "") or ""),
-                  tuple(sorted(p for p, _ in items)))
+    return Series(uid, _header_int(ds, "SeriesNumber"), _header_text(ds, "SeriesDescription"),
+                  _header_text(ds, "ProtocolName"), tuple(sorted(p for p, _ in items)))
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The tags brainage reads (:data:`_HEADER_TAGS`) of one DICOM file, decoded now.
+
+    pydicom decodes an element when it is first read, so a damaged one (an unknown VR, a
+    cut value) raises there, far from the file; here it is read as absent instead.
+
+    Raises:
+        Exception: whatever pydicom raises for a file it cannot parse at all.
+    """
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
+    out: dict[str, Any] = {}
+    for tag in _HEADER_TAGS:
+        try:
+            out[tag] = ds.get(tag)
+        except Exception:  # undecodable element: as if absent
+            out[tag] = None
+    return out
+
+
+def _header_int(ds: dict[str, Any], tag: str) -> int | None:
+    """A whole-number header value, or None when absent or unusable (``abc``, ``1\\2``)."""
+    value = ds.get(tag)
+    try:
+        return None if value in (None, "") else int(str(value).strip())
+    except ValueError:  # text, several values (MultiValue)
+        return None
+
+
+def _header_text(ds: dict[str, Any], tag: str) -> str:
+    """A header value as text ("" when absent)."""
+    return str(ds.get(tag) or "")
 
 
 def pick_series(folder: str | Path, series: str | int | None = None) -> Series:
@@ -222,18 +259,16 @@ def header_demographics(files: tuple[Path, ...] | list[Path]) -> dict[str, Any]:
         ``{"age": float | None, "age_source": "PatientAge" | "dates" | "none",
         "age_note": str | None, "sex": "F" | "M" | None, "patient_id": str | None}``.
     """
-    import pydicom
-
     for path in files:
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
-        except Exception:
+            ds = read_header(path)
+        except Exception:  # damaged file: the next one of the series
             continue
         out = header_age(ds, where=str(path.parent))
         sex, sex_note = header_sex(ds.get("PatientSex"))
         if sex_note:
             out["age_note"] = "; ".join(n for n in (out["age_note"], sex_note) if n)
-        return {**out, "sex": sex, "patient_id": str(ds.get("PatientID", "") or "") or None}
+        return {**out, "sex": sex, "patient_id": _header_text(ds, "PatientID") or None}
     return {"age": None, "age_source": NO_AGE, "age_note": "no readable DICOM header",
             "sex": None, "patient_id": None}
 

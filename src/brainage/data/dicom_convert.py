@@ -90,8 +90,8 @@ def _run(folder: Path, series: Series, src: Path, out: Path) -> str:
     """Run dcm2niix (uncompressed NIfTI, no BIDS sidecar); returns its output."""
     cmd = [dcm2niix_binary(), "-z", "n", "-b", "n", "-f", "series", "-o", str(out), str(src)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S,
-                              check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              timeout=TIMEOUT_S, check=False)  # it echoes header text as is
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InputError(f"{folder}: dcm2niix could not convert series {series.label()} "
                          f"({type(exc).__name__}: {one_line(exc)}). Fix: check the DICOM "

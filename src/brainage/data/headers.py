@@ -12,6 +12,7 @@ promises more data than the file can hold is refused before anything is allocate
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
 from collections.abc import Iterable
@@ -33,6 +34,10 @@ MIN_VOXELS_PER_AXIS = 8
 #: Most voxels a header may promise: 2**28 (e.g. 645**3); a 0.5 mm whole-head T1w has
 #: about 10**8, and the pipeline holds several float32 copies of the scan.
 MAX_VOXELS = 2**28
+#: nibabel's header repairs (made silently here: validation reports what they hide).
+_QUIET = logging.getLogger("brainage.headers.nibabel")
+_QUIET.propagate = False
+_QUIET.addHandler(logging.NullHandler())
 #: Deflate compresses at most about 1032:1, so n gzip bytes hold at most this many times n.
 _MAX_GZIP_RATIO = 1032
 
@@ -94,13 +99,14 @@ def nifti_issues(path: Path) -> list[Issue]:
         zooms = tuple(float(z) for z in header.get_zooms()[:3])
         itemsize = header.get_data_dtype().itemsize
         offset = int(header["vox_offset"])
+        affine = repaired_affine(header)
     except Exception as exc:  # bad gzip, short file, garbage: all mean "not a NIfTI"
         return [("a readable NIfTI image", "re-export the image, or replace the damaged file",
                  f"could not be read as NIfTI ({type(exc).__name__}: {one_line(exc)})")]
     issues = shape_issues(shape)
     if issues:
         return issues
-    issues = zoom_issues(zooms) + min_size_issues(shape)
+    issues = zoom_issues(zooms) + min_size_issues(shape) + affine_issues(affine)
     return issues + (data_size_issues(path, shape, itemsize, offset) or max_size_issues(shape))
 
 
@@ -140,6 +146,32 @@ def max_size_issues(shape: tuple[int, ...]) -> list[Issue]:
     return [(f"at most {MAX_VOXELS:,} voxels (a 0.5 mm whole-head T1w has about 100 million)",
              "downsample or crop the scan (e.g. to 1 mm) first, or repair a damaged header",
              f"shape {shape}: {n:,} voxels")]
+
+
+def repaired_affine(header: nib.Nifti1Header | nib.Nifti2Header) -> np.ndarray:
+    """The voxel-to-world affine ``nib.load`` will use: that of the header once nibabel has
+    repaired it (an invalid sform_code becomes 0, so the qform is used instead)."""
+    fixed = header.copy()
+    fixed.check_fix(logger=_QUIET, error_level=100)  # repair, never raise
+    return fixed.get_best_affine()
+
+
+def affine_issues(affine: np.ndarray) -> list[Issue]:
+    """The affine must be finite and map the three voxel axes to three distinct directions
+    (else no orientation can be read from it, and reorienting to RAS+ fails)."""
+    a = np.asarray(affine, dtype=float)
+    ok = a.shape == (4, 4) and bool(np.all(np.isfinite(a)))
+    if ok:
+        try:
+            ok = not np.isnan(nib.io_orientation(a)).any()
+        except Exception:  # nibabel's OrientationError, numpy's LinAlgError
+            ok = False
+    if ok:
+        return []
+    rows = np.array2string(a[:3] if a.shape == (4, 4) else a, precision=3, separator=",")
+    return [("a finite voxel-to-world affine with three independent axes (sform or qform)",
+             "repair the header's sform/qform (e.g. re-convert the scan from DICOM)",
+             f"unusable affine {one_line(rows)}")]
 
 
 def zoom_issues(zooms: tuple[float, ...]) -> list[Issue]:

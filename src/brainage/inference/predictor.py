@@ -421,7 +421,8 @@ def _ood_reference(run: Path, info: rf.RunInfo) -> tuple[Any, str | None]:
 
 def load_age_member(folder: Path) -> BrainAgeModel | ClassicalModel:
     """A member folder's model: a network, or a classical model (``model.json`` says)."""
-    return ClassicalModel.load(folder) if is_classical(folder) else load_model(folder)
+    with run_files.member_files(folder):  # a damaged file: a named error, not a KeyError
+        return ClassicalModel.load(folder) if is_classical(folder) else load_model(folder)
 
 
 def _preprocess_rows(table: pd.DataFrame, spec: Any, quiet: bool = False

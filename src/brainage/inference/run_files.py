@@ -4,6 +4,8 @@
   end in ``float('a')``);
 * ``preprocessing_spec.json``: required; a missing one is a damaged run, not a folder to
   prepare into;
+* member folders (``model.json`` + ``weights.safetensors``): a damaged file is refused by
+  name (:func:`member_files`), not left to fail deep in a loader;
 * ``bias_correction.json`` and ``interval_calibration.json``: optional (training fits them
   only with enough held-out subjects with an age), but never lost silently: a missing one
   is a note, which ``predict`` prints and records next to its table; a damaged one is refused.
@@ -11,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,45 @@ def read_info(run: Path) -> rf.RunInfo:
                             "retrain.") from exc
 
 
+def _damage_types() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    # what a loader raises on a model.json with a field missing, of the wrong type or not
+    # UTF-8 JSON, and on a cut or garbled safetensors file
+    return (KeyError, IndexError, TypeError, ValueError, AttributeError, OSError,
+            SafetensorError)
+
+
+@contextlib.contextmanager
+def member_files(folder: Path, what: str = "the model files (model.json, weights.safetensors) are"
+                 ) -> Iterator[None]:
+    """Turn a loader's failure on a damaged run file into a named error.
+
+    Args:
+        folder: The member folder (or file) being loaded, for the message.
+        what: The files it reads, for the message.
+
+    Raises:
+        BrainAgeError: as raised inside when it names `folder`; else an InputError naming
+            the folder, what failed and the fix (for a named error that does not name the
+            file, and for anything a damaged file makes a loader raise).
+    """
+    try:
+        yield
+    except BrainAgeError as exc:
+        if str(folder) in str(exc):  # already names the file
+            raise
+        raise _damaged(folder, what, str(exc)) from exc  # e.g. a config rule's message
+    except _damage_types() as exc:
+        raise _damaged(folder, what, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _damaged(folder: Path, what: str, why: str) -> InputError:
+    return InputError(f"{folder}: {what} damaged or edited ({' '.join(why.split())[:300]}); "
+                      "expected the files `brainage train` wrote. Fix: restore the run folder "
+                      "from a copy, or retrain.")
+
+
 def load_corrections(run: Path) -> Corrections:
     """Bias correction and interval calibration, each None with a note when absent.
 
@@ -71,12 +114,14 @@ def load_corrections(run: Path) -> Corrections:
     out = Corrections()
     fitted = _metrics(run)
     if (run / rf.BIAS).is_file():
-        out.bias = load_bias_correction(run / rf.BIAS)
+        with member_files(run / rf.BIAS, "the bias correction is"):
+            out.bias = load_bias_correction(run / rf.BIAS)
     else:
         out.notes.append(_missing(run, rf.BIAS, "corrected_age and corrected_gap",
                                   "bias_correction" in fitted))
     if (run / rf.INTERVALS).is_file():
-        out.intervals = load_intervals(run / rf.INTERVALS)
+        with member_files(run / rf.INTERVALS, "the interval calibration is"):
+            out.intervals = load_intervals(run / rf.INTERVALS)
     else:
         out.notes.append(_missing(run, rf.INTERVALS, "interval_low and interval_high",
                                   "intervals" in fitted))

@@ -242,11 +242,17 @@ class PreprocessingSpec:
                 "folder first, or give the path of its preprocessing_spec.json."
             )
         raw = parse_json_file(p, "restore the file")
-        spec = cls.from_dict(raw.get("spec", raw))
+        if not isinstance(raw, dict):
+            raise InputError(f"{p}: not a brainage preprocessing spec (expected a JSON object). "
+                             "Fix: restore the file, or prepare again.")
+        try:
+            spec = cls.from_dict(raw.get("spec", raw))
+        except InputError as exc:  # from_dict's message does not know the file
+            raise InputError(f"{p}: {exc}") from exc
         stored = raw.get("hash")
         if stored is not None and stored != spec.hash:
             raise InputError(
-                f"{p}: stored hash {stored[:12]} does not match the spec's content "
+                f"{p}: stored hash {str(stored)[:12]} does not match the spec's content "
                 f"({spec.short_hash}); the file was edited. Fix: restore it or prepare again."
             )
         return spec

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from brainage.data.headers import ABSURD_VOXEL_MM, MIN_VOXELS_PER_AXIS, check_scan, one_line
+from brainage.data.headers import (
+    ABSURD_VOXEL_MM,
+    MIN_VOXELS_PER_AXIS,
+    affine_issues,
+    check_scan,
+    one_line,
+)
 from brainage.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -184,6 +190,8 @@ def conform(img: Any, name: str = "image") -> Conformed:
             f"{MIN_VOXELS_PER_AXIS} voxels per axis. Fix: give the full 3D scan."
         )
     flags = check_voxel_size(zooms, name)
+    for expected, fix, observed in affine_issues(img.affine):  # else io_orientation raises
+        raise InputError(f"{name}: {observed}; expected {expected}. Fix: {fix}.")
     ornt = nib.io_orientation(img.affine)
     canon = nib.orientations.apply_orientation(data, ornt)  # (X, Y, Z) in RAS order
     affine = img.affine @ nib.orientations.inv_ornt_aff(ornt, data.shape)
