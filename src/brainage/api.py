@@ -292,8 +292,9 @@ def _default_config(prepared: Any, cohort: Any, overrides: list[str],
     data = _open_data(prepared, cohort)
     tissues = bool(getattr(data, "spec", None) is not None and data.spec.tissues)
     name = default_preset(tissues, overrides, network_only)
-    why = ("the default for scans prepared with tissue maps (the best measured configuration "
-           "on real scans, docs/benchmarks.md); -c quickstart trains the CPU network") \
+    why = ("the default for scans prepared with tissue maps (the winner of nested "
+           "cross-validation on real scans, docs/benchmarks.md); -c tissue_select chooses "
+           "features inside each fold, -c quickstart trains the CPU network") \
         if name != DEFAULT_NETWORK else (
             "the CPU network preset (the prepared scans have no tissue maps, or a network "
             "option or --set was given)")
