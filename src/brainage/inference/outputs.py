@@ -117,7 +117,7 @@ def write_outputs(output: Path, table: pd.DataFrame, run: Path, notes: list[str]
     """Write the predictions table and its sidecar; returns the sidecar's path."""
     from brainage.data.predictions import write_predictions
 
-    write_predictions(output, table)
     sidecar = sidecar_path(output)
-    write_json(sidecar, report(table, run, notes, ood))
+    write_json(sidecar, report(table, run, notes, ood))  # first: a table never lacks it
+    write_predictions(output, table)  # atomic, and last: the table marks the output done
     return sidecar

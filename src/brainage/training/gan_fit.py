@@ -167,6 +167,15 @@ def train_gan(prepared_dir: str | Path | PreparedCohort, run_dir: str | Path,
     check_trainable(prepared)
     check_gan_config(config, prepared.shape)
     the_splits = gan_splits(run, prepared, config, splits)
+    from brainage.training.fit import run_lock
+
+    with run_lock(run):  # one process per GAN run folder, as for `train`
+        return _train_gan_locked(run, config, prepared, the_splits, splits)
+
+
+def _train_gan_locked(run: Path, config: GanConfig, prepared: PreparedCohort,
+                      the_splits: Splits, splits: Any) -> Path:
+    """The body of :func:`train_gan`, run while this process holds the run's lock."""
     if start_run(run, config):
         warnings.warn(f"{run}: run already complete; nothing to do.", stacklevel=2)
         return run
