@@ -16,6 +16,7 @@ fractions. ``voxels: false`` drops the smoothed voxel maps, leaving regions only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -135,9 +136,10 @@ class FeatureMaker:
         return cls(spec, tuple(channels), tuple(grid.spacing),
                    _pool(grown.astype(np.float32), spec.pool) > 0.5, labels)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Equal for makers that give the same features (definition, channels, grid, masks)."""
+        """Equal for makers that give the same features (definition, channels, grid, masks);
+        computed once (it hashes the mask and every region array)."""
         import hashlib
 
         h = hashlib.sha256(np.packbits(self.mask).tobytes())
