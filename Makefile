@@ -44,7 +44,7 @@ model: install
 	$(BIN)/python benchmarks/make_bundled_model.py --jobs $(JOBS)
 
 # lint-imports checks the layer order (pyproject.toml [tool.importlinter]), mypy the typed
-# public API (brainage/api.py, [tool.mypy]); CI runs make test.
+# public API (brainage/api/, [tool.mypy]); CI runs make test.
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
