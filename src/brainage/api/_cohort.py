@@ -93,12 +93,18 @@ def load_cohort(source: PathLike, *, format: str | None = None,
         format: ``bids``, ``table``, ``openbhb`` or ``tsan``; detected when None (``tsan``
             is never detected: ask for it).
         participant_labels: Participants to keep, with or without ``sub-``.
-        sex_codes: Convention for numeric sex codes, e.g. ``"0=female"``.
+        sex_codes: Convention for numeric sex codes, e.g. ``"0=female"`` (see
+            :data:`brainage.data.sex.NUMERIC_CONVENTIONS`). TSAN defaults to ``0=female``.
         require_site: Every scan must have a site (for site-aware splits).
         check_images: Check every image's header (never its voxels). When False, paths
             are not even checked for existence.
         modality: OpenBHB per-subject arrays: ``vbm`` (grey matter) or ``quasiraw``.
         image_dir: TSAN: folder searched for the images (default: the table's folder).
+
+    Returns:
+        The validated cohort, one row per scan. Notes are logged at INFO level and
+        warnings (participants without an image, images without a participants.tsv row)
+        are issued as ``CohortWarning``; :func:`check_cohort` returns both.
 
     Raises:
         ValidationError: every problem found, each with file, row, value and fix.

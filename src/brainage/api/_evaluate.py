@@ -22,7 +22,8 @@ def evaluate(predictions: PathLike, output: PathLike, *, correction: PathLike | 
     :func:`brainage.evaluation.pipeline.run_evaluation`).
 
     Args:
-        predictions: Predictions TSV (of ``brainage train``, ``predict`` or :func:`predict`).
+        predictions: Predictions TSV (of ``brainage train``, ``predict`` or :func:`predict`;
+            :mod:`brainage.data.predictions`).
         output: Folder to (re)create; refused if it holds files other than a previous
             evaluation.
         correction: Run folder or JSON file with a fitted bias correction.
@@ -61,6 +62,9 @@ def report(source: PathLike, output: PathLike, *, qc: PathLike | None = None,
 
     Returns:
         The written file.
+
+    Raises:
+        BrainAgeError: nothing reportable in `source`, or `output` is a folder.
     """
     from brainage.reporting.report import write_report
 

@@ -58,10 +58,11 @@ def gan_synthesize(gan_run: PathLike, out: PathLike, *,
         gan_run: Folder of :func:`gan_train`.
         out: Dataset folder to write (must not hold a dataset unless `overwrite`).
         prepared: The prepared cohort the GAN was trained on (default: the recorded one).
-        cap: Target subjects per age bin, real + synthetic.
+        cap: Target subjects per age bin, real + synthetic
+            (:func:`brainage.synthesis.plan.plan_synthesis`).
         seed: Seed of the plan (pairs and weights).
         bin_width: Age-bin width in years (1 in the paper).
-        reuse_pairs: Deal a bin's pairs again once used up.
+        reuse_pairs: Deal a bin's pairs again once used up (see ``plan_synthesis``).
         batch_size: Latents decoded at once.
         device: Where the generators run (default CPU).
         change_map: Also write the young -> old change map into ``OUT/change_map``.

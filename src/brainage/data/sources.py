@@ -178,28 +178,10 @@ def load_cohort(
     require_site: bool = False, check_images: bool = True, modality: str = "vbm",
     image_dir: str | Path | None = None,
 ) -> Cohort:
-    """Read and validate a cohort from any supported source.
-
-    Args:
-        source: BIDS folder, CSV/TSV table, OpenBHB folder or ``.npy``, or TSAN table/folder.
-        format: ``bids``, ``table``, ``openbhb`` or ``tsan``; detected when None (``tsan``
-            is never detected: ask for it).
-        participant_labels: Participants to keep, with or without ``sub-``.
-        sex_codes: Convention for numeric sex codes, e.g. ``"0=female"`` (see
-            :data:`brainage.data.sex.NUMERIC_CONVENTIONS`). TSAN defaults to ``0=female``.
-        require_site: Every scan must have a site (for site-aware splits).
-        check_images: Check every image's header (never its voxels). When False, paths
-            are not even checked for existence.
-        modality: OpenBHB per-subject arrays: ``vbm`` (grey matter) or ``quasiraw``.
-        image_dir: TSAN: folder searched for the images (default: the table's folder).
-
-    Returns:
-        The validated cohort, one row per scan. Notes are logged at INFO level and
-        warnings (participants without an image, images without a participants.tsv row)
-        are issued as :class:`CohortWarning`; :func:`read_cohort` returns both.
-
-    Raises:
-        ValidationError: every problem found, each with file, row, value and fix.
+    """Read and validate a cohort from any supported source; the arguments, result and
+    errors are those of :func:`brainage.load_cohort`, which calls this. Notes are logged at
+    INFO level and warnings are issued as :class:`CohortWarning`; :func:`read_cohort`
+    returns both.
     """
     report = read_cohort(
         source, format=format, participant_labels=participant_labels, sex_codes=sex_codes,

@@ -100,21 +100,8 @@ def run_evaluation(predictions: str | os.PathLike[str], output_dir: str | os.Pat
                    fit_on: str | None = None, per_site: bool = False, n_boot: int = 1000,
                    seed: int = 0, folds: int = 5, reference: str = "control",
                    n_splits: int = 100) -> EvaluationResult:
-    """Evaluate a predictions table and write the results folder.
-
-    Args:
-        predictions: Predictions TSV (see :mod:`brainage.data.predictions`).
-        output_dir: Folder to (re)create; refused if it holds files other than a previous
-            evaluation.
-        correction: Run folder or JSON file with a fitted bias correction.
-        method: Correction method when fitting here (``fit_on``) or cross-fitting.
-        fit_on: Fit the correction on the rows matching ``COLUMN==VALUE`` (e.g. controls).
-        per_site: One correction per site (when fitting here or cross-fitting).
-        n_boot: Bootstrap resamples for intervals.
-        seed: Seed of bootstrap, cross-fitting folds and classification splits.
-        folds: Cross-fitting folds.
-        reference: Reference group for the group analysis.
-        n_splits: Stratified shuffle splits of the group classification.
+    """Evaluate a predictions table and write the results folder; the arguments are those
+    of :func:`brainage.evaluate`, which calls this (`output_dir` is its `output`).
 
     Raises:
         BrainAgeError: invalid input or options; nothing is written.

@@ -124,18 +124,10 @@ def explain_scan(run: str | Path | LoadedRun, scan: str | Path | np.ndarray,
         scan: Raw NIfTI or DICOM folder (prepared with the run's spec), a prepared ``.npy``
             array, or an in-memory ``(X, Y, Z)`` array on the run's grid.
         out_dir: Derivatives folder to write into.
-        method: ``auto`` (``ig`` for networks, linear contributions for classical
-            models), ``ig`` (integrated gradients), ``occlusion``, ``smoothgrad`` or
-            ``linear`` (classical models only).
-        steps: Path points (IG) or noisy samples (SmoothGrad).
-        batch: Volumes per forward/backward pass (memory).
-        patch: Occlusion patch size in grid voxels.
-        stride: Occlusion stride (default: the patch size).
-        sex: ``"F"``/``"M"`` for models that take sex (default unknown, as in prediction).
+        method, steps, batch, patch, stride, sex, device, dicom_series: as in
+            :func:`brainage.explain`.
         subject: Participant label for the file names (default: from the file name).
         session: Session label (default: from the file name).
-        device: ``cpu``/``cuda`` (default: CUDA when available).
-        dicom_series: SeriesNumber or UID of a DICOM folder's series (default: its T1w one).
         tissues: The scan's ``(C, X, Y, Z)`` tissue maps (array or ``.npy``) for classical
             models, when `scan` is an array or a ``.npy`` outside a prepared folder.
         affine_det: The scan's affine determinant (QC ``affine_det``), with `tissues`.

@@ -207,18 +207,8 @@ def render_html(context: dict[str, Any]) -> str:
 def write_report(source: str | os.PathLike[str], output: str | os.PathLike[str],
                  qc: str | os.PathLike[str] | None = None, title: str | None = None,
                  n_boot: int = 1000, seed: int = 0) -> Path:
-    """Write the HTML report of a run or evaluation folder.
-
-    Args:
-        source: Run folder, evaluation folder, or run folder with an ``evaluation/``.
-        output: HTML file to write (replaced atomically).
-        qc: Optional QC table (``participant_id``, ``session``, flags).
-        title: Page title (default: from the folder name).
-        n_boot: Bootstrap resamples when metrics have to be computed here.
-        seed: Seed of that bootstrap.
-
-    Returns:
-        The written file.
+    """Write the HTML report of a run or evaluation folder; the arguments are those of
+    :func:`brainage.report`, which calls this. Returns the written file.
 
     Raises:
         BrainAgeError: nothing reportable in `source`, or `output` is a folder.

@@ -48,23 +48,8 @@ def synthesize(gan_run: str | Path, out: str | Path,
                seed: int = 0, bin_width: float = 1.0, reuse_pairs: bool = False,
                batch_size: int = 4, device: str | None = None, change_map: bool = True,
                overwrite: bool = False) -> Path:
-    """Write a synthetic, age-labelled dataset from a GAN run.
-
-    Args:
-        gan_run: Folder of ``brainage gan train``.
-        out: Dataset folder to write (must not hold a dataset unless `overwrite`).
-        prepared: The prepared cohort the GAN was trained on (default: the recorded one).
-        cap: Target subjects per age bin, real + synthetic (:func:`plan_synthesis`).
-        seed: Seed of the plan (pairs and weights).
-        bin_width: Age-bin width in years (1 in the paper).
-        reuse_pairs: Deal a bin's pairs again once used up (see :func:`plan_synthesis`).
-        batch_size: Latents decoded at once.
-        device: Where the generators run (default CPU).
-        change_map: Also write the young -> old change map into ``OUT/change_map``.
-        overwrite: Replace an existing dataset at `out`.
-
-    Returns:
-        The dataset folder.
+    """Write a synthetic, age-labelled dataset from a GAN run; the arguments are those of
+    :func:`brainage.gan_synthesize`, which calls this. Returns the dataset folder.
     """
     gan = open_gan_run(gan_run)
     data = open_training_data(gan, prepared)
