@@ -86,7 +86,7 @@ def forward_gflop(shape: tuple[int, int, int]) -> float:
 def _optim() -> dict[str, Any]:
     """Training's default optimiser (Adam, lr 1e-3) as the ``OptimSpec`` dict."""
     from brainage.config import to_dict
-    from brainage.training.config import OptimSpec
+    from brainage.training.network_config import OptimSpec
 
     spec = to_dict(OptimSpec())
     assert spec["name"] == "adam" and spec["lr"] == 1e-3, spec
@@ -233,8 +233,8 @@ def lightning_worker(batch: int, shape: tuple[int, int, int], steps: int) -> dic
     import torch
 
     from brainage.config import to_dict
-    from brainage.training.config import SchedulerSpec
     from brainage.training.module import RegressionTask
+    from brainage.training.network_config import SchedulerSpec
     from brainage.training.trainer import QUIET
 
     class Clock(L.Callback):

@@ -34,15 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "training
 from synthetic_runs import make_prepared  # noqa: E402
 
 from brainage.training.cascade import CascadeTask, align_stage1, bin_spread  # noqa: E402
-from brainage.training.config import (  # noqa: E402
+from brainage.training.config import SplitSpec, TrainConfig  # noqa: E402
+from brainage.training.fit import train_cohort  # noqa: E402
+from brainage.training.network_config import (  # noqa: E402
     LossSpec,
     ModelSpec,
     OptimSpec,
     SchedulerSpec,
-    SplitSpec,
-    TrainConfig,
 )
-from brainage.training.fit import train_cohort  # noqa: E402
 
 
 def configs(epochs: int, folds: int) -> tuple[TrainConfig, dict[str, TrainConfig]]:

@@ -13,6 +13,10 @@ Load with :func:`load_train_config` (defaults, then a preset or YAML file with t
 ``inherits:``, then ``key=value`` overrides). Unlike a plain recursive merge, a layer that
 names the model or loss defines its ``kwargs`` completely, so ``model: {name: resnet18_3d}``
 does not inherit SFCN's arguments and a saved ``config.yaml`` loads exactly.
+
+The sections live by concern: the network's in :mod:`brainage.training.network_config`, the
+estimators that replace it in :mod:`brainage.training.estimator_config`, the data's (splits,
+synthetic subjects) here with :class:`TrainConfig`.
 """
 
 from __future__ import annotations
@@ -21,10 +25,24 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from brainage.config import load_config
 from brainage.errors import InputError
+from brainage.training.estimator_config import ClassicalSpec, StackSpec
+from brainage.training.network_config import (
+    AugmentSpec,
+    ContrastiveSpec,
+    LossSpec,
+    ModelSpec,
+    OptimSpec,
+    SchedulerSpec,
+)
+
+# The section classes are part of this module's public names: TrainConfig is made of them.
+__all__ = ["CPU_MODEL", "STAGE2_MODEL", "AugmentSpec", "ClassicalSpec", "ContrastiveSpec",
+           "LossSpec", "ModelSpec", "OptimSpec", "SchedulerSpec", "SplitSpec", "StackSpec",
+           "SyntheticSpec", "TrainConfig", "load_train_config", "stage2_defaults"]
 
 #: Model name of the TSAN second stage (the cascade's default stage 2).
 STAGE2_MODEL = "tsan_stage2"
@@ -32,116 +50,6 @@ STAGE2_MODEL = "tsan_stage2"
 #: 8 intensity bins (soft tissue fractions; docs/training.md).
 CPU_MODEL = {"channels": [16, 32, 64, 64], "input_pool": 3, "input_bins": 8,
              "age_range": [10, 90], "dropout": 0.2}
-
-
-@dataclass
-class ModelSpec:
-    """Which registered network to build.
-
-    Attributes:
-        name: Registered model name (``brainage models`` lists them).
-        kwargs: Constructor arguments, e.g. ``{width: 4, num_blocks: 3}``.
-    """
-
-    name: str = "sfcn"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LossSpec:
-    """Training objective.
-
-    Attributes:
-        name: A name of :data:`brainage.losses.LOSSES`: ``mse``, ``l1``, ``tsan`` (MSE +
-            λ·(Spearman + β·age-difference)) or ``soft_label`` (KL to Gaussian soft labels
-            over the model's age bins).
-        kwargs: Arguments of the loss (e.g. ``{lam: 10, beta: 1}`` for ``tsan``).
-    """
-
-    name: str = "soft_label"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from brainage.losses.registry import LOSSES
-
-        LOSSES.get(self.name)
-
-
-@dataclass
-class OptimSpec:
-    """Optimiser.
-
-    Attributes:
-        name: A name of :data:`brainage.training.optim.OPTIMIZERS`: ``adam``, ``adamw``
-            or ``sgd``.
-        lr: Learning rate.
-        weight_decay: L2 weight decay (decoupled for ``adamw``).
-        amsgrad: AMSGrad variant of Adam (TSAN stage 1 uses it).
-        momentum: SGD momentum.
-    """
-
-    name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    amsgrad: bool = False
-    momentum: float = 0.0
-
-    def __post_init__(self) -> None:
-        from brainage.training.optim import OPTIMIZERS
-
-        OPTIMIZERS.get(self.name)
-        if self.lr <= 0:
-            raise InputError(f"optim.lr={self.lr!r}: expected a positive number. "
-                             "Fix: e.g. optim.lr=0.001.")
-
-
-@dataclass
-class SchedulerSpec:
-    """Learning-rate schedule.
-
-    Attributes:
-        name: A name of :data:`brainage.training.optim.SCHEDULERS`: ``plateau``
-            (ReduceLROnPlateau on val MAE), ``step`` (× gamma every
-            step_size epochs), ``cosine`` (cosine decay to 0 over ``epochs``; suits short
-            fixed-length CPU runs, where a small validation set makes plateaus noisy) or
-            ``none``.
-        factor: Plateau reduction factor.
-        patience: Plateau patience in epochs.
-        step_size: Epochs between ``step`` reductions.
-        gamma: ``step`` reduction factor.
-    """
-
-    name: str = "plateau"
-    factor: float = 0.5
-    patience: int = 5
-    step_size: int = 10
-    gamma: float = 0.9
-
-    def __post_init__(self) -> None:
-        from brainage.training.optim import SCHEDULERS
-
-        SCHEDULERS.get(self.name)
-
-
-@dataclass
-class AugmentSpec:
-    """Training-only augmentation (TSAN used none; off by default).
-
-    Attributes:
-        enabled: Apply the transforms below to training images.
-        degrees: Largest random rotation (degrees) of a small random affine.
-        scale: Largest relative scaling of the random affine (0.05 = ±5 %).
-        translation: Largest shift in voxels.
-        flip: Random left-right flips (off: brains are not symmetric).
-        kind: ``affine`` (torchio, interpolated) or ``shift`` (whole voxels, ~10x cheaper).
-    """
-
-    enabled: bool = False
-    degrees: float = 3.0
-    scale: float = 0.03
-    translation: float = 2.0
-    flip: bool = False
-    kind: Literal["affine", "shift"] = "affine"
 
 
 @dataclass
@@ -162,34 +70,6 @@ class SplitSpec:
     val: float = 0.15
     test: float = 0.15
     seed: int = 0
-
-
-@dataclass
-class ContrastiveSpec:
-    """Contrastive pretraining (``brainage pretrain``; Barbano et al., ISBI 2023).
-
-    Attributes:
-        views: Views of each subject per step (the paper: 2).
-        augment: Augmentation of each view (:mod:`brainage.data.views`): ``none`` (identical
-            views, as the published runs; the encoder then runs once per subject), a name
-            or names joined by ``+`` (``crop+cutout``), or a mapping of kinds to settings.
-        projection: Widths of the projection head on the encoder's features, hidden
-            layers then the output (the paper: 512, 128). The L2-normalised output is the
-            representation the contrastive loss sees and ``brainage probe`` probes.
-    """
-
-    views: int = 2
-    augment: Any = "none"
-    projection: list[int] = field(default_factory=lambda: [512, 128])
-
-    def __post_init__(self) -> None:
-        from brainage.data.views import parse_spec
-
-        parse_spec(self.augment)
-        if self.views < 1 or not self.projection or min(self.projection) < 1:
-            raise InputError(f"contrastive.views={self.views!r}, contrastive.projection="
-                             f"{self.projection!r}: expected at least one view and positive "
-                             "widths. Fix: e.g. views: 2, projection: [512, 128].")
 
 
 @dataclass
@@ -216,110 +96,6 @@ class SyntheticSpec:
             raise InputError(f"synthetic.ratio={self.ratio!r}: expected a number >= 0 "
                              "(synthetic per real training subject). Fix: e.g. "
                              "--synthetic-ratio 1.")
-
-
-@dataclass
-class ClassicalSpec:
-    """A classical model (:mod:`brainage.classical`) instead of a network.
-
-    With this section the network sections (model, loss, optim, ...) are not used.
-
-    Attributes:
-        estimator: ``ridge`` (penalty by generalised cross-validation), ``svr`` (linear
-            support-vector regression, C by inner 5-fold search), ``krr`` (kernel ridge,
-            RBF, seeded inner 5-fold grid search) or ``gpr`` (Gaussian process, linear
-            kernel + noise, marginal likelihood).
-        maps: Tissue maps used as features (``GM``, ``WM``, ``CSF``, ``logjac``).
-        modulate: Jacobian-modulated maps (tissue volume per template voxel).
-        fwhm_mm: Smoothing of the voxel maps (mm FWHM).
-        pool: Block-average factor on the grid.
-        volumes: Add whole-brain GM, WM, CSF and intracranial volumes.
-        voxels: Use the smoothed voxel maps (off: regional features only).
-        parcels: Template-parcel scales (parcels per hemisphere) whose map means are added.
-        brain_measures: Add the ventricular CSF and whole-brain tissue fractions.
-        select: Candidates to choose from *inside each training fold*: each entry changes
-            some of the settings above (and may have a ``name``). Every fold compares them
-            by inner cross-validation on its own training subjects and fits the winner, so
-            the run's out-of-fold predictions score the choice honestly (nested
-            cross-validation). Empty: these settings, no choice.
-        select_folds: Inner folds of that choice.
-    """
-
-    estimator: str = "ridge"
-    maps: list[str] = field(default_factory=lambda: ["GM"])
-    modulate: bool = True
-    fwhm_mm: float = 8.0
-    pool: int = 2
-    volumes: bool = True
-    voxels: bool = True
-    parcels: list[int] = field(default_factory=list)
-    brain_measures: bool = False
-    select: list[dict[str, Any]] = field(default_factory=list)
-    select_folds: int = 5
-
-    def __post_init__(self) -> None:
-        from brainage.classical.estimators import ESTIMATORS
-
-        ESTIMATORS.get(self.estimator)
-        self.feature_spec()
-        if self.select_folds < 2:
-            raise InputError(f"classical.select_folds={self.select_folds!r}: expected 2 or "
-                             "more inner folds. Fix: e.g. select_folds: 5.")
-        self.candidates()  # every candidate is checked at load time
-
-    def feature_spec(self) -> Any:
-        """The :class:`~brainage.classical.FeatureSpec` of these settings."""
-        from brainage.classical.features import FeatureSpec
-
-        return FeatureSpec(tuple(self.maps), self.modulate, self.fwhm_mm, self.pool,
-                           self.volumes, self.voxels, tuple(self.parcels),
-                           self.brain_measures)
-
-    def candidates(self) -> dict[str, ClassicalSpec]:
-        """Name -> settings of each candidate (just these settings when ``select`` is
-        empty, named ``default``)."""
-        from brainage.config import from_dict, to_dict
-
-        if not self.select:
-            return {"default": self}
-        base = {k: v for k, v in to_dict(self).items() if k not in ("select", "select_folds")}
-        out: dict[str, ClassicalSpec] = {}
-        for i, entry in enumerate(self.select):
-            where = f"classical.select[{i}]"
-            if not isinstance(entry, dict):
-                raise InputError(f"{where}: got {entry!r}; expected a mapping of settings. "
-                                 "Fix: e.g. - {estimator: svr, parcels: [32]}.")
-            changes = {k: v for k, v in entry.items() if k != "name"}
-            if "select" in changes or "select_folds" in changes:
-                raise InputError(f"{where}: a candidate cannot hold its own select. Fix: "
-                                 "list every candidate at the top level.")
-            name = str(entry.get("name") or f"candidate-{i}")
-            if name in out:
-                raise InputError(f"{where}: the name {name!r} is used twice. Fix: give "
-                                 "each candidate its own name.")
-            out[name] = from_dict(ClassicalSpec, {**base, **changes}, where)
-        return out
-
-
-@dataclass
-class StackSpec:
-    """A stack: several member runs combined by a model fitted on their out-of-fold
-    predictions (:mod:`brainage.training.stack`).
-
-    Attributes:
-        members: Presets or config files of the members (each trained on the same splits).
-        combiner: ``convex`` (non-negative weights summing to 1, the Super Learner's),
-            ``positive`` (non-negative weights + an intercept) or ``mean`` (equal weights);
-            see :func:`brainage.estimators.stacking.fit_combiner`.
-    """
-
-    members: list[str] = field(default_factory=list)
-    combiner: Literal["convex", "positive", "mean"] = "convex"
-
-    def __post_init__(self) -> None:
-        if len(self.members) < 2:
-            raise InputError(f"stack.members={self.members!r}: a stack needs at least two "
-                             "members. Fix: e.g. members: [quickstart, gm_gpr].")
 
 
 @dataclass

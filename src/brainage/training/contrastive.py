@@ -128,7 +128,7 @@ class ContrastiveTask(RegressionTask):
     Args:
         model, loss, optim, scheduler, monitor, channels_last, compile: As
             :class:`RegressionTask` (``loss`` must read ``projection``, e.g. ``contrastive``).
-        contrastive: Fields of :class:`~brainage.training.config.ContrastiveSpec`.
+        contrastive: Fields of :class:`~brainage.training.network_config.ContrastiveSpec`.
         ema: Must be 0 (no weight average is kept).
     """
 

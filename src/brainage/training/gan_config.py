@@ -21,7 +21,7 @@ from typing import Literal
 
 from brainage.config import load_config
 from brainage.errors import InputError
-from brainage.training.config import ModelSpec, OptimSpec, SchedulerSpec
+from brainage.training.network_config import ModelSpec, OptimSpec, SchedulerSpec
 
 
 def _check_weights(**weights: float) -> None:

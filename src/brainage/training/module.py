@@ -27,8 +27,8 @@ class RegressionTask(L.LightningModule):
     Args:
         model: ``{"name": ..., "kwargs": {...}}`` for :func:`brainage.models.create_model`.
         loss: ``{"name": ..., "kwargs": {...}}`` for :func:`brainage.losses.build_loss`.
-        optim: Fields of :class:`brainage.training.config.OptimSpec`.
-        scheduler: Fields of :class:`brainage.training.config.SchedulerSpec`.
+        optim: Fields of :class:`brainage.training.network_config.OptimSpec`.
+        scheduler: Fields of :class:`brainage.training.network_config.SchedulerSpec`.
         monitor: Metric the plateau scheduler follows (``val_mae``; ``train_mae`` when
             there is no validation set).
         channels_last: Keep the network's weights in the ``channels_last_3d`` memory format

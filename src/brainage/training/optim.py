@@ -1,7 +1,7 @@
 """Optimisers and learning-rate schedules a config can name, one registry each.
 
 An optimiser builder takes the parameters and the ``optim`` section (a dict of
-:class:`~brainage.training.config.OptimSpec` fields); a schedule builder takes the optimiser,
+:class:`~brainage.training.network_config.OptimSpec` fields); a schedule builder takes the optimiser,
 the ``scheduler`` section, the number of epochs and the monitored metric, and returns what
 Lightning's ``configure_optimizers`` expects (or the bare optimiser for ``none``).
 """
