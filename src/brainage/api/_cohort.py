@@ -226,7 +226,8 @@ def split(cohort: Cohort | PathLike, out: PathLike, method: str = "kfold", *, k:
         force: Remake the file if it exists.
     """
     from brainage.data.cohort import Cohort
-    from brainage.data.splits import load_or_make_splits, make_splits, parse_mapping
+    from brainage.data.splits import load_or_make_splits, make_splits
+    from brainage.data.splits_openbhb import parse_mapping
 
     data = cohort if isinstance(cohort, Cohort) else load_cohort(
         cohort, require_site=method == "sites", check_images=False)
