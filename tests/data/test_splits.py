@@ -18,9 +18,9 @@ from brainage.data.splits import (
     load_or_make_splits,
     make_splits,
     openbhb,
-    parse_mapping,
     train_val_test,
 )
+from brainage.data.splits_openbhb import parse_mapping
 from brainage.errors import BrainAgeError, ValidationError
 
 

@@ -45,12 +45,12 @@ from brainage.data.splits_file import (
     cohort_hash,
     synthetic_subjects,
 )
-from brainage.data.splits_openbhb import OPENBHB_ROLES, openbhb, parse_mapping
+from brainage.data.splits_openbhb import openbhb
 from brainage.errors import BrainAgeError, ValidationError
 
 __all__ = [
-    "METHODS", "OPENBHB_ROLES", "ROLES", "Splits", "cohort_hash", "kfold", "leave_sites_out",
-    "load_or_make_splits", "make_splits", "openbhb", "parse_mapping", "train_val_test",
+    "METHODS", "ROLES", "Splits", "cohort_hash", "kfold", "leave_sites_out",
+    "load_or_make_splits", "make_splits", "openbhb", "train_val_test",
 ]
 
 # --- methods -------------------------------------------------------------------------------
