@@ -11,16 +11,8 @@ import pandas as pd
 import pytest
 
 from brainage.data.headers import flat_issues, nifti_issues, npy_issues
-from brainage.data.validate import (
-    ROW,
-    WHERE,
-    check_duplicates,
-    check_images,
-    check_site,
-    parse_ages,
-    parse_ints,
-    parse_sex,
-)
+from brainage.data.table_values import parse_ages, parse_ints, parse_sex
+from brainage.data.validate import ROW, WHERE, check_duplicates, check_images, check_site
 
 
 def test_parse_ages_reports_every_bad_value_with_row_and_column():

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from brainage.data.cohort import bids_label
+from brainage.data.table_values import parse_labels
 from brainage.data.tables import (
     RawCohort,
     empty_table,
@@ -24,7 +25,7 @@ from brainage.data.tables import (
     standardise_columns,
     unknown_labels,
 )
-from brainage.data.validate import ENTITY_COLUMNS, ROW, WHERE, parse_labels
+from brainage.data.validate import ENTITY_COLUMNS, ROW, WHERE
 from brainage.errors import Problem
 
 _SCAN_COLUMNS = ("session", "run", "path", *ENTITY_COLUMNS)

@@ -19,6 +19,7 @@ import pandas as pd
 from brainage.data.bids import read_participants
 from brainage.data.cohort import bids_label
 from brainage.data.headers import flat_issues, issue_problems, npy_issues
+from brainage.data.table_values import parse_labels
 from brainage.data.tables import (
     RawCohort,
     empty_table,
@@ -27,7 +28,7 @@ from brainage.data.tables import (
     standardise_columns,
     unknown_labels,
 )
-from brainage.data.validate import ROW, WHERE, parse_labels
+from brainage.data.validate import ROW, WHERE
 from brainage.errors import Problem
 
 #: modality -> (file name after ``sub-<id>``, array shape)

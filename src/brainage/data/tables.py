@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from brainage.data.cohort import COLUMNS, bids_label
-from brainage.data.validate import ROW, WHERE, is_missing, name_rows, parse_labels
+from brainage.data.table_values import is_missing, name_rows, parse_labels
+from brainage.data.validate import ROW, WHERE
 from brainage.errors import BrainAgeError, Problem
 from brainage.io import TableError, read_table
 

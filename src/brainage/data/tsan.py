@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainage.data.table_values import parse_labels, row_number
 from brainage.data.tables import (
     RawCohort,
     empty_table,
@@ -22,7 +23,7 @@ from brainage.data.tables import (
     standardise_columns,
     unknown_labels,
 )
-from brainage.data.validate import ROW, WHERE, parse_labels, row_number
+from brainage.data.validate import ROW, WHERE
 from brainage.errors import Problem
 
 #: TSAN's one-hot sex input: index 0 = female, 1 = male.
