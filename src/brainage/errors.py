@@ -93,3 +93,9 @@ def require(condition: bool, problem: Problem) -> None:
     """Raise a one-problem ValidationError unless `condition` holds."""
     if not condition:
         raise ValidationError([problem])
+
+
+def one_line(text: object) -> str:
+    """`text` with every run of whitespace (newlines included) as one space: a
+    message part that stays on its line."""
+    return " ".join(str(text).split())

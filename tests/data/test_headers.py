@@ -13,8 +13,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from brainage.data import headers
-from brainage.data.headers import MAX_VOXELS, check_scan, nifti_issues
+from brainage.data import nifti_header
+from brainage.data.headers import check_scan
+from brainage.data.nifti_header import nifti_issues
+from brainage.data.scan_rules import MAX_VOXELS
 from brainage.errors import BrainAgeError
 
 
@@ -47,7 +49,7 @@ def test_a_header_promising_more_than_the_file_holds_is_refused_unread(tmp_path,
 
 def test_more_voxels_than_the_maximum_are_refused(tmp_path, monkeypatch):
     path = _header_only(tmp_path / "big.nii", (1024, 1024, 512), np.uint8, size=352)
-    monkeypatch.setattr(headers, "data_size_issues", lambda *a: [])  # as if the data were there
+    monkeypatch.setattr(nifti_header, "data_size_issues", lambda *a: [])  # as if the data were there
     (issue,) = nifti_issues(path)
     assert f"at most {MAX_VOXELS:,} voxels" in issue[0] and "536,870,912 voxels" in issue[2]
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainage.data.headers import flat_issues, nifti_issues, npy_issues
+from brainage.data.headers import flat_issues, npy_issues
+from brainage.data.nifti_header import nifti_issues
 from brainage.data.table_values import parse_ages, parse_ints, parse_sex
 from brainage.data.validate import ROW, WHERE, check_duplicates, check_images, check_site
 

@@ -18,7 +18,8 @@ from fuzz_helpers import FUZZ, read_or_refuse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brainage.data.headers import check_scan, nifti_issues
+from brainage.data.headers import check_scan
+from brainage.data.nifti_header import nifti_issues
 from brainage.errors import BrainAgeError, InputError
 from brainage.preprocessing.steps import conform, load_image
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from brainage.data.dicom import Series, pick_series
-from brainage.data.headers import one_line
-from brainage.errors import InputError, NotFoundError
+from brainage.errors import InputError, NotFoundError, one_line
 
 #: Seconds one conversion may take (a 1 mm whole-head series converts in about a second).
 TIMEOUT_S = 300

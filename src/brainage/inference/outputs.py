@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage.data.headers import one_line
-from brainage.errors import InputError
+from brainage.errors import InputError, one_line
 from brainage.io import write_json
 
 _IDS = ("participant_id", "session", "run", "age", "age_source", "age_note", "sex", "site",

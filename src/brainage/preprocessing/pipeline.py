@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from brainage.data.headers import one_line
-from brainage.errors import BrainAgeError, InputError
+from brainage.errors import BrainAgeError, InputError, one_line
 from brainage.preprocessing import antsio, qc, registration, skullstrip, steps, tissues
 from brainage.preprocessing.spec import PreprocessingSpec
 

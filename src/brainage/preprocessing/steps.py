@@ -14,14 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from brainage.data.headers import (
-    ABSURD_VOXEL_MM,
-    MIN_VOXELS_PER_AXIS,
-    affine_issues,
-    check_scan,
-    one_line,
-)
-from brainage.errors import InputError, NotFoundError
+from brainage.data.headers import check_scan
+from brainage.data.scan_rules import ABSURD_VOXEL_MM, MIN_VOXELS_PER_AXIS, affine_issues
+from brainage.errors import InputError, NotFoundError, one_line
 
 if TYPE_CHECKING:
     import ants

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from brainage import locks
-from brainage.data.headers import one_line
-from brainage.errors import BrainAgeError, InputError
+from brainage.errors import BrainAgeError, InputError, one_line
 from brainage.preprocessing import derivatives
 from brainage.preprocessing.cache import CacheStore, ScanKey
 from brainage.preprocessing.spec import PreprocessingSpec
