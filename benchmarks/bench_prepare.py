@@ -131,7 +131,7 @@ def bench_deepbet(scans: list[Path]) -> dict:
     import torch
 
     from brainage.preprocessing.skullstrip import deepbet_mask, dice
-    from brainage.preprocessing.spec import DEFAULT_PARAMS
+    from brainage.preprocessing.spec_params import DEFAULT_PARAMS
     from brainage.preprocessing.steps import conform
 
     torch.set_num_threads(int(THREADS))

@@ -8,7 +8,8 @@ import pytest
 from brainage.preprocessing.antsio import template_mask_on_grid
 from brainage.preprocessing.grids import get_grid
 from brainage.preprocessing.skullstrip import dice, refined_mask
-from brainage.preprocessing.spec import DEFAULT_PARAMS, PreprocessingSpec
+from brainage.preprocessing.spec import PreprocessingSpec
+from brainage.preprocessing.spec_params import DEFAULT_PARAMS
 from brainage.preprocessing.tissues import modulated, segment, template_priors, tissue_qc
 
 GRID = get_grid("8mm:20x24x18")

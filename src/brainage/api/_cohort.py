@@ -151,7 +151,7 @@ def prepare(source: Cohort | PathLike, out: PathLike,
         nonlinear: Add SyN after the affine registration.
         normalisation: Override the grid's default intensity normalisation.
         tissues: Also write tissue probability maps (the default model reads them).
-        params: Overrides of :data:`brainage.preprocessing.spec.DEFAULT_PARAMS` entries.
+        params: Overrides of :data:`brainage.preprocessing.spec_params.DEFAULT_PARAMS` entries.
 
     Returns:
         The run summary (counts, failures, flags; ``.format()`` prints it).
