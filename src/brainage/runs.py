@@ -50,10 +50,9 @@ from typing import Any
 from brainage import __version__
 from brainage.errors import InputError, NotFoundError
 from brainage.io import parse_json_file, write_json
+from brainage.run_kinds import stored_kinds
 
 RUN_JSON = "run.json"
-#: Run kinds: age models, a two-stage cascade, pretrained encoders (+ probe read-outs).
-KINDS = ("models", "cascade", "encoder", "gan", "stack")
 FORMAT = "brainage-run"
 VERSION = 1
 CONFIG = "config.yaml"
@@ -64,7 +63,6 @@ PREDICTIONS = "predictions.tsv"
 MODEL_CARD = "model_card.json"
 BIAS = "bias_correction.json"
 INTERVALS = "interval_calibration.json"
-#: Kinds of run: age models (one or a fold ensemble), the TSAN cascade, TGB-GAN generators.
 INTENDED_USE = ("Research use only; not for diagnosis. Valid only for T1w scans prepared "
                 "with the recorded preprocessing specification, within the training age range.")
 
@@ -74,9 +72,9 @@ class RunInfo:
     """Contents of ``run.json``.
 
     Attributes:
-        kind: ``models`` (one model or a fold ensemble), ``cascade``, ``encoder``
-            (pretrained encoders) or ``gan`` (TGB-GAN generators, one per fold); see
-            :data:`KINDS`.
+        kind: The stored kind, :attr:`~brainage.run_kinds.RunKind.stored` of a
+            registered kind (``models``, ``cascade``, ``encoder``, ``gan`` or ``stack``);
+            :func:`brainage.run_kinds.kind_of` tells which registered kind the folder is.
         members: Model folders relative to the run (``"."`` for a single model).
         training_range: ``[min, max]`` age of the training subjects.
         spec_hash: Hash of the preprocessing spec the models were trained on.
@@ -199,9 +197,9 @@ def _checked_info(path: Path, data: dict[str, Any]) -> RunInfo:
     if len(rng) != 2 or not all(map(math.isfinite, rng)) or rng[0] > rng[1]:
         raise InputError(f"{path}: training_range is {data['training_range']!r}; expected "
                          f"[min, max] ages in years. {fix}")
-    if info.kind not in KINDS or not all(n > 0 for n in info.input_shape):
+    if info.kind not in stored_kinds() or not all(n > 0 for n in info.input_shape):
         raise InputError(f"{path}: kind {info.kind!r} / input_shape {info.input_shape!r}: "
-                         f"expected a kind of {list(KINDS)} and a positive shape. {fix}")
+                         f"expected a kind of {stored_kinds()} and a positive shape. {fix}")
     return info
 
 

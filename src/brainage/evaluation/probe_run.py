@@ -21,12 +21,15 @@ gets ``predictions.tsv`` and ``metrics.json`` of its probe's test subjects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.data.predictions import aggregate, write_predictions
@@ -138,6 +141,53 @@ def _partial(split: dict[str, ProbeSplit], sets: dict[str, np.ndarray], n_sites:
     return out, age_probe
 
 
+@dataclass(frozen=True)
+class ProbeRule:
+    """How ``brainage probe`` treats a run of one kind.
+
+    Attributes:
+        probes: Whether its members can be probed (each member is a network).
+        writes_predictions: Whether the probe's test predictions become the run's
+            ``predictions.tsv`` and ``metrics.json`` (a run with no age predictions of its
+            own: an encoder).
+        fix: For a kind that cannot be probed: what to do instead (the run folder given).
+    """
+
+    probes: bool
+    writes_predictions: bool = False
+    fix: Callable[[Path], str] | None = None
+
+
+#: Per run kind (:data:`brainage.run_kinds.RUN_KINDS`).
+PROBE_RULES: dict[str, ProbeRule] = {
+    rk.MODELS: ProbeRule(probes=True),
+    rk.ENCODER: ProbeRule(probes=True, writes_predictions=True),
+    rk.CASCADE: ProbeRule(False, fix=lambda run: "its stages are runs of their own: probe "
+                          f"{run / 'stage1'} or {run / 'stage2'}."),
+    rk.STACK: ProbeRule(False, fix=lambda run: "probe one of its member runs, under "
+                        f"{run / 'members'}."),
+    rk.CLASSICAL: ProbeRule(False, fix=lambda run: "a classical model has no network "
+                            "representation to probe; probe a network run."),
+    rk.GAN: ProbeRule(False, fix=lambda run: "a GAN run's networks make synthetic brains; "
+                      "probe a run of age networks or of pretrained encoders."),
+}
+
+
+def probe_rule(run: Path, info: rf.RunInfo) -> ProbeRule:
+    """The rule for the run's kind.
+
+    Raises:
+        InputError: a kind that cannot be probed; the message lists the kinds that can.
+    """
+    kind = rk.kind_of(run, info)
+    rule = PROBE_RULES[kind.name]
+    if not rule.probes:
+        assert rule.fix is not None
+        raise rk.unsupported(run, kind, "`brainage probe`",
+                             [n for n, r in PROBE_RULES.items() if r.probes], rule.fix(run))
+    return rule
+
+
 def _fold_of(run: Path, info: rf.RunInfo) -> tuple[Splits, int]:
     own = Splits.from_json(run / rf.SPLITS)
     return own, max(len(info.members) // own.n_folds, 1)
@@ -150,7 +200,8 @@ def probe_run(run_dir: str | Path, data: Any, output: str | Path | None = None, 
     """Probe every member of a run under the challenge protocol; write the metrics JSON.
 
     Args:
-        run_dir: A finished run (``models`` or ``encoder``).
+        run_dir: A finished run of a kind :data:`PROBE_RULES` probes (age networks or
+            pretrained encoders).
         data: A prepared cohort, its folder, or OpenBHB data.
         output: The metrics JSON (default ``RUN/probe_metrics.json``).
         splits: The probe's splits (file or :class:`Splits`); see the module notes.
@@ -168,9 +219,7 @@ def probe_run(run_dir: str | Path, data: Any, output: str | Path | None = None, 
 
     run = Path(run_dir)
     info = rf.read_run_info(run)
-    if info.kind == "cascade":
-        raise InputError(f"{run} is a cascade; its stages are runs of their own. Fix: probe "
-                         f"{run / 'stage1'} or {run / 'stage2'}.")
+    rule = probe_rule(run, info)
     spec = PreprocessingSpec.load(run / rf.PREPROCESSING)
     prepared = open_like(data, spec, cohort, mask)
     check_spec_compatible(spec, prepared.spec, what=("run", "data"))
@@ -197,7 +246,7 @@ def probe_run(run_dir: str | Path, data: Any, output: str | Path | None = None, 
                                    "predicted_age": readout.predict(x[test])}))
     out = summarise(results, describe(member), run, data)
     write_json(Path(output) if output else run / PROBE_METRICS, out)
-    if info.kind == "encoder":
+    if rule.writes_predictions:
         _write_predictions(run, table, preds, out)
     return out
 

@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 import torch
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
-from brainage.errors import InputError, NotFoundError
+from brainage.errors import NotFoundError
 from brainage.preprocessing.prepared import PreparedCohort, open_prepared
 from brainage.preprocessing.spec import PreprocessingSpec
 
@@ -77,9 +78,8 @@ def open_gan_run(path: str | Path) -> GanRun:
     """
     root = Path(path)
     info = rf.read_run_info(root)
-    if info.kind != "gan":
-        raise InputError(f"{root} is a run of kind {info.kind!r}, not a GAN run. Fix: pass "
-                         "the folder written by `brainage gan train`.")
+    rk.expect_kind(root, info, rk.GAN, "pass the folder written by "
+                   f"{rk.RUN_KINDS.get(rk.GAN).made_by}.")
     members = []
     for name in info.members:
         folder = rf.inside_run(root, name)

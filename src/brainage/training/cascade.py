@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.errors import InputError
@@ -208,11 +209,11 @@ def finish_cascade(run: Path) -> None:
     write_json(run / rf.METRICS, metrics)
     info1 = rf.read_run_info(stage1)
     card = rf.read_json(stage2 / rf.MODEL_CARD)
-    card["model"] = {"kind": "cascade", "stage1": rf.read_json(stage1 / rf.MODEL_CARD)["model"],
+    card["model"] = {"kind": rk.CASCADE, "stage1": rf.read_json(stage1 / rf.MODEL_CARD)["model"],
                      "stage2": card["model"]}
     card["metrics"] = metrics
     write_json(run / rf.MODEL_CARD, card)
     rf.write_run_info(run, rf.RunInfo(
-        kind="cascade", members=[], training_range=info1.training_range,
+        kind=rk.CASCADE, members=[], training_range=info1.training_range,
         spec_hash=info1.spec_hash, input_shape=info1.input_shape,
         stages={"stage1": "stage1", "stage2": "stage2"}))

@@ -3,8 +3,9 @@
 ``brainage train PREPARED RUN --init-from SOURCE`` (``config.init_from``) checks, before
 anything is written:
 
-* the source is a finished ``brainage train`` run of kind ``models`` (a cascade, an encoder
-  or a GAN run is refused; a cascade's ``stage1/`` folder is such a run);
+* the source is a finished ``brainage train`` run of age networks, kind ``models``
+  (:data:`FINE_TUNE_RULES` says why each other kind is refused; a cascade's ``stage1/``
+  folder is such a run);
 * PREPARED was prepared with the source's preprocessing recipe (else it is refused, with the
   command that prepares it exactly as the model expects: ``brainage prepare SOURCE_DATA OUT
   --spec SOURCE``); other library versions only warn, since preparing again here cannot
@@ -26,12 +27,14 @@ import dataclasses
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.errors import InputError
 from brainage.models import BrainAgeModel, load_model
@@ -93,40 +96,63 @@ def start_fine_tune(config: TrainConfig, prepared: PreparedCohort
     return config, InitWeights(state, record)
 
 
+def _starts(run: Path, kind: rk.RunKind) -> str | None:
+    return None
+
+
+def _whole_cascade(run: Path, kind: rk.RunKind) -> str | None:
+    return ("a TSAN cascade cannot be fine-tuned as a whole (its stage 2 refines stage-1 "
+            "predictions of the cohort it was trained on). Fix: fine-tune its first stage as a "
+            f"single-stage run, --init-from {run / 'stage1'}.")
+
+
+def _stack(run: Path, kind: rk.RunKind) -> str | None:
+    return ("a stack combines several runs. Fix: fine-tune one of its network members, e.g. "
+            f"--init-from {run / 'members' / 'quickstart'}.")
+
+
+def _classical(run: Path, kind: rk.RunKind | None = None) -> str | None:
+    return ("its members are classical models (tissue maps + a linear or kernel regressor), "
+            "which have no network weights to start from. Fix: train it on your data "
+            "directly, `brainage train PREPARED RUN -c tissue_ridge` (seconds), or fine-tune "
+            "a network run.")
+
+
+def _not_age_models(run: Path, kind: rk.RunKind) -> str | None:
+    starts = [n for n, rule in FINE_TUNE_RULES.items() if rule is _starts]
+    return (f"a run of kind {kind.name!r} ({kind.summary}); fine-tuning starts from runs of "
+            f"kind {', '.join(repr(n) for n in starts)}, written by `brainage train`. Fix: "
+            "pass such a run folder.")
+
+
+#: Per run kind (:data:`brainage.run_kinds.RUN_KINDS`): ``rule(source, kind)`` is None where
+#: fine-tuning may start from the source, else why not and the fix.
+FINE_TUNE_RULES: dict[str, Callable[[Path, rk.RunKind], str | None]] = {
+    rk.MODELS: _starts, rk.CLASSICAL: _classical, rk.CASCADE: _whole_cascade,
+    rk.STACK: _stack, rk.ENCODER: _not_age_models, rk.GAN: _not_age_models}
+
+
 def source_info(run: Path) -> rf.RunInfo:
     """``run.json`` of the source, which must hold age models trained by ``brainage train``.
 
     Raises:
-        BrainAgeError: not a finished run, or a cascade, encoder or GAN run.
+        BrainAgeError: not a finished run, or a run of a kind fine-tuning cannot start
+            from (:data:`FINE_TUNE_RULES` says why).
     """
     info = rf.read_run_info(run)
-    if info.kind == "cascade":
-        raise InputError(
-            f"--init-from {run}: a TSAN cascade cannot be fine-tuned as a whole (its stage 2 "
-            "refines stage-1 predictions of the cohort it was trained on). Fix: fine-tune its "
-            f"first stage as a single-stage run, --init-from {run / 'stage1'}.")
-    if info.kind == "stack":
-        raise InputError(
-            f"--init-from {run}: a stack combines several runs. Fix: fine-tune one of its "
-            f"network members, e.g. --init-from {run / 'members' / 'quickstart'}.")
-    if info.kind != "models":
-        raise InputError(
-            f"--init-from {run}: a run of kind {info.kind!r}; fine-tuning starts from age "
-            "models trained by `brainage train` (run.json kind 'models'). Fix: pass such a "
-            "run folder.")
-    _refuse_classical(run, info.members[0])
+    kind = rk.kind_of(run, info)
+    why = FINE_TUNE_RULES[kind.name](run, kind)
+    if why is not None:
+        raise InputError(f"--init-from {run}: {why}")
     return info
 
 
 def _refuse_classical(run: Path, member: str) -> None:
+    """A classical member (picked by ``--init-member``) has no network weights either."""
     from brainage.classical.model import is_classical
 
     if is_classical(run / member):
-        raise InputError(
-            f"--init-from {run}: member {member!r} is a classical model (tissue maps + a "
-            "linear or kernel regressor), which has no network weights to start from. Fix: "
-            "train it on your data directly, `brainage train PREPARED RUN -c tissue_ridge` "
-            "(seconds), or fine-tune a network run.")
+        raise InputError(f"--init-from {run}: member {member!r}: {_classical(run)}")
 
 
 def check_source_spec(run: Path, info: rf.RunInfo, prepared: PreparedCohort) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.data.datasets import ScanDataset
 from brainage.data.splits_file import Splits, cohort_hash
@@ -221,7 +222,7 @@ def finish_gan_run(run: Path, config: GanConfig, prepared: PreparedCohort, split
     ident = run_id(run, members)
     write_json(run / rf.METRICS, {"members": dict(zip(members, metrics, strict=True))})
     prepared.spec.save(run / rf.PREPROCESSING)
-    info = rf.RunInfo(kind="gan", members=members,
+    info = rf.RunInfo(kind=rk.GAN, members=members,
                       training_range=[float(ages.min()), float(ages.max())],
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
                       extra={"model": config.generator.name, "run_id": ident,
@@ -229,7 +230,7 @@ def finish_gan_run(run: Path, config: GanConfig, prepared: PreparedCohort, split
     write_json(run / rf.MODEL_CARD, {
         "format": "brainage-model-card", "brainage_version": rf.__version__,
         "environment": rf.environment(),
-        "model": {"name": "TGB-GAN", "kind": "gan", "run_id": ident, "members": members,
+        "model": {"name": "TGB-GAN", "kind": rk.GAN, "run_id": ident, "members": members,
                   "networks": {n: to_dict(getattr(config, n)) for n in NETWORKS}},
         "training_data": {"subjects_seen": len(seen), "age_range": info.training_range,
                           "splits": {"method": splits.method, "folds": splits.n_folds}},

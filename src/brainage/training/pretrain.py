@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.splits_file import Splits
@@ -32,8 +33,6 @@ from brainage.training.fit import begin_run, member_config
 from brainage.training.results import data_summary, model_card, training_range
 from brainage.training.trainer import best_weights, fit_checkpoint, global_rank
 
-#: The run kind of a pretrained encoder (``run.json``).
-KIND = "encoder"
 #: Preset used when no config is given.
 DEFAULT_PRESET = "contrastive"
 
@@ -100,7 +99,7 @@ def finish_pretraining(run: Path, config: TrainConfig, prepared: PreparedCohort,
     assert config.contrastive is not None
     table = prepared.table
     prepared.spec.save(run / rf.PREPROCESSING)
-    info = rf.RunInfo(kind=KIND, members=rf.member_names(splits.n_folds, config.repeats),
+    info = rf.RunInfo(kind=rk.ENCODER, members=rf.member_names(splits.n_folds, config.repeats),
                       training_range=training_range(table, splits),
                       spec_hash=prepared.spec_hash, input_shape=list(prepared.shape),
                       extra={"model": config.model.name, "representation": "projection",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.config import to_dict
 from brainage.data.datasets import ScanDataset
@@ -76,7 +77,7 @@ def finish_run(run: Path, config: TrainConfig, prepared: PreparedCohort, splits:
                extra_metrics: dict[str, Any] | None = None,
                synthetic: dict[str, Any] | None = None,
                init_from: dict[str, Any] | None = None, model_name: str | None = None,
-               kind: str = "models", members: list[str] | None = None) -> pd.DataFrame:
+               kind: str = rk.MODELS, members: list[str] | None = None) -> pd.DataFrame:
     """Write predictions, metrics, bias correction, spec, model card, then ``run.json``.
 
     `synthetic` (:meth:`~brainage.training.synthetic.SyntheticMix.summary`) is recorded in

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brainage import run_kinds as rk
 from brainage import runs as rf
 from brainage.data.cohort import Cohort
 from brainage.data.splits_file import Splits
@@ -166,4 +167,4 @@ def _finish(run: Path, config: TrainConfig, prepared: PreparedCohort, splits: Sp
                                                             strict=True)),
                                         "intercept": final["intercept"],
                                         "member_oof_mae": member_mae}},
-               model_name="stack", kind="stack", members=members)
+               model_name="stack", kind=rk.STACK, members=members)
