@@ -116,7 +116,7 @@ def _stages_of(predictor: Any, scan: Path) -> dict[str, float]:
         feature_matrix(classical[0].features, data)
     out["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    predictor.predict_table(data)  # makes the features again: counted once, under features
+    predictor.predict(data)  # makes the features again: counted once, under features
     out["model"] = max(0.0, time.perf_counter() - t0 - out["features"])
     return out
 

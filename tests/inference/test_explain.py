@@ -69,7 +69,7 @@ def test_prepared_array_gives_template_map_regions_and_sidecars(run, cohort, tmp
 
 
 def test_prediction_matches_the_predictor(run, cohort, loaded, tmp_path):
-    pred = Predictor.from_run(run).predict_table(cohort.table.iloc[:2])
+    pred = Predictor.from_run(run).predict(cohort.table.iloc[:2])
     for i in range(2):
         out = explain_scan(loaded, cohort.table["array_path"].iloc[i], tmp_path, steps=4)
         assert out.prediction == pytest.approx(pred["predicted_age"].iloc[i], abs=1e-3)

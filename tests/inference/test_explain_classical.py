@@ -62,7 +62,7 @@ def _identity_error(out) -> float:
 
 def test_ridge_map_sums_to_prediction_minus_training_mean(ridge, prepared, tmp_path):
     table = prepared.table
-    predicted = Predictor.from_run(ridge).predict_table(table.iloc[:3])["predicted_age"]
+    predicted = Predictor.from_run(ridge).predict(table.iloc[:3])["predicted_age"]
     folds = [ClassicalModel.load(ridge / f"fold-{k}") for k in range(3)]
     for i in range(3):
         out = explain_scan(ridge, table["array_path"].iloc[i], tmp_path)
@@ -148,7 +148,7 @@ def test_stack_of_classical_members_is_the_weighted_sum_of_their_maps(stack, pre
     npy = prepared.table["array_path"].iloc[4]
     out = explain_scan(stack, npy, tmp_path / "stack")
     assert abs(_identity_error(out)) < 1e-4
-    predicted = Predictor.from_run(stack).predict_table(prepared.table.iloc[4:5])
+    predicted = Predictor.from_run(stack).predict(prepared.table.iloc[4:5])
     assert out.prediction == pytest.approx(predicted["predicted_age"].iloc[0], abs=1e-6)
     comb = json.loads((stack / "stack.json").read_text())
     members = [explain_scan(stack / m, npy, tmp_path / m.replace("/", "_"))

@@ -96,10 +96,10 @@ def test_cli_jobs_two_logs_progress_and_ends_with_one_summary_line(run, scans, t
 
 
 def test_prepared_scans_go_in_batches_with_the_same_predictions(run, prepared):
-    whole = Predictor.from_run(run).predict_table(prepared.table)
+    whole = Predictor.from_run(run).predict(prepared.table)
     predictor = Predictor.from_run(run, batch_size=2)  # tasks of 16 scans: 16 + 8
     seen: list[tuple[int, int]] = []
-    chunked = predictor.predict_prepared(prepared.root, progress=lambda d, t: seen.append(
+    chunked = predictor.predict(prepared.root, progress=lambda d, t: seen.append(
         (d, t)))
     pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
     assert seen[-1] == (24, 24) and len(seen) == 24 and (16, 24) in seen

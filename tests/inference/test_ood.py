@@ -80,7 +80,7 @@ def test_unlike_scans_score_higher_and_are_flagged(run):
     rng = np.random.default_rng(42)  # new subjects from the training generator
     like = [volume(a, rng) for a in (35.0, 50.0, 65.0)]
     unlike = [3.0 * like[1], like[1] + rng.normal(0, 1.0, SHAPE).astype(np.float32)]
-    out = Predictor.from_run(run).predict_table(_rows(like + unlike, [None, "truncated_fov",
+    out = Predictor.from_run(run).predict(_rows(like + unlike, [None, "truncated_fov",
                                                                       None, None, None]))
     emb, inten = out["embedding_distance"].to_numpy(), out["intensity_z"].to_numpy()
     assert emb[3:].min() > emb[:3].max() and inten[3:].min() > inten[:3].max()
@@ -95,7 +95,7 @@ def test_unlike_scans_score_higher_and_are_flagged(run):
 def test_age_outside_the_training_range_joins_the_flags(run):
     lo, _hi = json.loads((run / "run.json").read_text())["training_range"]
     rows = _rows([volume(50.0, np.random.default_rng(3))]).assign(age=lo - 10)
-    out = Predictor.from_run(run).predict_table(rows)
+    out = Predictor.from_run(run).predict(rows)
     assert out.loc[0, "ood"] == "age_out_of_range"
     assert out.loc[0, "ood_flags"].split(";")[0] == "age_out_of_range"
 
@@ -107,7 +107,7 @@ def test_a_run_without_the_reference_predicts_with_a_note(run, tmp_path):
     (old / ood.REFERENCE_TENSORS).unlink()
     with pytest.warns(outputs.NoteWarning, match="no ood_reference.json"):
         predictor = Predictor.from_run(old)
-    out = predictor.predict_table(_rows([volume(50.0, np.random.default_rng(4))], ["x"]))
+    out = predictor.predict(_rows([volume(50.0, np.random.default_rng(4))], ["x"]))
     assert "embedding_distance" not in out and out.loc[0, "ood_flags"] == "x"
     assert any("ood_reference.json" in n for n in predictor.notes)
     assert predictor.ood_info()["reference"] is None
@@ -123,7 +123,7 @@ def test_a_damaged_reference_is_refused(run, tmp_path):
 
 def test_the_sidecar_describes_the_columns_and_thresholds(run, tmp_path):
     predictor = Predictor.from_run(run)
-    table = predictor.predict_table(_rows([volume(50.0, np.random.default_rng(5))]))
+    table = predictor.predict(_rows([volume(50.0, np.random.default_rng(5))]))
     sidecar = outputs.write_outputs(tmp_path / "p.tsv", table, run, [], predictor.ood_info())
     got = json.loads(sidecar.read_text())
     assert {"embedding_distance", "intensity_z", "ood_flags", "ood"} <= set(got["columns"])

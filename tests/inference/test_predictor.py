@@ -46,7 +46,7 @@ def ensemble(cohort, tmp_path_factory):
 
 def test_round_trip_gives_the_training_predictions(single, cohort):
     saved = pd.read_csv(single / "predictions.tsv", sep="\t").set_index("participant_id")
-    out = Predictor.from_run(single).predict_table(cohort.table).set_index("participant_id")
+    out = Predictor.from_run(single).predict(cohort.table).set_index("participant_id")
     np.testing.assert_allclose(out.loc[saved.index, "predicted_age"], saved["predicted_age"],
                                atol=1e-3)
     assert len(out) == len(cohort.table)  # training and unlabelled scans are predicted too
@@ -60,12 +60,12 @@ def test_round_trip_gives_the_training_predictions(single, cohort):
 def test_prepared_with_another_spec_is_refused(single, tmp_path):
     other = make_prepared(tmp_path / "other", n=3, spec=spec_for_tests(nonlinear=True))
     with pytest.raises(BrainAgeError, match=r"registration: 'affine' vs 'syn'.*prepares"):
-        Predictor.from_run(single).predict_prepared(other)
+        Predictor.from_run(single).predict(other)
 
 
 def test_same_spec_is_accepted(single, cohort, tmp_path):
     again = make_prepared(tmp_path / "again", n=3, seed=5)
-    out = Predictor.from_run(single).predict_prepared(again)
+    out = Predictor.from_run(single).predict(again)
     assert list(out["participant_id"]) == ["sub-00", "sub-01", "sub-02"]
 
 
@@ -73,7 +73,7 @@ def test_out_of_range_ages_are_flagged(single, cohort):
     lo, hi = json.loads((single / "run.json").read_text())["training_range"]
     table = cohort.table.copy()
     table.loc[0, "age"], table.loc[1, "age"] = lo - 5, hi + 0.5
-    out = Predictor.from_run(single).predict_table(table)
+    out = Predictor.from_run(single).predict(table)
     assert out.loc[0, "ood"] == "age_out_of_range" and out.loc[1, "ood"] == "age_out_of_range"
     inside = table["age"].between(lo, hi)
     assert out.loc[inside, "ood"].isna().all()
@@ -84,7 +84,7 @@ def test_fold_models_are_averaged(ensemble, cohort):
     from brainage.models import load_model
     from brainage.models.engine import predict_dataset
 
-    out = Predictor.from_run(ensemble).predict_table(cohort.table)
+    out = Predictor.from_run(ensemble).predict(cohort.table)
     each = np.stack([predict_dataset(load_model(ensemble / f"fold-{k}"),
                                      ScanDataset.from_table(cohort.table)) for k in (0, 1)])
     np.testing.assert_allclose(out["predicted_age"], each.mean(0), atol=1e-4)
@@ -104,7 +104,7 @@ def test_raw_files_use_the_runs_spec_and_report_qc(single, cohort, monkeypatch, 
     monkeypatch.setattr(pipeline, "preprocess_scan", as_result(fake_preprocess))
     files = [tmp_path / "sub-07_ses-1_T1w.nii.gz", tmp_path / "sub-07_ses-2_T1w.nii.gz",
              tmp_path / "scan.nii"]
-    out = Predictor.from_run(single).predict_files(files)
+    out = Predictor.from_run(single).predict(files)
     assert seen == [cohort.spec.hash] * 3
     assert list(out["participant_id"]) == ["sub-07", "sub-07", "scan"]
     assert list(out["session"].fillna("n/a")) == ["ses-1", "ses-2", "n/a"]
@@ -128,7 +128,7 @@ def test_bias_correction_is_fitted_on_validation_and_applied(tmp_path):
     assert bias["fitted_on"] == "val" and bias["n_subjects"] == metrics["uncorrected"]["val"]["n"]
     assert set(metrics["corrected"]) == {"val", "test"}
     predictor = Predictor.from_run(run)
-    out = predictor.predict_table(cohort.table)
+    out = predictor.predict(cohort.table)
     expected = out["predicted_age"] - (bias["models"]["__pooled__"]["coef"]["age"] * out["age"]
                                        + bias["models"]["__pooled__"]["coef"]["intercept"])
     np.testing.assert_allclose(out["corrected_age"], expected, atol=1e-6)
@@ -153,12 +153,12 @@ def test_raw_scan_failing_preprocessing_is_a_row_with_its_reason(single, monkeyp
     predictor = Predictor.from_run(single)
     files = [tmp_path / "bad_T1w.nii", tmp_path / "sub-1_T1w.nii"]
     with pytest.warns(UserWarning, match="1 of 2 scan.*bad_T1w.nii.*not a NIfTI"):
-        out = predictor.predict_files(files)
+        out = predictor.predict(files)
     assert out["participant_id"].tolist() == ["bad_T1w", "sub-1"]  # input order kept
     assert out["predicted_age"].isna().tolist() == [True, False]
     assert out["error"].iloc[0] == f"preprocessing failed: {files[0]}: not a NIfTI file"
     with pytest.raises(BrainAgeError, match="no input scan.*not a NIfTI"):
-        predictor.predict_files([tmp_path / "bad_T1w.nii"])
+        predictor.predict([tmp_path / "bad_T1w.nii"])
 
 
 def test_calibrated_intervals_are_written_by_predict(single, cohort):
@@ -168,7 +168,7 @@ def test_calibrated_intervals_are_written_by_predict(single, cohort):
     rng = np.random.default_rng(0)
     age = rng.uniform(20, 80, 40)
     predictor.intervals = ConformalInterval(alpha=0.1).fit(age, age + rng.normal(0, 3, 40))
-    out = predictor.predict_table(cohort.table)
+    out = predictor.predict(cohort.table)
     half = predictor.intervals.quantile_
     np.testing.assert_allclose(out["interval_high"] - out["predicted_age"], half)
     np.testing.assert_allclose(out["predicted_age"] - out["interval_low"], half)
@@ -180,4 +180,4 @@ def test_arrays_of_another_shape_than_the_run_are_refused(single, tmp_path):
     np.save(bad, np.zeros((10, 12, 9), np.float16))
     table = pd.DataFrame({"participant_id": ["sub-x"], "array_path": [str(bad)]})
     with pytest.raises(ValueError, match=r"input shape \(20, 24, 18\).*sub-x \(10, 12, 9\)"):
-        predictor.predict_table(table)
+        predictor.predict(table)

@@ -109,7 +109,7 @@ def test_cascade_final_age_is_discretized_plus_residual(cascade):
 
 def test_predictor_on_a_cascade(cascade):
     cohort, run = cascade
-    out = Predictor.from_run(run).predict_table(cohort.table)
+    out = Predictor.from_run(run).predict(cohort.table)
     s1 = [load_model(run / f"stage1/fold-{k}") for k in (0, 1)]
     ds = ScanDataset.from_table(cohort.table)
     batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])

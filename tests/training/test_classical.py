@@ -163,15 +163,15 @@ def test_stack_refuses_holdout_splits_before_writing(prepared, tmp_path):
 
 def test_fold_members_share_one_feature_pass(prepared, tmp_path, monkeypatch):
     """Prediction makes each scan's features once for all fold members (same definition)."""
-    import brainage.inference.predictor as predictor_module
+    import brainage.inference.kinds as kinds_module
 
     run = train_cohort(prepared, tmp_path / "ridge", classical("ridge"))
     predictor = Predictor.from_run(run)
     calls = []
-    real = predictor_module.feature_matrix
-    monkeypatch.setattr(predictor_module, "feature_matrix",
+    real = kinds_module.feature_matrix
+    monkeypatch.setattr(kinds_module, "feature_matrix",
                         lambda maker, table: calls.append(1) or real(maker, table))
-    out = predictor.predict_table(prepared.table)
+    out = predictor.predict(prepared.table)
     assert len(calls) == 1 and len(predictor.stage1) == 3
     each = np.stack([m.predict_table(prepared.table) for m in predictor.stage1])
     np.testing.assert_allclose(out["predicted_age"], each.mean(axis=0))

@@ -30,8 +30,8 @@ def test_unseen_site_scans_stand_out_in_embedding_distance(tmp_path):
     Splits("user", 0, {}, folds, cohort_hash(everyone), [], len(set(everyone))).to_json(splits)
     run = brainage.train(prepared, tmp_path / "run", "tissue_ridge", splits=splits)
     predictor = brainage.Predictor.from_run(run)
-    near = predictor.predict_table(own)["embedding_distance"].to_numpy()
-    far = predictor.predict_table(other)["embedding_distance"].to_numpy()
+    near = predictor.predict(own)["embedding_distance"].to_numpy()
+    far = predictor.predict(other)["embedding_distance"].to_numpy()
     assert np.isfinite(near).all() and np.isfinite(far).all()
     assert np.median(far) > 1.0 and np.median(far) > 1.5 * np.median(near)
     assert (far > 1.0).mean() >= 0.75

@@ -125,7 +125,7 @@ def test_run_chooses_inside_each_fold_and_scores_the_choice(prepared, tmp_path):
     for f in sel["per_fold"]:
         assert f["chosen"] in {"voxels", "regions", "svr"}
         assert f["inner_mae"][f["chosen"]] == min(f["inner_mae"].values())
-    out = Predictor.from_run(run).predict_table(prepared.table)
+    out = Predictor.from_run(run).predict(prepared.table)
     assert out["predicted_age"].notna().all()
     assert np.corrcoef(out["predicted_age"], prepared.table["age"])[0, 1] > 0.8
 
@@ -145,7 +145,7 @@ def test_classical_run_scores_out_of_distribution_scans(prepared, tmp_path):
     assert (run / "ood_reference.json").is_file()
     predictor = Predictor.from_run(run)
     table = prepared.table.copy()
-    own = predictor.predict_table(table)
+    own = predictor.predict(table)
     typical = float(own["embedding_distance"].median())
     assert typical < 1.0
     odd = table.iloc[:2].copy()
@@ -153,7 +153,7 @@ def test_classical_run_scores_out_of_distribution_scans(prepared, tmp_path):
     strange = maps.copy()
     strange[0], strange[2] = maps[2], maps[0]  # GM and CSF swapped: another contrast
     odd["tissue_path"] = [strange, maps]
-    out = predictor.predict_table(odd)
+    out = predictor.predict(odd)
     assert out["embedding_distance"].iloc[0] > max(1.0, 1.5 * typical)
     assert out["embedding_distance"].iloc[1] < 1.0
     assert "embedding_distance" in out["ood_flags"].iloc[0]

@@ -199,7 +199,7 @@ def _build(work: Path, name: str, cohort: Any, predictor: Any, explainer: Any,
     if result.failed:
         raise BrainAgeError("preprocessing failed: " + "; ".join(
             f"{scan}: {err}" for scan, err in result.failed))
-    table = predictor.predict_prepared(prepared)
+    table = predictor.predict(prepared)
     final = work / name
     _move_tree(prepared / name, final)
     if explainer is not None:

@@ -95,7 +95,7 @@ def fill_age_sources(out: pd.DataFrame) -> pd.DataFrame:
 def predict_table(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
                   progress: ProgressArg = False, threads: int | None = None,
                   shard: tuple[int, int] | None = None) -> pd.DataFrame:
-    """:meth:`Predictor.predict_table` of prepared rows, in chunks of :data:`CHUNK_BATCHES`
+    """Prepared rows through the predictor (its ``_predict_table``), in chunks of :data:`CHUNK_BATCHES`
     batches; `shard` ``(k, N)``: only the k-th of N blocks of whole chunks (the networks see
     the batches they see in one process)."""
     data = table.reset_index(drop=True)
@@ -106,7 +106,7 @@ def predict_table(predictor: Any, table: pd.DataFrame, *, jobs: int | None = 1,
             return pd.DataFrame()
     tasks = [data.iloc[i:i + size] for i in range(0, len(data), size)]
     if len(tasks) <= 1 and not progress:  # one chunk: no pool, nothing to report
-        return predictor.predict_table(data)
+        return predictor._predict_table(data)
     frames = _run(_table_task, predictor, tasks, jobs, progress, threads, "predict",
                   [len(t) for t in tasks])
     return concat(frames).reset_index(drop=True)
@@ -148,13 +148,13 @@ def _caught(fn: Any, *args: Any) -> tuple[pd.DataFrame, list[tuple[type[Warning]
 def _raw_task(predictor: Any, row: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
     """One raw scan (a one-row table) -> its output row, index = its input position."""
     position = row.index
-    frame, caught = _caught(predictor.predict_raw_now, row.reset_index(drop=True), True)
+    frame, caught = _caught(predictor._predict_raw_now, row.reset_index(drop=True), True)
     return frame.set_axis(position), caught
 
 
 def _table_task(predictor: Any, chunk: pd.DataFrame) -> tuple[pd.DataFrame, list[Any]]:
     position = chunk.index
-    frame, caught = _caught(predictor.predict_table, chunk.reset_index(drop=True))
+    frame, caught = _caught(predictor._predict_table, chunk.reset_index(drop=True))
     return frame.set_axis(position), caught
 
 

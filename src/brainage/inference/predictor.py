@@ -3,10 +3,9 @@
 The run folder alone is enough: weights (safetensors), model names and
 kwargs, the preprocessing spec and hash, the training age range and the bias correction.
 Inputs prepared with another spec are refused; raw NIfTI files are preprocessed with the
-run's own spec. Fold models are averaged (``ensemble_sd`` = their SD); a cascade feeds the
-stage-1 ensemble to every stage-2 model; a stack runs each member run (its own predictor)
-and combines their predictions with the weights fitted on their out-of-fold predictions
-(``stack.json``). Classical members (:mod:`brainage.classical`) read the tissue maps.
+run's own spec. How each kind of run loads and predicts (fold ensembles, cascades, stacks,
+encoders, classical models) is its rule in :mod:`brainage.inference.kinds`; the rows read
+and written are :mod:`brainage.inference.tables`.
 """
 
 from __future__ import annotations
@@ -20,19 +19,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainage import runs as rf
-from brainage.classical.model import ClassicalModel, feature_matrix, is_classical
+from brainage import run_kinds as rk
 from brainage.data.cohort import Cohort
-from brainage.data.datasets import ScanDataset
 from brainage.errors import BrainAgeError, InputError
 from brainage.inference import outputs, run_files
-from brainage.inference.engine import predict_dataset
-from brainage.inference.stacking import STACK_JSON, combine
-from brainage.models import BrainAgeModel, load_model
+from brainage.inference.kinds import Model, load_age_member, predict_columns, rule_for
+from brainage.inference.stacking import combine
+from brainage.inference.tables import (
+    OUTPUT_COLUMNS,
+    base_columns,
+    bids_entity,
+    is_raw_scan,
+    preprocess_rows,
+)
 from brainage.preprocessing.prepared import PreparedCohort, is_prepared, open_prepared
+from brainage.progress import ProgressArg
 
-OUTPUT_COLUMNS = ("participant_id", "session", "run", "age", "age_source", "age_note", "predicted_age",
-                  "gap", "sex", "site", "group")
+#: What :meth:`Predictor.predict` takes.
+Inputs = str | Path | Sequence[str | Path] | PreparedCohort | pd.DataFrame
+
+__all__ = ["OUTPUT_COLUMNS", "Inputs", "Predictor", "is_raw_scan", "load_age_member"]
 
 
 @dataclass
@@ -59,11 +65,12 @@ class Predictor:
         member_names: Member folder names of `stage1` (keys of the reference).
         members: A stack's member predictors (empty otherwise).
         combiner: A stack's ``stack.json`` (weights, intercept), or None.
+        kind: The run's kind, a name of :data:`brainage.run_kinds.RUN_KINDS`.
     """
 
     run_dir: Path
-    stage1: list[BrainAgeModel]
-    stage2: list[BrainAgeModel]
+    stage1: list[Model]
+    stage2: list[Model]
     spec: Any
     training_range: list[float]
     bias: Any = None
@@ -77,80 +84,87 @@ class Predictor:
     member_names: list[str] = field(default_factory=list)
     members: list[Predictor] = field(default_factory=list)
     combiner: dict[str, Any] | None = None
+    kind: str = rk.MODELS
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None, batch_size: int = 8,
                  allow_library_drift: bool = False) -> Predictor:
-        """Load every model and record of a finished run folder."""
+        """Load every model and record of a finished run folder (its kind's loader,
+        :data:`brainage.inference.kinds.PREDICT_RULES`).
+
+        Raises:
+            BrainAgeError: not a finished run, a damaged file, or a kind that predicts no
+                ages (a GAN run).
+        """
         run = Path(run_dir)
         info = run_files.read_info(run)  # every small file is checked before the weights load
-        if info.kind == "gan":
-            raise InputError(f"{run} is a TGB-GAN run (it makes synthetic brains; it does "
-                             "not predict ages). Fix: pass a run of `brainage train`, or "
-                             "use this one with `brainage gan synthesize`.")
+        kind, rule = rule_for(run, info)
         spec = run_files.load_spec(run, info)
         extras = run_files.load_corrections(run)
         for note in extras.notes:
             warnings.warn(note, outputs.NoteWarning, stacklevel=2)
-        if info.kind == "stack":
-            members = [cls.from_run(run / m, device, batch_size, allow_library_drift)
-                       for m in info.members]
-            return cls(run, [], [], spec, info.training_range, extras.bias, extras.intervals,
-                       batch_size, device, allow_library_drift, extras.notes,
-                       input_shape=info.input_shape, members=members,
-                       combiner=rf.read_json(run / STACK_JSON))
-        names = info.members
-        if info.kind == "cascade":
-            stage1, names = _members(run / info.stages["stage1"])
-            stage2, _ = _members(run / info.stages["stage2"])
-        elif info.kind == "encoder":  # encoder + the linear read-out `brainage probe` fitted
-            from brainage.inference.encoders import load_member
-
-            stage1, stage2 = [load_member(run / m, readout=True) for m in info.members], []
-        else:
-            stage1, stage2 = [load_age_member(run / m) for m in info.members], []
-        reference, note = _ood_reference(run, info)
-        if note is not None:
-            warnings.warn(note, outputs.NoteWarning, stacklevel=2)
-            extras.notes.append(note)
-        return cls(run, stage1, stage2, spec, info.training_range, extras.bias,
+        assert rule.load is not None
+        loaded = rule.load(run, info, lambda path: cls.from_run(path, device, batch_size,
+                                                                 allow_library_drift))
+        if loaded.note is not None:
+            warnings.warn(loaded.note, outputs.NoteWarning, stacklevel=2)
+            extras.notes.append(loaded.note)
+        return cls(run, loaded.stage1, loaded.stage2, spec, info.training_range, extras.bias,
                    extras.intervals, batch_size, device, allow_library_drift, extras.notes,
-                   input_shape=info.input_shape, ood_reference=reference, member_names=names)
+                   input_shape=info.input_shape, ood_reference=loaded.reference,
+                   member_names=loaded.member_names, members=loaded.members,
+                   combiner=loaded.combiner, kind=kind.name)
 
-    # ------------------------------------------------------------------ inputs
-    def predict(self, inputs: str | Path | Sequence[str | Path] | PreparedCohort,
-                cohort: Cohort | str | Path | None = None,
-                dicom_series: str | None = None, **many: Any) -> pd.DataFrame:
-        """Predict any kind of input: NIfTI files or DICOM folders, one prepared folder, or
-        one cohort source.
+    def predict(self, inputs: Inputs, cohort: Cohort | str | Path | None = None, *,
+                dicom_series: str | None = None, jobs: int | None = 1,
+                progress: ProgressArg = False, threads: int | None = None,
+                shard: tuple[int, int] | None = None) -> pd.DataFrame:
+        """Predict any kind of input: NIfTI files or DICOM folders, one prepared folder, one
+        cohort source, or a table of rows.
 
         Raw scans (files, DICOM folders or a BIDS/table cohort) are preprocessed with the
-        run's own spec; a prepared folder must have been prepared with it.
+        run's own spec, one scan per task; a prepared folder must have been prepared with
+        it, and goes in chunks of ``batch_size`` scans per task. A scan that fails
+        (in ``prepare``, or preprocessing here) is a row with ``predicted_age`` n/a and the
+        reason in ``error``; one warning names them all.
 
         Args:
-            inputs: NIfTI paths and DICOM folders, or a single prepared folder or cohort
-                source.
-            cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``.
+            inputs: NIfTI paths and DICOM folders; a single prepared folder (or an opened
+                :class:`PreparedCohort`, e.g. OpenBHB arrays opened with a mask) or cohort
+                source; or a table: rows with ``array_path`` (prepared arrays or their
+                paths, with the run's spec) or with a raw image ``path`` (+ age, sex,
+                ``dicom_series``, ...).
+            cohort: Ages/sex/site for a prepared folder without ``cohort.tsv``; without
+                either, ages are unknown (no gap).
             dicom_series: The series of every DICOM folder to use (SeriesNumber or UID);
                 default the T1w one (:func:`brainage.data.dicom.pick_series`).
-            **many: ``jobs`` (worker processes, default 1; None: every core),
-                ``progress`` (False: quiet, the default; True: a bar or log lines and a
-                summary line on stderr; or a callable ``fn(done, total)``) and
-                ``threads`` (per worker) and ``shard`` ((k, N): the k-th of N blocks of
-                rows, for job arrays) of :mod:`brainage.inference.many`.
+            jobs: Worker processes (None: every core).
+            progress: False: quiet; True: a bar or log lines and a summary line on stderr;
+                or a callable ``fn(done, total)``.
+            threads: Threads per worker.
+            shard: ``(k, N)``: only the k-th of N blocks of rows, for job arrays
+                (:mod:`brainage.inference.sharded` merges them).
 
         Returns:
             One row per scan: ids, age, predicted_age, gap (+ corrected columns, interval,
             ensemble SD, QC and out-of-distribution flags).
-        """
-        from brainage.data.openbhb_arrays import is_openbhb, open_like
 
-        if isinstance(inputs, PreparedCohort):  # e.g. OpenBHB arrays opened with a mask
-            return self.predict_prepared(inputs, cohort, **many)
+        Raises:
+            BrainAgeError: inputs prepared with another spec (the differences listed), of
+                another shape, or none of the raw scans could be preprocessed.
+        """
+        from brainage.preprocessing.openbhb_arrays import is_openbhb, open_like
+
+        many: dict[str, Any] = {"jobs": jobs, "progress": progress, "threads": threads,
+                                "shard": shard}
+        if isinstance(inputs, pd.DataFrame):
+            return self._predict_rows(inputs, many)
+        if isinstance(inputs, PreparedCohort):
+            return self._predict_prepared(inputs, cohort, many)
         items = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
         raw = [p for p in items if is_raw_scan(p)]
         if raw and len(raw) == len(items):
-            return self.predict_files(raw, dicom_series, **many)
+            return self._predict_files(raw, dicom_series, many)
         if dicom_series is not None:
             raise InputError(f"--dicom-series {dicom_series} was given, but the inputs are "
                              "not DICOM folders. Fix: drop --dicom-series.")
@@ -160,25 +174,37 @@ class Predictor:
                 "folders only, or one prepared folder or cohort source. Fix: call predict "
                 "once per cohort.")
         if is_prepared(items[0]):
-            return self.predict_prepared(items[0], cohort, **many)
+            return self._predict_prepared(items[0], cohort, many)
         if is_openbhb(items[0]):  # already preprocessed arrays: opened as the run's were
-            return self.predict_prepared(open_like(items[0], self.spec), cohort, **many)
-        return self.predict_cohort(items[0], **many)
+            return self._predict_prepared(open_like(items[0], self.spec), cohort, many)
+        return self._predict_cohort(items[0], many)
 
-    def predict_prepared(self, prepared_dir: str | Path,
-                         cohort: Cohort | str | Path | None = None, **many: Any
-                         ) -> pd.DataFrame:
-        """Predict every usable scan of a prepared cohort (prepared with the run's spec).
+    def ood_info(self) -> dict[str, Any]:
+        """What the OOD columns were computed against (recorded in the sidecar)."""
+        from brainage.inference import ood
 
-        Ages, sex, site and group come from its ``cohort.tsv`` or from `cohort`; without
-        either, ages are unknown (no gap). Scans that failed in ``prepare`` are rows too,
-        with ``predicted_age`` n/a and their error in ``error``. `many`: as in
-        :meth:`predict` (chunks of ``batch_size`` scans per task).
+        return ood.describe(self.ood_reference, self.training_range)
 
-        Raises:
-            BrainAgeError: the cohort was prepared with another spec; the message lists
-                the differences.
-        """
+    # ------------------------------------------------------------------ inputs
+    def _predict_rows(self, table: pd.DataFrame, many: dict[str, Any]) -> pd.DataFrame:
+        """A table: prepared rows (``array_path``) or raw ones (``path``)."""
+        from brainage.inference import many as parallel
+
+        if "array_path" in table:
+            return parallel.predict_table(self, table, **many)
+        if "path" in table:
+            return parallel.predict_raw(self, table, **many)
+        raise InputError(f"a table of {len(table)} row(s) with the columns "
+                         f"{', '.join(map(str, table.columns)) or 'none'}; expected an "
+                         "'array_path' column (prepared arrays) or a 'path' column (raw "
+                         "scans). Fix: add one, or pass the folder or files instead.")
+
+    def _predict_prepared(self, prepared_dir: str | Path | PreparedCohort,
+                          cohort: Cohort | str | Path | None, many: dict[str, Any]
+                          ) -> pd.DataFrame:
+        """Every usable scan of a prepared cohort (prepared with the run's spec); scans that
+        failed in ``prepare`` are rows too, with their error."""
+        from brainage.inference.many import predict_table
         from brainage.preprocessing.spec import check_spec_compatible
 
         prepared = open_prepared(prepared_dir, cohort)  # refuses a replaced spec file clearly
@@ -190,8 +216,6 @@ class Predictor:
                 f"{prepared.root} cannot be predicted with run {self.run_dir}: {exc} "
                 "Or pass the raw cohort / NIfTI files to `brainage predict`, which prepares "
                 "them with the run's own spec.") from exc
-        from brainage.inference.many import predict_table
-
         out = predict_table(self, prepared.table, **many)
         failed = prepared.failed  # an OpenBHB folder has no failed scans (and no error column)
         shard = many.get("shard")
@@ -203,19 +227,18 @@ class Predictor:
             return rows.reset_index(drop=True)
         return outputs.with_failures(out, rows.set_axis(range(len(out), len(out) + len(rows))))
 
-    def predict_files(self, paths: Sequence[str | Path], dicom_series: str | None = None,
-                      **many: Any) -> pd.DataFrame:
-        """Preprocess raw NIfTI files or DICOM folders with the run's spec, then predict.
+    def _predict_files(self, paths: Sequence[str | Path], dicom_series: str | None,
+                       many: dict[str, Any]) -> pd.DataFrame:
+        """Raw NIfTI files or DICOM folders. Ages are unknown, except for DICOM series whose
+        header gives them (PatientAge, PatientSex; ``age_source`` says so)."""
+        from brainage.inference.many import predict_raw
 
-        Ages are unknown, except for DICOM series whose header gives them (PatientAge,
-        PatientSex; ``age_source`` says so).
-        """
-        rows = [{"participant_id": _entity(p, "sub") or Path(p).name.split(".")[0],
-                 "session": _entity(p, "ses"), "path": str(p), "dicom_series": dicom_series}
+        rows = [{"participant_id": bids_entity(p, "sub") or Path(p).name.split(".")[0],
+                 "session": bids_entity(p, "ses"), "path": str(p), "dicom_series": dicom_series}
                 for p in paths]
-        return self.predict_raw(pd.DataFrame(rows), **many)
+        return predict_raw(self, pd.DataFrame(rows), **many)
 
-    def predict_cohort(self, source: str | Path, **many: Any) -> pd.DataFrame:
+    def _predict_cohort(self, source: str | Path, many: dict[str, Any]) -> pd.DataFrame:
         """Read a cohort (BIDS, table, folder), preprocess each scan, predict.
 
         Like ``prepare``, a scan with a bad image is a row with its error, not a reason to
@@ -224,92 +247,62 @@ class Predictor:
         T1w one); its header fills an age or sex the table leaves empty.
         """
         from brainage.data.sources import read_cohort
+        from brainage.inference.many import predict_raw
 
         report = read_cohort(source, check_images=False)
         self.notes += [f"{source}: {note}" for note in report.notes + report.warnings]
-        return self.predict_raw(report.cohort.table, **many)
+        return predict_raw(self, report.cohort.table, **many)
 
-    def predict_raw(self, table: pd.DataFrame, **many: Any) -> pd.DataFrame:
-        """Rows with a raw image ``path`` (+ age, sex, ``dicom_series``, ...): preprocess in
-        memory, predict, one scan per task (`many`: as in :meth:`predict`). DICOM headers
-        fill the ages and sexes the rows lack.
-
-        A scan whose preprocessing fails stays in the output, in input order, with
-        ``predicted_age`` n/a and the reason in ``error`` (one warning names them all).
-
-        Raises:
-            BrainAgeError: no scan could be preprocessed (every reason listed).
-        """
-        from brainage.inference.many import predict_raw
-
-        return predict_raw(self, table, **many)
-
-    def predict_raw_now(self, table: pd.DataFrame, quiet: bool = False) -> pd.DataFrame:
-        """:meth:`predict_raw` of all rows at once in this process; `quiet`: failed scans
-        are rows without a warning, and all of them failing is no error."""
+    # ------------------------------------------------------------------ tasks of many.py
+    def _predict_raw_now(self, table: pd.DataFrame, quiet: bool = False) -> pd.DataFrame:
+        """Raw rows, all at once in this process (one task of :mod:`~.many`); `quiet`:
+        failed scans are rows without a warning, and all of them failing is no error."""
         if any(m.spec.hash != self.spec.hash for m in self.members):
             return self._predict_raw_members(table)
-        data, kept, rows = _preprocess_rows(table, self.spec, quiet)
+        data, kept, rows = preprocess_rows(table, self.spec, quiet)
         if data.empty:
             return rows.reset_index(drop=True)
-        return outputs.with_failures(self.predict_table(data).set_axis(kept), rows)
+        return outputs.with_failures(self._predict_table(data).set_axis(kept), rows)
 
     def _predict_raw_members(self, table: pd.DataFrame) -> pd.DataFrame:
         """A stack whose members were trained on different specs: each member preprocesses
         the scans with its own spec; scans any member failed on are failures."""
-        outs = [m.predict_raw_now(table, quiet=True) for m in self.members]
+        outs = [m._predict_raw_now(table, quiet=True) for m in self.members]
         P = np.stack([o["predicted_age"].to_numpy(dtype=float) for o in outs], axis=1)
         out = outs[0].drop(columns=[c for c in outs[0] if c not in OUTPUT_COLUMNS
                                     and c not in ("qc_flags", "error")])
-        out["predicted_age"] = self._combine(P)
+        assert self.combiner is not None
+        out["predicted_age"] = combine(P, self.combiner)
         out["gap"] = out["predicted_age"] - out["age"]
         self._finish(out, None)
         return out
 
-    # ------------------------------------------------------------------ core
-    def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Predict rows with ``array_path`` (paths or arrays); returns the output table.
+    def _predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Prepared rows (``array_path``: paths or arrays), in this process (one task of
+        :mod:`~.many`): the kind's columns, then gap, corrections, interval and OOD.
 
         Raises:
             InputError: an array whose shape is not the run's input shape.
         """
         data = table.reset_index(drop=True)
-        self.check_shapes(data)
-        out = _base_columns(data)
-        if self.members:  # a stack: each member run, then the combiner
-            P = np.stack([m.predict_table(data)["predicted_age"].to_numpy(dtype=float)
-                          for m in self.members], axis=1)  # (N, M)
-            for j, m in enumerate(self.members):
-                out[f"member_{Path(m.run_dir).name}"] = P[:, j]
-            out["predicted_age"] = self._combine(P)
-            out["gap"] = out["predicted_age"] - out["age"]
-            out["qc_flags"] = data.get("qc_flags", pd.NA)
-            self._finish(out, data)
-            return out
-        preds = self._member_predictions(data)  # (M, N)
-        if self.stage2:
-            data = data.assign(stage1_age=preds.mean(axis=0))
-            out["stage1_age"] = data["stage1_age"]
-            preds = np.stack([self._predict(m, data) for m in self.stage2])
-        out["predicted_age"] = preds.mean(axis=0)
-        out["gap"] = out["predicted_age"] - out["age"]
-        if len(preds) > 1:
-            out["ensemble_sd"] = preds.std(axis=0)
+        columns = predict_columns(self, data)
+        out = base_columns(data)
+        for name, values in columns.items():
+            out[name] = values
+            if name == "predicted_age":
+                out["gap"] = out["predicted_age"] - out["age"]
         out["qc_flags"] = data.get("qc_flags", pd.NA)
         self._finish(out, data)
         return out
 
-    def _combine(self, P: np.ndarray) -> np.ndarray:
-        assert self.combiner is not None
-        return combine(P, self.combiner)
-
+    # ------------------------------------------------------------------ columns
     def _finish(self, out: pd.DataFrame, data: pd.DataFrame | None) -> None:
         """Bias-corrected columns, the interval and the out-of-distribution flags/scores."""
         self._correct(out)
         if self.intervals is not None:
             out["interval_low"], out["interval_high"] = self.intervals.predict_interval(
                 out["predicted_age"])
-        out["ood"] = self.ood_flags(out["age"])
+        out["ood"] = self._age_flags(out["age"])
         if data is not None:
             self._ood_scores(out, data)
 
@@ -320,188 +313,15 @@ class Predictor:
         models = dict(zip(self.member_names, self.stage1, strict=True))
         ood.add_columns(out, data, self.ood_reference, models, self.batch_size, self.device)
 
-    def check_shapes(self, data: pd.DataFrame) -> None:
-        """Refuse arrays of another shape than the run was trained on (``run.json``)."""
-        if not self.input_shape or "array_path" not in data:
-            return
-        want = tuple(int(n) for n in self.input_shape)
-        bad = []
-        for i, item in enumerate(data["array_path"]):
-            shape = _array_shape(item)
-            if shape is not None and shape != want:
-                who = data["participant_id"].iloc[i] if "participant_id" in data else i
-                bad.append(f"{who} {shape}")
-        if bad:
-            raise InputError(
-                f"{len(bad)} array(s) do not have the input shape {want} that run "
-                f"{self.run_dir} was trained on: {', '.join(bad[:10])}. Fix: prepare the scans "
-                "with the run's own spec (pass raw scans to `brainage predict`).")
-
-    def _member_predictions(self, data: pd.DataFrame) -> np.ndarray:
-        """(M, N) predictions of the stage-1 members. Classical fold members share their
-        feature definition, so the features of each scan are made once, not once per fold."""
-        features: dict[str, np.ndarray] = {}
-        out = []
-        for model in self.stage1:
-            if isinstance(model, ClassicalModel):
-                key = model.features.key
-                if key not in features:
-                    features[key] = feature_matrix(model.features, data)
-                out.append(model.predict_features(features[key]))
-            else:
-                out.append(self._predict(model, data))
-        return np.stack(out)
-
-    def _predict(self, model: BrainAgeModel | ClassicalModel, data: pd.DataFrame) -> np.ndarray:
-        if isinstance(model, ClassicalModel):
-            return model.predict_table(data)
-        return predict_dataset(model, ScanDataset.from_table(data), self.batch_size,
-                               self.device)
-
     def _correct(self, out: pd.DataFrame) -> None:
         if self.bias is None or out["age"].isna().all():
             return
         out["corrected_age"] = self.bias.transform(out["age"], out["predicted_age"])
         out["corrected_gap"] = out["corrected_age"] - out["age"]
 
-    def ood_info(self) -> dict[str, Any]:
-        """What the OOD columns were computed against (recorded in the sidecar)."""
-        from brainage.inference import ood
-
-        return ood.describe(self.ood_reference, self.training_range)
-
-    def ood_flags(self, age: pd.Series) -> pd.Series:
+    def _age_flags(self, age: pd.Series) -> pd.Series:
         """``age_out_of_range`` where a known age lies outside the training range."""
         lo, hi = self.training_range
         outside = age.notna() & ((age < lo) | (age > hi))
         return pd.Series(np.where(outside, "age_out_of_range", None), index=age.index,
                          dtype="string")
-
-
-def is_raw_scan(path: str | Path) -> bool:
-    """Whether `path` is one raw scan (a NIfTI file or a DICOM folder), which
-    :meth:`Predictor.predict` takes together with others; anything else (a prepared folder,
-    a cohort source, OpenBHB arrays) is predicted alone."""
-    from brainage.data.dicom import is_dicom_folder
-
-    item = Path(path)
-    return item.name.endswith((".nii", ".nii.gz")) or is_dicom_folder(item)
-
-
-def _array_shape(item: Any) -> tuple[int, ...] | None:
-    """Spatial shape of an input: an array, a lazy volume with ``shape``, or a ``.npy`` path
-    (its header only); None when it cannot be known without reading the data."""
-    if hasattr(item, "shape"):
-        return tuple(int(n) for n in item.shape)
-    if isinstance(item, str | Path) and str(item).endswith(".npy"):
-        return tuple(np.load(item, mmap_mode="r").shape)
-    return None
-
-
-def _members(stage_dir: Path) -> tuple[list[BrainAgeModel], list[str]]:
-    info = rf.read_run_info(stage_dir)
-    return [load_model(stage_dir / m) for m in info.members], info.members
-
-
-def _ood_reference(run: Path, info: rf.RunInfo) -> tuple[Any, str | None]:
-    """The OOD reference of the run (a cascade: of stage 1), or None and a note."""
-    from brainage.inference.ood import REFERENCE_JSON, load_reference
-
-    folder = run / info.stages["stage1"] if info.kind == "cascade" else run
-    reference = load_reference(folder)
-    if reference is not None:
-        return reference, None
-    why = "a classical model: no network embedding to compare" if info.members and \
-        is_classical(folder / info.members[0]) else \
-        "trained before brainage stored one, or a pretrained encoder"
-    return None, (f"run {run} has no {REFERENCE_JSON} ({why}), so the predictions have no "
-                  "embedding_distance and intensity_z; the training age range and QC flags "
-                  "are still checked (column 'ood_flags')")
-
-
-def load_age_member(folder: Path) -> BrainAgeModel | ClassicalModel:
-    """A member folder's model: a network, or a classical model (``model.json`` says)."""
-    with run_files.member_files(folder):  # a damaged file: a named error, not a KeyError
-        return ClassicalModel.load(folder) if is_classical(folder) else load_model(folder)
-
-
-def _preprocess_rows(table: pd.DataFrame, spec: Any, quiet: bool = False
-                     ) -> tuple[pd.DataFrame, pd.Index, pd.DataFrame]:
-    """Preprocess the raw ``path`` of each row in memory with `spec` (`quiet`: failures are
-    only rows, with no warning or error).
-
-    Returns:
-        (the rows that worked, with ``array_path`` (+ ``tissue_path``, ``affine_det``) and
-        ``qc_flags``; their index in `table`; failure rows with their ``error``).
-
-    Raises:
-        BrainAgeError: no scan could be preprocessed (every reason listed).
-    """
-    from brainage.data.scans import row_source, with_header_demographics
-    from brainage.preprocessing.antsio import deterministic_itk
-    from brainage.preprocessing.pipeline import preprocess_scan
-
-    deterministic_itk()  # the same scan gives the same prediction, run after run
-    data = with_header_demographics(table.reset_index(drop=True))
-    images, tissues, dets, flags, failed, errors = [], [], [], [], [], []
-    for i, row in data.iterrows():
-        try:
-            result = preprocess_scan(row_source(row), spec)
-        except BrainAgeError as exc:
-            failed.append(i)
-            errors.append(f"preprocessing failed: {exc}")
-            continue
-        images.append(np.asarray(result.array, dtype=np.float32))
-        tissues.append(result.tissues)
-        dets.append(result.qc.get("affine_det"))
-        flags.append(_qc_text(result.qc))
-    if failed and not quiet:
-        listing = "; ".join(f"{data['path'].iloc[i]}: {e}" for i, e in zip(failed, errors,
-                                                                             strict=True))
-        if len(failed) == len(data):
-            raise BrainAgeError(f"no input scan could be preprocessed: {listing}")
-        warnings.warn(f"{len(failed)} of {len(data)} scan(s) not predicted: {listing}",
-                      outputs.NoteWarning, stacklevel=3)
-    rows = outputs.failure_rows(data.iloc[failed], errors)
-    data = data.drop(index=failed)
-    kept = data.index
-    data = data.reset_index(drop=True)
-    data["array_path"] = images
-    if spec.tissues:
-        data["tissue_path"], data["affine_det"] = tissues, dets
-    data["qc_flags"] = flags
-    return data, kept, rows
-
-
-def _base_columns(data: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in OUTPUT_COLUMNS if c in data and c not in ("predicted_age", "gap")]
-    out = data[cols].copy()
-    for col in ("participant_id", "session", "age"):
-        if col not in out:
-            out[col] = np.nan if col == "age" else pd.NA
-    out["age"] = pd.to_numeric(out["age"], errors="coerce").astype(float)
-    if "run" in out and out["run"].isna().all():
-        out = out.drop(columns="run")
-    return out
-
-
-def _entity(path: str | Path, key: str) -> str | None:
-    """BIDS entity ``key-<label>`` from a file name (``sub-01_ses-2_T1w`` -> ``sub-01``)."""
-    for part in Path(path).name.split(".")[0].split("_"):
-        if part.startswith(f"{key}-"):
-            return part
-    return None
-
-
-def _qc_text(qc: Any) -> str | None:
-    """QC result -> ``;``-joined flags (None when clean)."""
-    if qc is None:
-        return None
-    if isinstance(qc, dict):
-        flags = qc.get("flags", [k for k, v in qc.items() if v is True])
-    else:
-        flags = getattr(qc, "flags", qc)
-    if isinstance(flags, str):
-        return flags or None
-    flags = [str(f) for f in flags]
-    return ";".join(flags) or None

@@ -60,7 +60,7 @@ def _predict_inputs(run: Path, inputs: dict[str, Any]) -> dict[str, float]:
             bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # out-of-range and note warnings are expected
-            out = Predictor.from_run(run).predict_files(scans)
+            out = Predictor.from_run(run).predict(scans)
     return {str(p): float(a) for p, a in zip(out["participant_id"], out["predicted_age"],
                                              strict=True)}
 
