@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from brainage.cluster import (
+from brainage.cluster import executor_parameters, make_executor, srun_train_command
+from brainage.cluster.profile import (
     ClusterProfile,
-    executor_parameters,
     load_profile,
-    make_executor,
     parse_gb,
     parse_minutes,
     profile_from_dict,
-    srun_train_command,
     with_options,
 )
 from brainage.errors import InputError, NotFoundError

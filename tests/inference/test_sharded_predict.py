@@ -9,7 +9,8 @@ import pytest
 from test_many_scans import prepared, run, scans  # noqa: F401  (module fixtures)
 from typer.testing import CliRunner
 
-from brainage.cluster import ClusterProfile, ShardsFailed
+from brainage.cluster import ShardsFailed
+from brainage.cluster.profile import ClusterProfile
 from brainage.errors import InputError
 from brainage.inference import sharded
 from brainage.inference.many import shard_rows

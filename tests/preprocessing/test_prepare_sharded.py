@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from brainage.cluster import ClusterProfile
+from brainage.cluster.profile import ClusterProfile
 from brainage.errors import InputError
 from brainage.preprocessing import run_cohort
 from brainage.preprocessing.sharded import log_folder, prepare_sharded

@@ -67,7 +67,8 @@ def scale_out(executor: str | None, shards: int | None, partition: str | None,
     Raises:
         BrainAgeError: a scale-out option without --executor, no --shards, a bad profile.
     """
-    from brainage.cluster import EXECUTORS, ClusterProfile, load_profile, with_options
+    from brainage.cluster import EXECUTORS
+    from brainage.cluster.profile import ClusterProfile, load_profile, with_options
     from brainage.errors import InputError
 
     if executor is None:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from brainage.cluster import ClusterProfile, ShardsFailed, failed_shards_message, make_executor, run_array
+from brainage.cluster import ShardsFailed, failed_shards_message, make_executor, run_array
+from brainage.cluster.profile import ClusterProfile
 from brainage.errors import BrainAgeError, InputError
 from brainage.io import atomic_path, write_json
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brainage.cluster import ClusterProfile, ShardsFailed, failed_shards_message, make_executor, run_array
+from brainage.cluster import ShardsFailed, failed_shards_message, make_executor, run_array
+from brainage.cluster.profile import ClusterProfile
 from brainage.data.cohort import Cohort
 from brainage.errors import InputError
 from brainage.preprocessing.cache import CacheStore
